@@ -1,0 +1,52 @@
+"""The ``allele`` command line: thin wrappers that parse, call the library and render.
+
+Each command group lives in its own module and registers itself on ``app``; heavy imports stay
+inside the command functions so that ``allele --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from allele import __version__
+
+app = typer.Typer(
+    name="allele",
+    help="Benchmark and observe AI-agent components.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"allele {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Benchmark and observe AI-agent components."""
+
+
+def _register() -> None:
+    # Each module adds its commands to ``app``; the order here is the order in --help.
+    for name in ("demo", "chat", "bench", "monitor", "metrics", "alerts", "serve"):
+        try:
+            __import__(f"allele.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"allele.cli.{name}":
+                raise
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the ``allele`` console script."""
+    app()

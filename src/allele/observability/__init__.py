@@ -1,0 +1,1 @@
+"""Observability: metrics, the engine, alerts, persistence and exports for Allele workloads."""

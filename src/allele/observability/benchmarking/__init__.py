@@ -1,0 +1,1 @@
+"""Matrix benchmarking: suites, runner, statistics, comparison, storage and reports."""

@@ -1,0 +1,117 @@
+"""The data model of benchmark results: a suite run holds cells, a cell holds raw samples.
+
+Plain dataclasses with a JSON-ready ``to_dict`` / ``from_dict``; the runner produces them, the
+storage persists them, statistics, comparison and reports read them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+# The primary timing metric of every cell: seconds per operation, one sample per measured repeat.
+PRIMARY_METRIC = "time_s"
+
+CELL_STATUSES = ("ok", "timeout", "error")
+
+
+def cell_key(params: dict[str, Any]) -> str:
+    """A stable identifier of a cell from its parameters: ``mutation_rate=0.1,population_size=50``."""
+    return ",".join(f"{k}={params[k]!r}" for k in sorted(params))
+
+
+@dataclass
+class CellResult:
+    """One point of the parameter grid, measured.
+
+    ``samples`` maps a metric name to its raw samples (``time_s`` always, when ``status`` is
+    "ok"; also ``cpu_time_s`` and any workload throughput per sample). ``metrics`` holds scalar
+    figures of the cell: workload quality (``best_fitness``, ``memory_capacity``...),
+    ``peak_rss_bytes``, ``tracemalloc_peak_bytes``, GPU figures when present.
+    """
+
+    params: dict[str, Any]
+    status: str = "ok"
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    inner_loops: int = 1
+    processes: int = 1
+    error: str | None = None
+    node: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.params)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = _iso(self.started_at)
+        data["finished_at"] = _iso(self.finished_at)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellResult:
+        data = dict(data)
+        data["started_at"] = _parse(data.get("started_at"))
+        data["finished_at"] = _parse(data.get("finished_at"))
+        return cls(**data)
+
+
+@dataclass
+class SuiteRun:
+    """One execution of a suite: its configuration, the machine and commit, and every cell."""
+
+    name: str
+    component: str
+    suite_id: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    config: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    commit: dict[str, Any] = field(default_factory=dict)
+    cells: list[CellResult] = field(default_factory=list)
+
+    def cell(self, key: str) -> CellResult | None:
+        """The cell whose ``key`` is ``key``, or None."""
+        for c in self.cells:
+            if c.key == key:
+                return c
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "component": self.component,
+            "suite_id": self.suite_id,
+            "created_at": _iso(self.created_at),
+            "config": self.config,
+            "machine": self.machine,
+            "commit": self.commit,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SuiteRun:
+        created = _parse(data.get("created_at")) or datetime.now(UTC)
+        return cls(
+            name=data["name"],
+            component=data["component"],
+            suite_id=data.get("suite_id", ""),
+            created_at=created,
+            config=dict(data.get("config", {})),
+            machine=dict(data.get("machine", {})),
+            commit=dict(data.get("commit", {})),
+            cells=[CellResult.from_dict(c) for c in data.get("cells", [])],
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)

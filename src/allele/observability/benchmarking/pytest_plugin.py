@@ -1,0 +1,1 @@
+"""pytest plugin of Allele's benchmarking (registered through the ``pytest11`` entry point)."""
