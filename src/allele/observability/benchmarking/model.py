@@ -17,7 +17,7 @@ CELL_STATUSES = ("ok", "timeout", "error")
 
 
 def cell_key(params: dict[str, Any]) -> str:
-    """A stable identifier of a cell from its parameters: ``mutation_rate=0.1,population_size=50``."""
+    """A stable identifier of a cell from its parameters: ``mutation_rate=0.1,population=50``."""
     return ",".join(f"{k}={params[k]!r}" for k in sorted(params))
 
 
