@@ -19,6 +19,14 @@ app = typer.Typer(
 )
 
 
+# ``allele bench ...`` gathers commands from two modules (running, and analysing), so its
+# sub-application lives here where both can reach it.
+bench_app = typer.Typer(
+    help="Matrix benchmarks: run, compare, check, report.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"allele {__version__}")
@@ -36,7 +44,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; the order here is the order in --help.
-    for name in ("demo", "chat", "bench", "monitor", "metrics", "alerts", "serve"):
+    for name in ("demo", "chat", "bench", "bench_report", "monitor", "metrics", "alerts", "serve"):
         try:
             __import__(f"allele.cli.{name}")
         except ModuleNotFoundError as exc:
