@@ -1,0 +1,116 @@
+"""Engines for the store: URI checks, SQLite pragmas, and Alembic migrations applied on open."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from allele.errors import StoreError
+from allele.observability.store.faults import safe_url, store_error
+
+ENV_VAR = "ALLELE_STORE_URI"
+DEFAULT_URI = "sqlite:///allele.db"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Any fixed number works: it only has to be the same in every process migrating one database.
+_PG_MIGRATION_LOCK = 0x616C6C656C65
+
+
+def resolve_uri(uri: str | None) -> str:
+    """The URI to open: ``uri``, else ``$ALLELE_STORE_URI``, else ``sqlite:///allele.db``."""
+    if uri is not None:
+        return uri
+    return os.environ.get(ENV_VAR) or DEFAULT_URI
+
+
+def parse_uri(uri: str) -> URL:
+    """The SQLAlchemy URL of ``uri``, or a StoreError naming it and what is accepted."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise StoreError(f"store URI {uri!r} is empty; expected e.g. sqlite:///allele.db")
+    try:
+        url = make_url(uri)
+    except ArgumentError as exc:
+        raise StoreError(
+            f"invalid store URI {uri!r}: expected a SQLAlchemy URL such as sqlite:///allele.db "
+            "or postgresql+psycopg://user@host:5432/db"
+        ) from exc
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StoreError(
+            f"store URI {safe_url(url)!r} uses backend {backend!r}; supported backends are "
+            f"{', '.join(SUPPORTED_BACKENDS)}"
+        )
+    return url
+
+
+def _is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+
+
+def create_store_engine(url: URL, busy_timeout_ms: int = 5000) -> Engine:
+    """An engine for ``url``; SQLite connections get WAL, synchronous=NORMAL and busy_timeout."""
+    kwargs: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        kwargs["connect_args"] = {"check_same_thread": False}
+        if _is_memory(url):
+            # Every connection to ":memory:" is a new empty database: share one connection.
+            kwargs["poolclass"] = StaticPool
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError, ArgumentError) as exc:
+        raise StoreError(
+            f"cannot create an engine for the store {safe_url(url)!r}: {exc}; for PostgreSQL "
+            "install the driver with: pip install 'allele[postgres]'"
+        ) from exc
+    if url.get_backend_name() == "sqlite":
+        _install_sqlite_pragmas(engine, busy_timeout_ms)
+    return engine
+
+
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # WAL lets readers (dashboards, exports) run while the flusher writes; NORMAL
+            # syncs at checkpoints only, which is still safe against application crashes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        finally:
+            cursor.close()
+
+
+def migrate(engine: Engine, uri: str) -> None:
+    """Bring the database at ``engine`` to the newest revision in ``migrations/versions``."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    try:
+        with engine.connect() as conn:
+            _lock_for_migration(conn)
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+            conn.commit()
+    except SQLAlchemyError as exc:
+        raise store_error(exc, "applying migrations", uri) from exc
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    # Two processes opening a fresh database at once must not both create the tables.
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})

@@ -1,0 +1,1 @@
+"""The repository: the one class that reads and writes the observability tables."""
