@@ -1,0 +1,44 @@
+"""LLM agents whose personality comes from a genome: NLPAgent, AgentConfig, provider errors.
+
+Providers: ``openai`` (any OpenAI-compatible Chat Completions server), ``ollama``, ``anthropic``,
+and ``synthetic`` (offline deterministic load, always reported as synthetic).
+"""
+
+from __future__ import annotations
+
+from allele.agent.agent import NLPAgent
+from allele.agent.config import AgentConfig, SyntheticConfig
+from allele.agent.errors import (
+    ERROR_KINDS,
+    AgentStateError,
+    AuthenticationError,
+    BadRequestError,
+    ProtocolError,
+    ProviderCallError,
+    ProviderConnectionError,
+    ProviderTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+from allele.agent.metrics import RequestRecord
+from allele.agent.prompt import Sampling, build_system_prompt, sampling_for
+
+__all__ = [
+    "ERROR_KINDS",
+    "AgentConfig",
+    "AgentStateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "NLPAgent",
+    "ProtocolError",
+    "ProviderCallError",
+    "ProviderConnectionError",
+    "ProviderTimeoutError",
+    "RateLimitError",
+    "RequestRecord",
+    "Sampling",
+    "ServerError",
+    "SyntheticConfig",
+    "build_system_prompt",
+    "sampling_for",
+]
