@@ -1,0 +1,1054 @@
+"""Recording metrics on the hot path, and aggregating them when they are read.
+
+How recording stays cheap
+-------------------------
+A metric handle is created once (``c = collector.counter("jobs_total", {"queue": "a"})``); name
+and labels are validated then. Recording (``c.inc()``, ``h.observe(0.25)``, ``g.set(3)``) is a
+single ``list.append`` on the series' raw buffer: no lock (``list.append`` is atomic under the
+GIL, so many threads and coroutines may record at once), no clock read, no validation.
+
+Off the hot path, ``fold()`` moves each raw buffer into the series: values are validated in bulk
+with numpy (NaN, infinity, non-numbers and negative counter increments are dropped and counted in
+``dropped()`` and in the ``allele_metrics_dropped_total`` series, never raised), stamped with the
+fold time, appended to a bounded ring buffer for aggregation, and queued for ``drain()``.
+``fold()`` runs on every read and drain and on every tick of the engine's background thread
+(at least once a second when the engine runs), so **a point's timestamp is the time of the fold
+that took it in: at most one tick after it was recorded, never before**. Counters are folded into
+a cumulative total: one point per fold that changed it, whose value is the running total.
+
+In strict mode (``MetricsCollector(strict=True)``) handles validate each value as it is recorded
+and raise ``ValidationError``; this costs a Python-level check per observation.
+
+Reading
+-------
+``summary(name, labels, window_s)`` and ``query(name, match, window_s)`` aggregate the retained
+points of the last ``window_s`` seconds: count, sum, min, max, mean and the p50/p95/p99
+percentiles, computed exactly with numpy (linear interpolation, numpy's default) over every
+retained point in the window. Each series retains at most ``capacity`` points (a ring buffer)
+and none older than ``retention_s``; when more points than ``capacity`` fall in a window, the
+summary covers the newest ``capacity`` of them (``Summary.truncated`` says so).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections import Counter as _Tally
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import numpy as np
+
+from allele.errors import ValidationError
+from allele.observability.clock import Clock, SystemClock, utc_datetime
+from allele.observability.types import (
+    Aggregation,
+    ComponentMetrics,
+    ComponentType,
+    HealthStatus,
+    MetricType,
+    PerformanceMetrics,
+    SeriesBatch,
+    SeriesKey,
+    normalize_labels,
+    validate_metric_name,
+    value_problem,
+)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+DROPPED_METRIC = "allele_metrics_dropped_total"
+
+
+# --- the stored side of one series --------------------------------------------------------------
+
+
+class _Ring:
+    """A fixed-capacity ring of (timestamp, value) points, oldest overwritten first."""
+
+    __slots__ = ("capacity", "evicted", "head", "size", "ts", "values")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.ts = np.empty(capacity, dtype=np.float64)
+        self.values = np.empty(capacity, dtype=np.float64)
+        self.head = 0  # next write position
+        self.size = 0
+        self.evicted = False  # whether any point was ever dropped for lack of room or age
+
+    def extend(self, ts: np.ndarray, values: np.ndarray) -> None:
+        n = values.size
+        if n >= self.capacity:
+            self.evicted = self.evicted or self.size > 0 or n > self.capacity
+            self.ts[:] = ts[-self.capacity :]
+            self.values[:] = values[-self.capacity :]
+            self.head, self.size = 0, self.capacity
+            return
+        end = self.head + n
+        if end <= self.capacity:
+            self.ts[self.head : end] = ts
+            self.values[self.head : end] = values
+        else:
+            first = self.capacity - self.head
+            self.ts[self.head :] = ts[:first]
+            self.values[self.head :] = values[:first]
+            self.ts[: n - first] = ts[first:]
+            self.values[: n - first] = values[first:]
+        if self.size + n > self.capacity:
+            self.evicted = True
+        self.head = end % self.capacity
+        self.size = min(self.capacity, self.size + n)
+
+    def ordered(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return copies of the retained points, oldest first."""
+        start = (self.head - self.size) % self.capacity
+        if start + self.size <= self.capacity:
+            sl = slice(start, start + self.size)
+            return self.ts[sl].copy(), self.values[sl].copy()
+        return (
+            np.concatenate((self.ts[start:], self.ts[: self.head])),
+            np.concatenate((self.values[start:], self.values[: self.head])),
+        )
+
+    def drop_before(self, cutoff: float) -> int:
+        """Forget the points older than ``cutoff``; return how many were dropped."""
+        ts, _ = self.ordered()
+        old = int(np.count_nonzero(ts < cutoff))
+        if old:
+            self.size -= old
+            self.evicted = True
+        return old
+
+
+class _Series:
+    """One series: its raw buffer (hot path), retained ring and drain queue (fold side)."""
+
+    __slots__ = (
+        "buf",
+        "handle",
+        "key",
+        "pending_n",
+        "pending_ts",
+        "pending_values",
+        "ring",
+        "total",
+    )
+
+    def __init__(self, key: SeriesKey, capacity: int) -> None:
+        self.key = key
+        self.buf: list[Any] = []
+        self.ring = _Ring(capacity)
+        self.pending_ts: list[np.ndarray] = []
+        self.pending_values: list[np.ndarray] = []
+        self.pending_n = 0
+        self.total = 0.0  # counters: the running cumulative value
+        self.handle: Any = None
+
+
+# --- handles: what instrumented code holds ------------------------------------------------------
+
+
+class _Timing:
+    """Times a block (``with h.time():``) or every call of a function (``@h.time()``) and
+    observes the elapsed seconds (``time.perf_counter``)."""
+
+    __slots__ = ("_observe", "_start")
+
+    def __init__(self, observe: Callable[[float], None]) -> None:
+        self._observe = observe
+        self._start = 0.0
+
+    def __enter__(self) -> _Timing:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._observe(time.perf_counter() - self._start)
+
+    def __call__(self, fn: _F) -> _F:
+        observe = self._observe
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    observe(time.perf_counter() - start)
+
+            return timed_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                observe(time.perf_counter() - start)
+
+        return timed  # type: ignore[return-value]
+
+
+def _strict_check(key: SeriesKey, value: object) -> None:
+    problem = value_problem(value)
+    if problem is None and key.kind is MetricType.COUNTER and value < 0:  # type: ignore[operator]
+        problem = "negative_increment"
+    if problem is not None:
+        raise ValidationError(
+            f"metric {key.name!r} got {value!r} ({problem}); "
+            + (
+                "counter increments must be finite numbers >= 0"
+                if key.kind is MetricType.COUNTER
+                else "only finite numbers are allowed"
+            )
+        )
+
+
+class CounterHandle:
+    """A monotonically increasing count. ``inc(amount=1)`` adds; amounts must be finite and
+    >= 0 (bad ones are dropped and counted, or raise in strict mode)."""
+
+    __slots__ = ("_buf", "key")
+
+    def __init__(self, series: _Series) -> None:
+        self.key = series.key
+        self._buf = series.buf
+
+    def inc(self, amount: float = 1.0) -> None:
+        """Add ``amount`` (default 1) to the counter."""
+        self._buf.append(amount)
+
+
+class _StrictCounterHandle(CounterHandle):
+    __slots__ = ()
+
+    def inc(self, amount: float = 1.0) -> None:
+        _strict_check(self.key, amount)
+        self._buf.append(amount)
+
+
+class GaugeHandle:
+    """A value that goes up and down. ``set(value)`` records the current value as a point."""
+
+    __slots__ = ("key", "set")
+
+    set: Callable[[float], None]
+
+    def __init__(self, series: _Series, strict: bool) -> None:
+        self.key = series.key
+        append = series.buf.append
+        if strict:
+            key = series.key
+
+            def checked(value: float) -> None:
+                _strict_check(key, value)
+                append(value)
+
+            self.set = checked
+        else:
+            # The bound C method itself: recording costs one attribute load and one append.
+            self.set = append
+
+
+class HistogramHandle:
+    """A distribution of observations (histogram, timer or distribution kind).
+
+    ``observe(value)`` records one value; ``time()`` gives a context manager / decorator that
+    observes elapsed seconds.
+    """
+
+    __slots__ = ("key", "observe")
+
+    observe: Callable[[float], None]
+
+    def __init__(self, series: _Series, strict: bool) -> None:
+        self.key = series.key
+        append = series.buf.append
+        if strict:
+            key = series.key
+
+            def checked(value: float) -> None:
+                _strict_check(key, value)
+                append(value)
+
+            self.observe = checked
+        else:
+            self.observe = append
+
+    def time(self) -> _Timing:
+        """Return a context manager (``with h.time():``) or decorator (``@h.time()``) that
+        observes the elapsed seconds of the block or of each call."""
+        return _Timing(self.observe)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The aggregate of one series (or of several pooled) over a window.
+
+    For histograms, timers, distributions and gauges the statistics are over the points
+    (observations or set values). For counters the points are cumulative totals: ``increase``
+    is how much the counter grew within the window and ``last`` is its current total.
+    ``rate`` is ``increase`` per second for counters and points per second otherwise.
+    Percentiles are exact (numpy linear interpolation). Empty windows give None statistics.
+    """
+
+    count: int
+    window_s: float
+    sum: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    last: float | None = None
+    increase: float = 0.0
+    rate: float = 0.0
+    truncated: bool = False
+
+    def get(self, aggregation: Aggregation | str) -> float | None:
+        """Return the value of one aggregation (None when the window is empty)."""
+        agg = Aggregation(aggregation)
+        if agg is Aggregation.COUNT:
+            return float(self.count)
+        if agg is Aggregation.SUM:
+            return self.sum if self.count else None
+        value: float | None = getattr(self, agg.value)
+        return value
+
+
+def summarize(
+    ts: np.ndarray, values: np.ndarray, kind: MetricType, window_s: float, base: float = 0.0
+) -> Summary:
+    """Return the Summary of points (``ts``, ``values``) already cut to a window.
+
+    ``base`` is, for counters, the cumulative total just before the window.
+    """
+    n = int(values.size)
+    if n == 0:
+        return Summary(count=0, window_s=window_s)
+    if kind is MetricType.COUNTER:
+        increase = float(values[-1] - base)
+        return Summary(
+            count=n,
+            window_s=window_s,
+            sum=increase,
+            min=float(values.min()),
+            max=float(values.max()),
+            mean=float(values.mean()),
+            p50=None,
+            p95=None,
+            p99=None,
+            last=float(values[-1]),
+            increase=increase,
+            rate=increase / window_s if window_s > 0 else 0.0,
+        )
+    p50, p95, p99 = np.percentile(values, [50.0, 95.0, 99.0])
+    return Summary(
+        count=n,
+        window_s=window_s,
+        sum=float(values.sum()),
+        min=float(values.min()),
+        max=float(values.max()),
+        mean=float(values.mean()),
+        p50=float(p50),
+        p95=float(p95),
+        p99=float(p99),
+        last=float(values[-1]),
+        increase=0.0,
+        rate=n / window_s if window_s > 0 else 0.0,
+    )
+
+
+# --- the collector ------------------------------------------------------------------------------
+
+
+def _clean(raw: list[Any], kind: MetricType, drops: _Tally[str]) -> np.ndarray:
+    """Return the valid values of a raw buffer as float64, counting what was dropped and why."""
+    try:
+        arr = np.asarray(raw)
+        vectorized = arr.dtype.kind in "fiub" and arr.ndim == 1
+    except (ValueError, TypeError):  # ragged or otherwise unconvertible input
+        vectorized = False
+    if vectorized:
+        values = arr.astype(np.float64, copy=False)
+    else:
+        kept = []
+        for item in raw:
+            problem = value_problem(item)
+            if problem is None:
+                kept.append(float(item))
+            elif problem == "not_a_number":
+                drops[problem] += 1
+            else:
+                kept.append(float(item))  # nan/inf: counted below with the rest
+        values = np.asarray(kept, dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        nan = int(np.count_nonzero(np.isnan(values)))
+        if nan:
+            drops["nan"] += nan
+        inf = int(values.size - np.count_nonzero(finite)) - nan
+        if inf:
+            drops["inf"] += inf
+        values = values[finite]
+    if kind is MetricType.COUNTER:
+        negative = values < 0
+        if negative.any():
+            drops["negative_increment"] += int(np.count_nonzero(negative))
+            values = values[~negative]
+    return values
+
+
+class MetricsCollector:
+    """Every series of a process: handles for recording, ``fold`` / ``drain`` / ``summary``
+    for the reading side.
+
+    >>> collector = MetricsCollector()
+    >>> requests = collector.counter("requests_total", {"route": "/chat"})
+    >>> latency = collector.histogram("request_seconds", {"route": "/chat"})
+    >>> requests.inc(); latency.observe(0.120)
+    >>> collector.summary("request_seconds", {"route": "/chat"}, window_s=60).count
+    1
+
+    Parameters: ``capacity`` points retained per series for aggregation; ``retention_s``, the
+    age beyond which retained points are forgotten; ``max_pending``, the most points per series
+    kept for ``drain()`` when nobody drains (beyond it the oldest are dropped and counted as
+    ``drain_backlog``); ``max_series``, a guard against label cardinality explosions; ``strict``
+    makes bad values raise at the call site instead of being counted.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        capacity: int = 8192,
+        retention_s: float = 3600.0,
+        max_pending: int = 1_000_000,
+        max_series: int = 10_000,
+        strict: bool = False,
+    ) -> None:
+        if capacity < 1:
+            raise ValidationError(f"capacity must be >= 1 point per series, got {capacity!r}")
+        if retention_s <= 0:
+            raise ValidationError(f"retention_s must be > 0 seconds, got {retention_s!r}")
+        self.clock: Clock = clock or SystemClock()
+        self.capacity = capacity
+        self.retention_s = float(retention_s)
+        self.max_pending = max_pending
+        self.max_series = max_series
+        self.strict = strict
+        self._lock = threading.RLock()
+        self._series: dict[SeriesKey, _Series] = {}
+        self._kinds: dict[str, MetricType] = {}
+        self._dropped: _Tally[str] = _Tally()
+        self._dropped_handles: dict[str, CounterHandle] = {}
+
+    # handle creation (validation happens here, once) ---------------------------------------------
+
+    def counter(self, name: str, labels: Mapping[str, object] | None = None) -> CounterHandle:
+        """Return the counter handle of ``name`` + ``labels`` (the same object on every call)."""
+        handle: CounterHandle = self._handle(name, labels, MetricType.COUNTER)
+        return handle
+
+    def gauge(self, name: str, labels: Mapping[str, object] | None = None) -> GaugeHandle:
+        """Return the gauge handle of ``name`` + ``labels``."""
+        handle: GaugeHandle = self._handle(name, labels, MetricType.GAUGE)
+        return handle
+
+    def histogram(
+        self,
+        name: str,
+        labels: Mapping[str, object] | None = None,
+        kind: MetricType = MetricType.HISTOGRAM,
+    ) -> HistogramHandle:
+        """Return the handle of a distribution-like series (histogram, timer or distribution)."""
+        if MetricType(kind) not in (
+            MetricType.HISTOGRAM,
+            MetricType.TIMER,
+            MetricType.DISTRIBUTION,
+        ):
+            raise ValidationError(
+                f"histogram() kind must be histogram, timer or distribution, got {kind!r}"
+            )
+        handle: HistogramHandle = self._handle(name, labels, MetricType(kind))
+        return handle
+
+    def timer(self, name: str, labels: Mapping[str, object] | None = None) -> HistogramHandle:
+        """Return the handle of a timer series (seconds): ``observe(s)`` or ``time()``."""
+        return self.histogram(name, labels, MetricType.TIMER)
+
+    def distribution(
+        self, name: str, labels: Mapping[str, object] | None = None
+    ) -> HistogramHandle:
+        """Return the handle of a distribution series (any unit)."""
+        return self.histogram(name, labels, MetricType.DISTRIBUTION)
+
+    def record(
+        self,
+        name: str,
+        value: float,
+        kind: MetricType = MetricType.GAUGE,
+        labels: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record one value by name (looks the handle up: slower than holding a handle)."""
+        handle = self._handle(name, labels, MetricType(kind))
+        if isinstance(handle, CounterHandle):
+            handle.inc(value)
+        elif isinstance(handle, GaugeHandle):
+            handle.set(value)
+        else:
+            handle.observe(value)
+
+    def _handle(self, name: str, labels: Mapping[str, object] | None, kind: MetricType) -> Any:
+        key = SeriesKey(validate_metric_name(name), normalize_labels(labels), kind)
+        series = self._series.get(key)
+        if series is not None:
+            return series.handle
+        with self._lock:
+            series = self._series.get(key)
+            if series is not None:
+                return series.handle
+            known = self._kinds.get(name)
+            if known is not None and known is not kind:
+                raise ValidationError(
+                    f"metric {name!r} is already a {known.value}; cannot also be a {kind.value}"
+                )
+            if len(self._series) >= self.max_series:
+                raise ValidationError(
+                    f"too many series ({self.max_series}); refusing {name!r} {dict(key.labels)}"
+                    " -- labels with unbounded values (ids, timestamps) explode cardinality"
+                )
+            series = _Series(key, self.capacity)
+            if kind is MetricType.COUNTER:
+                series.handle = (_StrictCounterHandle if self.strict else CounterHandle)(series)
+            elif kind is MetricType.GAUGE:
+                series.handle = GaugeHandle(series, self.strict)
+            else:
+                series.handle = HistogramHandle(series, self.strict)
+            self._kinds[name] = kind
+            self._series[key] = series
+            return series.handle
+
+    # the fold side -------------------------------------------------------------------------------
+
+    def fold(self) -> None:
+        """Take every raw buffer in: validate, stamp with the current time, retain, queue."""
+        with self._lock:
+            now = self.clock.time()
+            drops: _Tally[str] = _Tally()
+            for series in list(self._series.values()):
+                self._fold_series(series, now, drops)
+            if drops:
+                self._dropped.update(drops)
+                for reason, n in drops.items():
+                    self._dropped_counter(reason).inc(n)
+
+    def _fold_series(self, series: _Series, now: float, drops: _Tally[str]) -> None:
+        buf = series.buf
+        n = len(buf)
+        if n == 0:
+            return
+        # Appends racing with us land after index n and stay for the next fold.
+        raw = buf[:n]
+        del buf[:n]
+        values = _clean(raw, series.key.kind, drops)
+        if values.size == 0:
+            return
+        if series.key.kind is MetricType.COUNTER:
+            series.total += float(values.sum())
+            values = np.array([series.total])
+        ts = np.full(values.size, now)
+        series.ring.extend(ts, values)
+        series.pending_ts.append(ts)
+        series.pending_values.append(values)
+        series.pending_n += values.size
+        if series.pending_n > self.max_pending:
+            self._trim_pending(series, drops)
+
+    def _trim_pending(self, series: _Series, drops: _Tally[str]) -> None:
+        ts = np.concatenate(series.pending_ts)
+        values = np.concatenate(series.pending_values)
+        excess = values.size - self.max_pending
+        drops["drain_backlog"] += excess
+        series.pending_ts = [ts[excess:]]
+        series.pending_values = [values[excess:]]
+        series.pending_n = self.max_pending
+
+    def _dropped_counter(self, reason: str) -> CounterHandle:
+        handle = self._dropped_handles.get(reason)
+        if handle is None:
+            handle = self.counter(DROPPED_METRIC, {"reason": reason})
+            self._dropped_handles[reason] = handle
+        return handle
+
+    def drain(self) -> list[SeriesBatch]:
+        """Return every point recorded since the previous drain, exactly once.
+
+        Counters come as cumulative totals (one point per fold that changed them).
+        """
+        with self._lock:
+            self.fold()
+            batches = []
+            for series in self._series.values():
+                if not series.pending_n:
+                    continue
+                batches.append(
+                    SeriesBatch(
+                        key=series.key,
+                        timestamps=np.concatenate(series.pending_ts),
+                        values=np.concatenate(series.pending_values),
+                    )
+                )
+                series.pending_ts, series.pending_values, series.pending_n = [], [], 0
+            return batches
+
+    def cleanup(self) -> int:
+        """Forget retained points older than ``retention_s``; return how many were forgotten."""
+        with self._lock:
+            self.fold()
+            cutoff = self.clock.time() - self.retention_s
+            return sum(s.ring.drop_before(cutoff) for s in self._series.values())
+
+    def dropped(self) -> dict[str, int]:
+        """Return how many recorded values were dropped, by reason (nan, inf, not_a_number,
+        negative_increment, drain_backlog)."""
+        with self._lock:
+            self.fold()
+            return dict(self._dropped)
+
+    # reading -------------------------------------------------------------------------------------
+
+    def series_keys(self, name: str | None = None) -> list[SeriesKey]:
+        """Return the keys of every series (or of the series named ``name``)."""
+        with self._lock:
+            return [k for k in self._series if name is None or k.name == name]
+
+    def kind_of(self, name: str) -> MetricType | None:
+        """Return the kind of metric ``name``, or None if nothing of that name exists."""
+        return self._kinds.get(name)
+
+    def points(
+        self, name: str, labels: Mapping[str, object] | None = None, kind: MetricType | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return the retained (timestamps, values) of one series, oldest first."""
+        series = self._find(name, labels, kind)
+        with self._lock:
+            self.fold()
+            return series.ring.ordered()
+
+    def summary(
+        self,
+        name: str,
+        labels: Mapping[str, object] | None = None,
+        window_s: float = 60.0,
+        kind: MetricType | None = None,
+    ) -> Summary:
+        """Return the aggregate of one series over the last ``window_s`` seconds."""
+        series = self._find(name, labels, kind)
+        with self._lock:
+            self.fold()
+            return self._summarize([series], window_s, self.clock.time())
+
+    def query(
+        self,
+        name: str,
+        match: Mapping[str, object] | None = None,
+        window_s: float = 60.0,
+        pool: bool = False,
+    ) -> list[tuple[SeriesKey, Summary]]:
+        """Return the aggregate of every series named ``name`` whose labels include ``match``.
+
+        With ``pool=True`` the matching series are pooled into one summary (percentiles over
+        all their points together; counter increases added), returned under a key holding only
+        the ``match`` labels. Unknown names give an empty list.
+        """
+        wanted = normalize_labels(match)
+        with self._lock:
+            self.fold()
+            now = self.clock.time()
+            chosen = [
+                s
+                for k, s in self._series.items()
+                if k.name == name and set(wanted) <= set(k.labels)
+            ]
+            if not chosen:
+                return []
+            if pool:
+                key = SeriesKey(name, wanted, chosen[0].key.kind)
+                return [(key, self._summarize(chosen, window_s, now))]
+            return [(s.key, self._summarize([s], window_s, now)) for s in chosen]
+
+    def _find(
+        self, name: str, labels: Mapping[str, object] | None, kind: MetricType | None
+    ) -> _Series:
+        kind = kind or self._kinds.get(name)
+        if kind is None:
+            raise ValidationError(f"no metric named {name!r} has been recorded")
+        key = SeriesKey(name, normalize_labels(labels), kind)
+        series = self._series.get(key)
+        if series is None:
+            known = [dict(k.labels) for k in self._series if k.name == name]
+            raise ValidationError(
+                f"metric {name!r} has no series with labels {dict(key.labels)}; known: {known}"
+            )
+        return series
+
+    def _summarize(self, chosen: list[_Series], window_s: float, now: float) -> Summary:
+        if window_s <= 0:
+            raise ValidationError(f"window_s must be > 0 seconds, got {window_s!r}")
+        cutoff = now - window_s
+        kind = chosen[0].key.kind
+        all_ts, all_values, truncated = [], [], False
+        base_total = 0.0
+        for series in chosen:
+            ts, values = series.ring.ordered()
+            inside = ts >= cutoff
+            before = ~inside
+            if kind is MetricType.COUNTER:
+                if before.any():
+                    base_total += float(values[before][-1])
+                elif series.ring.evicted and inside.any():
+                    base_total += float(values[inside][0])
+            elif series.ring.evicted and not before.any():
+                truncated = True
+            all_ts.append(ts[inside])
+            all_values.append(values[inside])
+        if kind is MetricType.COUNTER and len(chosen) > 1:
+            return self._pool_counters(chosen, all_ts, all_values, base_total, window_s)
+        ts = np.concatenate(all_ts) if all_ts else np.empty(0)
+        values = np.concatenate(all_values) if all_values else np.empty(0)
+        if len(chosen) > 1:
+            order = np.argsort(ts, kind="stable")
+            values = values[order]
+        result = summarize(ts, values, kind, window_s, base=base_total)
+        if truncated:
+            result = _replace_truncated(result)
+        return result
+
+    @staticmethod
+    def _pool_counters(
+        chosen: list[_Series],
+        all_ts: list[np.ndarray],
+        all_values: list[np.ndarray],
+        base_total: float,
+        window_s: float,
+    ) -> Summary:
+        # Pooled counters: the total is the sum of each series' latest total.
+        last = sum(float(s.ring.ordered()[1][-1]) for s in chosen if s.ring.size)
+        count = sum(int(v.size) for v in all_values)
+        if count == 0:
+            return Summary(count=0, window_s=window_s)
+        increase = last - base_total
+        return Summary(
+            count=count,
+            window_s=window_s,
+            sum=increase,
+            last=last,
+            increase=increase,
+            rate=increase / window_s,
+        )
+
+
+def _replace_truncated(summary: Summary) -> Summary:
+    return replace(summary, truncated=True)
+
+
+# --- per-component recording --------------------------------------------------------------------
+
+LATENCY_METRIC = "allele_component_latency_seconds"
+OPERATIONS_METRIC = "allele_component_operations_total"
+ERRORS_METRIC = "allele_component_errors_total"
+HEARTBEATS_METRIC = "allele_component_heartbeats_total"
+ERROR_RATE_METRIC = "allele_component_error_rate"
+HEARTBEAT_AGE_METRIC = "allele_component_heartbeat_age_seconds"
+RESOURCE_METRICS = {
+    "cpu_percent": "allele_component_cpu_percent",
+    "memory_bytes": "allele_component_memory_bytes",
+    "gpu_memory_bytes": "allele_component_gpu_memory_bytes",
+}
+
+
+class _OperationTiming:
+    """Times a block or each call of a function; records its latency and success, or its
+    error (labelled with the exception's class name) when it raises."""
+
+    __slots__ = ("_component", "_operation", "_start")
+
+    def __init__(self, component: ComponentMetricsCollector, operation: str) -> None:
+        self._component = component
+        self._operation = operation
+        self._start = 0.0
+
+    def __enter__(self) -> _OperationTiming:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self._component._finish(self._operation, time.perf_counter() - self._start, exc_type)
+
+    def __call__(self, fn: _F) -> _F:
+        component, operation = self._component, self._operation
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def timed_async(*args: Any, **kwargs: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as exc:
+                    component._finish(operation, time.perf_counter() - start, type(exc))
+                    raise
+                component._finish(operation, time.perf_counter() - start, None)
+                return result
+
+            return timed_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                component._finish(operation, time.perf_counter() - start, type(exc))
+                raise
+            component._finish(operation, time.perf_counter() - start, None)
+            return result
+
+        return timed  # type: ignore[return-value]
+
+
+class ComponentMetricsCollector:
+    """Records one component's operations, errors, resources and heartbeats, and judges its
+    health. Get one from ``ObservabilityEngine.register_component(component_id, ComponentType)``.
+
+    Every series it writes carries the labels ``component_id`` and ``component_type`` (plus
+    ``operation`` where it applies), so alert rules and readers can select a component.
+
+    >>> component = ComponentMetricsCollector(MetricsCollector(), "evo-1",
+    ...                                       ComponentType.EVOLUTION_ENGINE)
+    >>> with component.timer("generation"):
+    ...     pass                      # records latency and a success
+    >>> component.record_error("generation", "TimeoutError")
+    >>> component.heartbeat()
+    >>> component.get_metrics().performance.error_rate
+    0.5
+    """
+
+    def __init__(
+        self,
+        collector: MetricsCollector,
+        component_id: str,
+        component_type: ComponentType,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        heartbeat_timeout_s: float = 60.0,
+        degraded_error_rate: float = 0.05,
+        unhealthy_error_rate: float = 0.25,
+        health_window_s: float = 300.0,
+    ) -> None:
+        if not isinstance(component_id, str) or not component_id:
+            raise ValidationError(f"component_id must be a non-empty string, got {component_id!r}")
+        self.collector = collector
+        self.component_id = component_id
+        self.component_type = ComponentType(component_type)
+        self.metadata = dict(metadata or {})
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.degraded_error_rate = degraded_error_rate
+        self.unhealthy_error_rate = unhealthy_error_rate
+        self.health_window_s = health_window_s
+        self.labels = {"component_id": component_id, "component_type": self.component_type.value}
+        self.registered_at = collector.clock.time()
+        self._registered_mono = collector.clock.monotonic()
+        self._last_heartbeat: float | None = None  # wall
+        self._last_heartbeat_mono: float | None = None
+        self._latency: dict[str, HistogramHandle] = {}
+        self._success: dict[str, CounterHandle] = {}
+        self._failure: dict[str, CounterHandle] = {}
+        self._errors: dict[tuple[str, str], CounterHandle] = {}
+        self._heartbeats = collector.counter(HEARTBEATS_METRIC, self.labels)
+
+    def _with(self, **extra: str) -> dict[str, str]:
+        return {**self.labels, **extra}
+
+    def record_latency(self, seconds: float, operation: str = "default") -> None:
+        """Record how long one ``operation`` took, in seconds."""
+        handle = self._latency.get(operation)
+        if handle is None:
+            handle = self.collector.timer(LATENCY_METRIC, self._with(operation=operation))
+            self._latency[operation] = handle
+        handle.observe(seconds)
+
+    def record_success(self, operation: str = "default") -> None:
+        """Count one successful ``operation``."""
+        handle = self._success.get(operation)
+        if handle is None:
+            handle = self.collector.counter(
+                OPERATIONS_METRIC, self._with(operation=operation, outcome="success")
+            )
+            self._success[operation] = handle
+        handle.inc()
+
+    def record_error(self, operation: str = "default", error_type: str = "error") -> None:
+        """Count one failed ``operation``, labelled with ``error_type`` (e.g. an exception name)."""
+        handle = self._failure.get(operation)
+        if handle is None:
+            handle = self.collector.counter(
+                OPERATIONS_METRIC, self._with(operation=operation, outcome="error")
+            )
+            self._failure[operation] = handle
+        handle.inc()
+        typed = self._errors.get((operation, error_type))
+        if typed is None:
+            typed = self.collector.counter(
+                ERRORS_METRIC, self._with(operation=operation, error_type=error_type)
+            )
+            self._errors[(operation, error_type)] = typed
+        typed.inc()
+
+    def record_resource_usage(
+        self,
+        cpu_percent: float | None = None,
+        memory_bytes: float | None = None,
+        gpu_memory_bytes: float | None = None,
+        **other: float,
+    ) -> None:
+        """Record resource gauges; extra keywords become ``allele_component_<name>`` gauges."""
+        given = {
+            "cpu_percent": cpu_percent,
+            "memory_bytes": memory_bytes,
+            "gpu_memory_bytes": gpu_memory_bytes,
+        }
+        for field_name, value in given.items():
+            if value is not None:
+                self.collector.gauge(RESOURCE_METRICS[field_name], self.labels).set(value)
+        for name, value in other.items():
+            self.collector.gauge(f"allele_component_{name}", self.labels).set(value)
+
+    def record_custom_metric(
+        self,
+        name: str,
+        value: float,
+        kind: MetricType = MetricType.GAUGE,
+        labels: Mapping[str, object] | None = None,
+    ) -> None:
+        """Record ``value`` into metric ``name`` of ``kind``, with the component's labels added."""
+        self.collector.record(name, value, kind, {**(labels or {}), **self.labels})
+
+    def heartbeat(self) -> None:
+        """Say the component is alive now."""
+        self._last_heartbeat = self.collector.clock.time()
+        self._last_heartbeat_mono = self.collector.clock.monotonic()
+        self._heartbeats.inc()
+
+    def timer(self, operation: str = "default") -> _OperationTiming:
+        """Return a context manager / decorator timing ``operation``: it records the latency,
+        and a success or (when the block raises) an error named for the exception class."""
+        return _OperationTiming(self, operation)
+
+    def _finish(self, operation: str, seconds: float, exc_type: type[BaseException] | None) -> None:
+        self.record_latency(seconds, operation)
+        if exc_type is None:
+            self.record_success(operation)
+        else:
+            self.record_error(operation, exc_type.__name__)
+
+    # reading -------------------------------------------------------------------------------------
+
+    def heartbeat_age_s(self) -> float | None:
+        """Return seconds since the last heartbeat (monotonic), or None if there was none."""
+        if self._last_heartbeat_mono is None:
+            return None
+        return max(0.0, self.collector.clock.monotonic() - self._last_heartbeat_mono)
+
+    def performance(self, window_s: float | None = None) -> PerformanceMetrics:
+        """Return latency percentiles, throughput, error rate and resources over the window."""
+        window = float(window_s or self.health_window_s)
+        collector = self.collector
+        ok = _increase(collector, OPERATIONS_METRIC, {**self.labels, "outcome": "success"}, window)
+        bad = _increase(collector, OPERATIONS_METRIC, {**self.labels, "outcome": "error"}, window)
+        total = ok + bad
+        pooled = collector.query(LATENCY_METRIC, self.labels, window, pool=True)
+        latency = pooled[0][1] if pooled else Summary(count=0, window_s=window)
+        age = max(collector.clock.monotonic() - self._registered_mono, 1e-9)
+        effective = min(window, age)
+        resources = {}
+        for field_name, metric in RESOURCE_METRICS.items():
+            found = collector.query(metric, self.labels, window)
+            resources[field_name] = found[0][1].last if found else None
+        return PerformanceMetrics(
+            window_s=window,
+            operation_count=round(total),
+            error_count=round(bad),
+            latency_mean_s=latency.mean,
+            latency_p50_s=latency.p50,
+            latency_p95_s=latency.p95,
+            latency_p99_s=latency.p99,
+            latency_max_s=latency.max,
+            throughput_per_s=total / effective,
+            error_rate=bad / total if total else 0.0,
+            cpu_percent=resources["cpu_percent"],
+            memory_bytes=resources["memory_bytes"],
+            gpu_memory_bytes=resources["gpu_memory_bytes"],
+        )
+
+    def health(self, performance: PerformanceMetrics | None = None) -> HealthStatus:
+        """Return the health: unknown with no heartbeat and no operations; unhealthy when the
+        heartbeat is older than 3x ``heartbeat_timeout_s`` or the error rate reaches
+        ``unhealthy_error_rate``; degraded past 1x the timeout or ``degraded_error_rate``."""
+        perf = performance or self.performance()
+        age = self.heartbeat_age_s()
+        if age is None and perf.operation_count == 0:
+            return HealthStatus.UNKNOWN
+        status = HealthStatus.HEALTHY
+        if age is not None and age > 3 * self.heartbeat_timeout_s:
+            return HealthStatus.UNHEALTHY
+        if age is not None and age > self.heartbeat_timeout_s:
+            status = HealthStatus.DEGRADED
+        if perf.operation_count:
+            if perf.error_rate >= self.unhealthy_error_rate:
+                return HealthStatus.UNHEALTHY
+            if perf.error_rate >= self.degraded_error_rate:
+                status = HealthStatus.DEGRADED
+        return status
+
+    def get_metrics(self, window_s: float | None = None) -> ComponentMetrics:
+        """Return a snapshot: identity, health, heartbeat and performance over the window."""
+        perf = self.performance(window_s)
+        return ComponentMetrics(
+            component_id=self.component_id,
+            component_type=self.component_type,
+            health=self.health(perf),
+            performance=perf,
+            timestamp=utc_datetime(self.collector.clock.time()),
+            registered_at=utc_datetime(self.registered_at),
+            last_heartbeat=(
+                None if self._last_heartbeat is None else utc_datetime(self._last_heartbeat)
+            ),
+            heartbeat_age_s=self.heartbeat_age_s(),
+            metadata=dict(self.metadata),
+        )
+
+    def publish_health(self) -> ComponentMetrics:
+        """Record the error rate and heartbeat age as gauges (for alert rules); return the
+        snapshot they came from."""
+        snapshot = self.get_metrics()
+        self.collector.gauge(ERROR_RATE_METRIC, self.labels).set(snapshot.performance.error_rate)
+        age = snapshot.heartbeat_age_s
+        if age is not None:
+            self.collector.gauge(HEARTBEAT_AGE_METRIC, self.labels).set(age)
+        return snapshot
+
+
+def _increase(
+    collector: MetricsCollector, name: str, match: Mapping[str, str], window_s: float
+) -> float:
+    found = collector.query(name, match, window_s, pool=True)
+    return found[0][1].increase if found else 0.0
