@@ -1,9 +1,9 @@
-"""Conversions between the store's epoch seconds and timezone-aware UTC datetimes."""
+"""Time bounds for store queries: epoch seconds (UTC) from numbers or aware datetimes."""
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 
 from allele.errors import ValidationError
 
@@ -32,8 +32,3 @@ def to_epoch(value: Instant, what: str = "timestamp") -> float:
 def optional_epoch(value: Instant | None, what: str) -> float | None:
     """``to_epoch`` that lets ``None`` (no bound) through."""
     return None if value is None else to_epoch(value, what)
-
-
-def to_datetime(seconds: float) -> datetime:
-    """The aware UTC datetime of ``seconds`` since the epoch."""
-    return datetime.fromtimestamp(seconds, tz=UTC)

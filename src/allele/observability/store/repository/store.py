@@ -25,7 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from allele.errors import ValidationError
-from allele.observability.store.epoch import Instant, optional_epoch, to_datetime, to_epoch
+from allele.observability.clock import utc_datetime
+from allele.observability.store.epoch import Instant, optional_epoch, to_epoch
 from allele.observability.store.faults import safe_url, store_error
 from allele.observability.store.schema import alerts, components, points, series
 from allele.observability.types import MetricType, SeriesBatch, SeriesKey
@@ -591,7 +592,7 @@ class Store:
 
 
 def _iso(seconds: float) -> str:
-    return to_datetime(seconds).isoformat()
+    return utc_datetime(seconds).isoformat()
 
 
 def _insert_for(conn: Connection, table: Any = series) -> Any:

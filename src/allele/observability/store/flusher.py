@@ -1,0 +1,347 @@
+"""The flusher: moves collected points, alert changes and component snapshots into a store.
+
+A daemon thread wakes every ``interval_s`` and writes everything gathered since the previous
+flush in one batch, so the monitored program never waits on the database.
+
+Durability, stated exactly:
+
+* ``stop()``, ``KeyboardInterrupt`` (SIGINT), SIGTERM and a normal interpreter exit (atexit)
+  flush everything recorded up to that moment. The signal handlers flush, then hand the signal
+  to whatever handler was installed before (the default SIGINT handler raises
+  ``KeyboardInterrupt``; the default SIGTERM action ends the process).
+* A crash (SIGKILL, power loss, ``os._exit``) loses what was recorded after the last flush
+  began: at most one flush interval, plus the duration of a write in progress.
+* A locked database is retried with exponential backoff within a flush and again at the next
+  flush; meanwhile points wait in a buffer bounded by ``max_pending_points``. When the buffer
+  overflows, the oldest points are dropped and counted in ``stats.points_dropped``.
+* A write the database refuses for good (full disk, broken schema) drops that batch, counts the
+  drop and logs an error naming the store; the monitored program keeps running.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from types import FrameType
+from typing import Any, Protocol
+
+import numpy as np
+
+from allele.errors import StoreError, ValidationError
+from allele.observability.store.faults import StoreLockedError
+from allele.observability.store.repository.store import Store
+from allele.observability.types import SeriesBatch
+
+log = logging.getLogger(__name__)
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class PointSource(Protocol):
+    """Anything that hands over the points recorded since its previous ``drain()``."""
+
+    def drain(self) -> list[SeriesBatch]: ...
+
+
+class AlertSource(Protocol):
+    """Anything that hands over the alerts whose state changed since the previous call."""
+
+    def drain_changes(self) -> list[Any]: ...
+
+
+ComponentSource = Callable[[], Iterable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushStats:
+    """Counters of a flusher since it was created."""
+
+    flushes: int = 0
+    points_written: int = 0
+    alerts_written: int = 0
+    components_written: int = 0
+    points_dropped: int = 0
+    failed_writes: int = 0
+    pending_points: int = 0
+    last_error: str | None = None
+
+
+class Flusher:
+    """Writes ``collector`` (and optionally alert and component) data to ``store`` in batches.
+
+    >>> flusher = Flusher(store, collector, interval_s=1.0).start()   # doctest: +SKIP
+    >>> ...                                                             # record as usual
+    >>> flusher.stop()                                                  # flushes the rest
+
+    ``components`` is a callable returning the current component snapshots (objects with
+    ``to_dict()`` or dicts); they are upserted at every flush.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        collector: PointSource,
+        alert_manager: AlertSource | None = None,
+        components: ComponentSource | None = None,
+        interval_s: float = 1.0,
+        *,
+        max_pending_points: int = 1_000_000,
+        retry_attempts: int = 3,
+        retry_backoff_s: float = 0.05,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        if not (isinstance(interval_s, int | float) and 0 < interval_s < float("inf")):
+            raise ValidationError(f"interval_s={interval_s!r} must be a positive number of seconds")
+        if not isinstance(max_pending_points, int) or max_pending_points < 1:
+            raise ValidationError(f"max_pending_points={max_pending_points!r} must be >= 1")
+        if not isinstance(retry_attempts, int) or retry_attempts < 0:
+            raise ValidationError(f"retry_attempts={retry_attempts!r} must be >= 0")
+        if not retry_backoff_s >= 0:
+            raise ValidationError(f"retry_backoff_s={retry_backoff_s!r} must be >= 0")
+        self._store = store
+        self._collector = collector
+        self._alert_manager = alert_manager
+        self._components = components
+        self._interval = float(interval_s)
+        self._max_pending = max_pending_points
+        self._retries = retry_attempts
+        self._backoff = float(retry_backoff_s)
+        self._install_signals = install_signal_handlers
+        # Re-entrant: a signal handler may run flush() on a thread that is already flushing.
+        self._lock = threading.RLock()
+        self._flushing = False
+        self._pending: list[SeriesBatch] = []
+        self._pending_points = 0
+        self._pending_alerts: dict[str, dict[str, Any]] = {}
+        self._pending_components: list[Any] = []
+        self._stats = FlushStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._previous_handlers: dict[int, Any] = {}
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between background flushes."""
+        return self._interval
+
+    @property
+    def stats(self) -> FlushStats:
+        """A snapshot of the flusher's counters."""
+        with self._lock:
+            return replace(self._stats, pending_points=self._pending_points)
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Flusher:
+        """Start the background thread and the signal and atexit hooks; returns ``self``."""
+        if self.running:
+            return self
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="allele-flusher", daemon=True)
+        self._thread.start()
+        if self._install_signals and threading.current_thread() is threading.main_thread():
+            for signum in _SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+        atexit.register(self._at_exit)
+        return self
+
+    def stop(self, timeout: float | None = None) -> FlushStats:
+        """Stop the thread, restore the signal handlers and flush what remains."""
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._restore_signal_handlers()
+        atexit.unregister(self._at_exit)
+        return self.flush()
+
+    def __enter__(self) -> Flusher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def _at_exit(self) -> None:
+        self.stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.flush()
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            # The default action (end the process) is not a Python callable: restore it and
+            # deliver the signal again so the process ends exactly as it would have.
+            self._restore_signal_handlers()
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, previous in self._previous_handlers.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous_handlers.clear()
+
+    # -- flushing -------------------------------------------------------------------------
+
+    def flush(self) -> FlushStats:
+        """Write everything gathered so far now; never raises. Returns the counters."""
+        with self._lock:
+            if self._flushing:
+                # Re-entered from a signal handler on the flushing thread: the outer flush
+                # is already writing.
+                return self.stats
+            self._flushing = True
+            try:
+                self._gather()
+                self._write_points()
+                self._write_alerts()
+                self._write_components()
+                self._stats = replace(self._stats, flushes=self._stats.flushes + 1)
+            except Exception as exc:  # monitoring must never take the program down
+                log.exception("flushing observability data failed")
+                self._stats = replace(self._stats, last_error=repr(exc))
+            finally:
+                self._flushing = False
+            return self.stats
+
+    def _gather(self) -> None:
+        try:
+            batches = self._collector.drain()
+        except Exception:
+            log.exception("draining the metrics collector failed")
+            batches = []
+        for batch in batches:
+            if len(batch.values):
+                self._pending.append(batch)
+                self._pending_points += len(batch.values)
+        if self._alert_manager is not None:
+            try:
+                changed = self._alert_manager.drain_changes()
+            except Exception:
+                log.exception("draining alert changes failed")
+                changed = []
+            for alert in changed:
+                payload = alert.to_dict() if hasattr(alert, "to_dict") else dict(alert)
+                # Only the latest state of an alert needs writing.
+                self._pending_alerts[str(payload.get("alert_id"))] = payload
+        if self._components is not None:
+            try:
+                self._pending_components = list(self._components())
+            except Exception:
+                log.exception("reading component snapshots failed")
+
+    def _write_points(self) -> None:
+        if not self._pending:
+            return
+        written = self._with_retry("points", lambda: self._store.write_batches(self._pending))
+        if written is not None:
+            self._pending.clear()
+            self._pending_points = 0
+            self._stats = replace(self._stats, points_written=self._stats.points_written + written)
+        self._bound_pending()
+
+    def _write_alerts(self) -> None:
+        if not self._pending_alerts:
+            return
+        alerts = list(self._pending_alerts.values())
+        written = self._with_retry("alerts", lambda: self._store.save_alerts(alerts))
+        if written is not None:
+            self._pending_alerts.clear()
+            self._stats = replace(self._stats, alerts_written=self._stats.alerts_written + written)
+
+    def _write_components(self) -> None:
+        if not self._pending_components:
+            return
+        snapshot = self._pending_components
+        written = self._with_retry("components", lambda: self._store.upsert_components(snapshot))
+        if written is not None:
+            self._pending_components = []
+            self._stats = replace(
+                self._stats, components_written=self._stats.components_written + written
+            )
+
+    def _with_retry(self, what: str, write: Callable[[], int]) -> int | None:
+        """``write()``'s result; ``None`` when the data stays pending (locked) or was dropped."""
+        for attempt in range(self._retries + 1):
+            try:
+                return write()
+            except StoreLockedError as exc:
+                self._failed(exc)
+                if attempt < self._retries:
+                    time.sleep(self._backoff * 2**attempt)
+            except (StoreError, ValidationError) as exc:
+                self._failed(exc)
+                self._drop(what, exc)
+                return None
+        log.warning(
+            "the store is locked; keeping %d pending point(s) for the next flush (%s)",
+            self._pending_points,
+            self._stats.last_error,
+        )
+        return None
+
+    def _failed(self, exc: Exception) -> None:
+        self._stats = replace(
+            self._stats, failed_writes=self._stats.failed_writes + 1, last_error=str(exc)
+        )
+
+    def _drop(self, what: str, exc: Exception) -> None:
+        if what == "points":
+            dropped = self._pending_points
+            self._pending.clear()
+            self._pending_points = 0
+            self._stats = replace(self._stats, points_dropped=self._stats.points_dropped + dropped)
+            log.error("dropped %d point(s): %s", dropped, exc)
+        elif what == "alerts":
+            log.error("dropped %d alert change(s): %s", len(self._pending_alerts), exc)
+            self._pending_alerts.clear()
+        else:
+            log.error("dropped %d component snapshot(s): %s", len(self._pending_components), exc)
+            self._pending_components = []
+
+    def _bound_pending(self) -> None:
+        excess = self._pending_points - self._max_pending
+        if excess <= 0:
+            return
+        dropped = 0
+        while excess > 0:
+            oldest = self._pending[0]
+            size = len(oldest.values)
+            if size <= excess:
+                self._pending.pop(0)
+                cut = size
+            else:
+                # Keep the newest points of a partly dropped batch.
+                self._pending[0] = SeriesBatch(
+                    oldest.key,
+                    np.asarray(oldest.timestamps)[excess:],
+                    np.asarray(oldest.values)[excess:],
+                )
+                cut = excess
+            excess -= cut
+            dropped += cut
+        self._pending_points -= dropped
+        self._stats = replace(self._stats, points_dropped=self._stats.points_dropped + dropped)
+        log.error(
+            "the pending buffer is full (%d points max); dropped the %d oldest point(s)",
+            self._max_pending,
+            dropped,
+        )

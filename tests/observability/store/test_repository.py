@@ -1,0 +1,208 @@
+"""The repository on SQLite and PostgreSQL: points, aggregates, alerts, components, retention."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from allele.errors import ValidationError
+from allele.observability.store.repository.store import labels_from_text, labels_to_text
+from allele.observability.types import MetricType, SeriesBatch
+
+from .conftest import key
+
+T0 = 1_700_000_000.0
+
+
+def batch(k, ts, values):
+    return SeriesBatch(k, np.asarray(ts, dtype=float), np.asarray(values, dtype=float))
+
+
+def test_points_round_trip_in_time_order(store):
+    k = key(component="kraken")
+    assert store.write_batches([batch(k, [T0 + 2, T0, T0 + 1], [3.0, 1.0, 2.0])]) == 3
+    got = store.query_series("latency_s")
+    np.testing.assert_array_equal(got.timestamps, [T0, T0 + 1, T0 + 2])
+    np.testing.assert_array_equal(got.values, [1.0, 2.0, 3.0])
+    assert store.list_series() == [k]
+
+
+def test_windows_are_half_open_and_accept_aware_datetimes(store):
+    k = key()
+    store.write_batches([batch(k, T0 + np.arange(10), np.arange(10))])
+    got = store.query_series("latency_s", start=T0 + 2, end=T0 + 5)
+    np.testing.assert_array_equal(got.values, [2.0, 3.0, 4.0])
+    start = datetime.fromtimestamp(T0 + 8, tz=UTC)
+    np.testing.assert_array_equal(store.query_series("latency_s", start=start).values, [8, 9])
+    with pytest.raises(ValidationError, match="naive datetime"):
+        store.query_series("latency_s", start=datetime(2024, 1, 1))
+
+
+def test_label_filter_selects_series_carrying_all_given_pairs(store):
+    a = key(component="kraken", host="h1")
+    b = key(component="agent", host="h1")
+    store.write_batches([batch(a, [T0], [1.0]), batch(b, [T0 + 1], [2.0])])
+    assert store.query_series("latency_s", {"component": "kraken"}).values.tolist() == [1.0]
+    assert store.query_series("latency_s", [("host", "h1")]).values.tolist() == [1.0, 2.0]
+    assert len(store.query_series("latency_s", {"host": "h2"})) == 0
+    assert len(store.query_series("no_such_metric")) == 0
+
+
+def test_same_name_with_other_labels_or_kind_is_another_series(store):
+    store.write_batches(
+        [
+            batch(key("x", MetricType.GAUGE), [T0], [1.0]),
+            batch(key("x", MetricType.COUNTER), [T0], [2.0]),
+            batch(key("x", MetricType.GAUGE, a="1"), [T0], [3.0]),
+        ]
+    )
+    store.write_batches([batch(key("x", MetricType.GAUGE), [T0 + 1], [4.0])])
+    assert len(store.list_series("x")) == 3
+    assert sorted(store.query_series("x").values.tolist()) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_series_written_by_another_store_object_are_reused(store):
+    from allele.observability.store import open_store
+
+    k = key()
+    store.write_batches([batch(k, [T0], [1.0])])
+    other = open_store(store.uri)
+    other.write_batches([batch(k, [T0 + 1], [2.0])])
+    other.close()
+    assert store.list_series() == [k]
+    assert store.query_series("latency_s").values.tolist() == [1.0, 2.0]
+
+
+def test_aggregate_matches_numpy_on_the_window(store):
+    rng = np.random.default_rng(7)
+    values = rng.lognormal(size=1000)
+    store.write_batches([batch(key(), T0 + np.arange(1000), values)])
+    agg = store.aggregate("latency_s", T0 + 100, T0 + 600)
+    window = values[100:600]
+    assert agg.count == 500
+    assert agg.sum == pytest.approx(window.sum())
+    assert agg.min == window.min() and agg.max == window.max()
+    assert agg.mean == pytest.approx(window.mean())
+    assert agg.p50 == pytest.approx(np.percentile(window, 50))
+    assert agg.p95 == pytest.approx(np.percentile(window, 95))
+    assert agg.p99 == pytest.approx(np.percentile(window, 99))
+    assert agg.to_dict()["count"] == 500
+
+
+def test_aggregate_of_an_empty_window_has_no_statistics(store):
+    agg = store.aggregate("latency_s", T0, T0 + 10)
+    assert agg.count == 0 and agg.p99 is None and agg.mean is None
+    with pytest.raises(ValidationError, match="before start"):
+        store.aggregate("latency_s", T0 + 10, T0)
+
+
+def test_nan_points_are_skipped_and_mismatched_batches_rejected(store, caplog):
+    k = key()
+    written = store.write_batches([batch(k, [T0, T0 + 1, np.inf], [1.0, np.nan, 2.0])])
+    assert written == 1
+    assert "skipping 2 point(s)" in caplog.text
+    assert store.query_series("latency_s").values.tolist() == [1.0]
+    with pytest.raises(ValidationError, match="2 timestamps but 1 values"):
+        store.write_batches([batch(k, [T0, T0 + 1], [1.0])])
+    assert store.write_batches([]) == 0
+
+
+def test_series_stats_give_totals_and_the_latest_point(store):
+    a, b = key("requests", MetricType.COUNTER), key("memory_mb", MetricType.GAUGE)
+    store.write_batches([batch(a, [T0, T0 + 1, T0 + 2], [1, 1, 3]), batch(b, [T0, T0 + 5], [10, 7])])
+    stats = {s.key.name: s for s in store.series_stats()}
+    assert stats["requests"].count == 3 and stats["requests"].sum == 5.0
+    assert stats["memory_mb"].last_value == 7.0 and stats["memory_mb"].last_ts == T0 + 5
+    assert [s.key.name for s in store.series_stats("requests")] == ["requests"]
+
+
+def test_iter_series_yields_each_series_with_its_window(store):
+    a, b = key(component="a"), key(component="b")
+    store.write_batches([batch(a, [T0, T0 + 10], [1, 2]), batch(b, [T0 + 10], [3])])
+    got = {k: p.values.tolist() for k, p in store.iter_series(start=T0 + 5)}
+    assert got == {a: [2.0], b: [3.0]}
+
+
+def test_delete_older_than_removes_old_points_and_resolved_alerts(store):
+    store.write_batches([batch(key(), T0 + np.arange(10), np.arange(10))])
+    store.save_alerts(
+        [
+            {"alert_id": "old", "state": "resolved", "resolved_at": T0 + 1},
+            {"alert_id": "open", "state": "active", "updated_at": T0 + 1},
+        ]
+    )
+    deleted = store.delete_older_than(T0 + 4)
+    assert (deleted.points, deleted.alerts) == (4, 1)
+    assert store.query_series("latency_s").values.tolist() == [4, 5, 6, 7, 8, 9]
+    assert [a["alert_id"] for a in store.load_alerts()] == ["open"]
+
+
+def test_alerts_upsert_by_id_and_filter_by_state(store):
+    fired = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    store.save_alerts(
+        [
+            {"alert_id": "a1", "state": "active", "severity": "warning", "fired_at": fired},
+            {"alert_id": "a2", "state": "active", "severity": "critical"},
+        ]
+    )
+    store.save_alerts([{"alert_id": "a1", "state": "resolved", "severity": "warning"}])
+    assert {a["alert_id"]: a["state"] for a in store.load_alerts()} == {
+        "a1": "resolved",
+        "a2": "active",
+    }
+    assert [a["alert_id"] for a in store.load_alerts(state="active")] == ["a2"]
+    with pytest.raises(ValidationError, match="no 'alert_id'"):
+        store.save_alerts([{"state": "active"}])
+
+
+def test_alert_payload_survives_with_datetimes_as_iso_text(store):
+    fired = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    store.save_alerts([{"alert_id": "a1", "state": "active", "fired_at": fired, "value": 3.5}])
+    loaded = store.get_alert("a1")
+    assert loaded["fired_at"] == fired.isoformat() and loaded["value"] == 3.5
+
+
+def test_acknowledge_and_resolve_record_who_when_and_why(store):
+    store.save_alerts([{"alert_id": "a1", "state": "active"}])
+    at = datetime(2024, 5, 1, 13, tzinfo=UTC)
+    acked = store.acknowledge_alert("a1", by="ana", comment="looking", at=at)
+    assert acked["state"] == "acknowledged"
+    assert (acked["acknowledged_by"], acked["comment"]) == ("ana", "looking")
+    assert acked["acknowledged_at"] == at.isoformat()
+    # A later save from the running alert manager keeps the acknowledgement made elsewhere.
+    store.save_alerts([{"alert_id": "a1", "state": "acknowledged"}])
+    assert store.get_alert("a1")["acknowledged_by"] == "ana"
+    resolved = store.resolve_alert("a1", by="bo", at=at + timedelta(minutes=5))
+    assert resolved["state"] == "resolved" and resolved["resolved_by"] == "bo"
+    assert [a["alert_id"] for a in store.load_alerts("resolved")] == ["a1"]
+    with pytest.raises(ValidationError, match="alert_id='nope'"):
+        store.acknowledge_alert("nope", by="ana")
+    with pytest.raises(ValidationError, match="must name who"):
+        store.resolve_alert("a1", by=" ")
+
+
+class _Component:
+    def __init__(self, component_id: str, ops: int) -> None:
+        self.component_id, self.ops = component_id, ops
+
+    def to_dict(self) -> dict:
+        return {"component_id": self.component_id, "component_type": "kraken_lnn", "ops": self.ops}
+
+
+def test_components_are_upserted_by_id(store):
+    assert store.upsert_components([_Component("k1", 1), _Component("k2", 5)]) == 2
+    store.upsert_components([_Component("k1", 9)])
+    assert store.load_components() == [
+        {"component_id": "k1", "component_type": "kraken_lnn", "ops": 9},
+        {"component_id": "k2", "component_type": "kraken_lnn", "ops": 5},
+    ]
+    with pytest.raises(ValidationError, match="no 'component_id'"):
+        store.upsert_components([{"ops": 1}])
+
+
+def test_label_text_is_canonical():
+    text = labels_to_text((("b", "2"), ("a", "1")))
+    assert text == '{"a":"1","b":"2"}'
+    assert labels_from_text(text) == (("a", "1"), ("b", "2"))
