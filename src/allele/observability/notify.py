@@ -1,0 +1,248 @@
+"""Alert notifications: to the log, to the console (rich) and to a webhook (JSON POST).
+
+A notifier gets ``notify(alert, event)`` where ``event`` is "firing", "resolved" or
+"acknowledged". Notifiers never raise into the alert manager and never block it: the webhook
+notifier queues the payload and posts it from a background thread, retrying with exponential
+backoff; a webhook that stays unreachable is counted as a failure in ``stats()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from allele.errors import ConfigurationError
+from allele.observability.types import Alert, AlertSeverity
+
+logger = logging.getLogger("allele.observability.alerts")
+
+EVENTS = ("firing", "resolved", "acknowledged")
+
+_LOG_LEVEL = {
+    AlertSeverity.INFO: logging.INFO,
+    AlertSeverity.WARNING: logging.WARNING,
+    AlertSeverity.ERROR: logging.ERROR,
+    AlertSeverity.CRITICAL: logging.CRITICAL,
+}
+_STYLE = {
+    AlertSeverity.INFO: "cyan",
+    AlertSeverity.WARNING: "yellow",
+    AlertSeverity.ERROR: "red",
+    AlertSeverity.CRITICAL: "bold white on red",
+}
+
+
+class Notifier(Protocol):
+    """Something that tells people about alert events."""
+
+    def notify(self, alert: Alert, event: str) -> None:
+        """Deliver (or queue) one event; must not raise for delivery failures."""
+        ...
+
+    def close(self) -> None:
+        """Release resources (threads, connections)."""
+        ...
+
+
+def describe(alert: Alert, event: str) -> str:
+    """Return the one-line human text of an alert event."""
+    where = ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+    text = (
+        f"[{alert.severity.value.upper()}] {event}: {alert.rule_name} -- "
+        f"{alert.aggregation.value}({alert.metric}{{{where}}}) = {alert.value:.6g} "
+        f"({alert.operator.value} {alert.threshold:g})"
+    )
+    if event == "acknowledged" and alert.acknowledged_by:
+        text += f" by {alert.acknowledged_by}"
+    if event == "resolved" and alert.resolved_by:
+        text += f" by {alert.resolved_by}"
+    return text
+
+
+class LogNotifier:
+    """Logs alert events on the ``allele.observability.alerts`` logger, at a level that follows
+    the severity (resolutions and acknowledgements at INFO)."""
+
+    def __init__(self, log: logging.Logger | None = None) -> None:
+        self.log = log or logger
+
+    def notify(self, alert: Alert, event: str) -> None:
+        level = _LOG_LEVEL[alert.severity] if event == "firing" else logging.INFO
+        self.log.log(level, "%s", describe(alert, event), extra={"alert": alert.to_dict()})
+
+    def close(self) -> None:
+        return None
+
+
+class ConsoleNotifier:
+    """Prints alert events on a rich console (stderr by default), coloured by severity."""
+
+    def __init__(self, console: Any = None) -> None:
+        if console is None:
+            from rich.console import Console
+
+            console = Console(stderr=True)
+        self.console = console
+
+    def notify(self, alert: Alert, event: str) -> None:
+        from rich.markup import escape
+
+        style = _STYLE[alert.severity] if event == "firing" else "green"
+        self.console.print(f"[{style}]{escape(describe(alert, event))}[/]")
+
+    def close(self) -> None:
+        return None
+
+
+class WebhookNotifier:
+    """POSTs each alert event as JSON to ``url`` from a background thread.
+
+    Payload: ``{"event": ..., "alert": alert.to_dict(), "text": ..., "sent_at": ISO UTC}``.
+    A delivery that gets a transport error or a non-2xx status is retried up to
+    ``max_attempts`` times in all, waiting ``backoff_s * 2**n`` seconds (capped at
+    ``max_backoff_s``) between attempts; then it counts as ``failed``. When more than
+    ``queue_size`` events wait, new ones are dropped and counted. ``transport`` is passed to
+    ``httpx.Client`` (tests may give a mock transport; the default is the network).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        max_attempts: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        queue_size: int = 1000,
+        headers: dict[str, str] | None = None,
+        transport: Any = None,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"webhook url must start with http:// or https://, got {url!r}"
+            )
+        if max_attempts < 1:
+            raise ConfigurationError(f"webhook max_attempts must be >= 1, got {max_attempts!r}")
+        self.url = url
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.headers = dict(headers or {})
+        self._transport = transport
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stats = {"queued": 0, "sent": 0, "failed": 0, "retries": 0, "dropped": 0}
+        self.last_error: str | None = None
+
+    def notify(self, alert: Alert, event: str) -> None:
+        payload = {
+            "event": event,
+            "alert": alert.to_dict(),
+            "text": describe(alert, event),
+            "sent_at": datetime.now(UTC).isoformat(),
+        }
+        if self._stop.is_set():
+            self._count("dropped")
+            return
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(payload)
+        except queue.Full:
+            self._count("dropped")
+            logger.warning("webhook queue full (%d); dropped %s", self._queue.maxsize, event)
+            return
+        self._count("queued")
+
+    def stats(self) -> dict[str, int]:
+        """Return delivery counts: queued, sent, failed, retries, dropped."""
+        with self._stats_lock:
+            return dict(self._stats)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every queued event is delivered or failed; return False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while self._queue.unfinished_tasks:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the sender after trying to deliver what is queued for up to ``timeout_s``."""
+        if self._thread is None:
+            self._stop.set()
+            return
+        self.flush(timeout_s)
+        self._stop.set()
+        with contextlib.suppress(queue.Full):  # the sender stops on _stop anyway
+            self._queue.put_nowait(None)
+        self._thread.join(timeout_s)
+
+    def _count(self, what: str) -> None:
+        with self._stats_lock:
+            self._stats[what] += 1
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="allele-webhook", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        import httpx
+
+        kwargs: dict[str, Any] = {"timeout": self.timeout_s, "headers": self.headers}
+        if self._transport is not None:
+            kwargs["transport"] = self._transport
+        with httpx.Client(**kwargs) as client:
+            while True:
+                payload = self._queue.get()
+                try:
+                    if payload is None:
+                        return
+                    self._deliver(client, payload)
+                except Exception:  # never let one payload kill the sender
+                    logger.exception("webhook sender failed on one payload")
+                    self._count("failed")
+                finally:
+                    self._queue.task_done()
+
+    def _deliver(self, client: Any, payload: dict[str, Any]) -> None:
+        import httpx
+
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self._count("retries")
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+                if self._stop.wait(delay):
+                    break
+            try:
+                response = client.post(self.url, json=payload)
+            except httpx.HTTPError as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            if 200 <= response.status_code < 300:
+                self._count("sent")
+                return
+            self.last_error = f"HTTP {response.status_code}"
+        self._count("failed")
+        logger.warning(
+            "webhook %s: giving up on %s after %d attempt(s): %s",
+            self.url,
+            payload["event"],
+            self.max_attempts,
+            self.last_error,
+        )
