@@ -13,7 +13,13 @@ from typing import Any
 # The primary timing metric of every cell: seconds per operation, one sample per measured repeat.
 PRIMARY_METRIC = "time_s"
 
-CELL_STATUSES = ("ok", "timeout", "error")
+# "partial": some of the cell's process runs are measured and stored, the run was interrupted
+# before the others (``--resume`` measures only the missing ones).
+CELL_STATUSES = ("ok", "timeout", "error", "partial")
+
+# "running" while the runner works (or after it was killed), "interrupted" after Ctrl-C,
+# "complete" once every cell is measured.
+RUN_STATUSES = ("running", "interrupted", "complete")
 
 
 def cell_key(params: dict[str, Any]) -> str:
@@ -29,6 +35,10 @@ class CellResult:
     "ok"; also ``cpu_time_s`` and any workload throughput per sample). ``metrics`` holds scalar
     figures of the cell: workload quality (``best_fitness``, ``memory_capacity``...),
     ``peak_rss_bytes``, ``tracemalloc_peak_bytes``, GPU figures when present.
+
+    ``run_indices`` lists the process runs that produced the samples, in order: each run
+    contributes ``len(samples["time_s"]) / len(run_indices)`` timing samples and one value of
+    each per-run figure (quality, memory), so samples can be grouped by process.
     """
 
     params: dict[str, Any]
@@ -41,6 +51,7 @@ class CellResult:
     node: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    run_indices: list[int] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -72,6 +83,7 @@ class SuiteRun:
     machine: dict[str, Any] = field(default_factory=dict)
     commit: dict[str, Any] = field(default_factory=dict)
     cells: list[CellResult] = field(default_factory=list)
+    status: str = "complete"
 
     def cell(self, key: str) -> CellResult | None:
         """The cell whose ``key`` is ``key``, or None."""
@@ -90,6 +102,7 @@ class SuiteRun:
             "machine": self.machine,
             "commit": self.commit,
             "cells": [c.to_dict() for c in self.cells],
+            "status": self.status,
         }
 
     @classmethod
@@ -104,6 +117,7 @@ class SuiteRun:
             machine=dict(data.get("machine", {})),
             commit=dict(data.get("commit", {})),
             cells=[CellResult.from_dict(c) for c in data.get("cells", [])],
+            status=data.get("status", "complete"),
         )
 
 

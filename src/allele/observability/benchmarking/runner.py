@@ -1,0 +1,239 @@
+"""Run a suite: every cell in worker processes, interleaved, each result stored as it arrives.
+
+>>> from allele.observability.benchmarking.runner import run_suite
+>>> from allele.observability.benchmarking.suites import builtin_suite
+>>> run = run_suite(builtin_suite("python").quick_variant(), store="sqlite:///allele.db")
+... # doctest: +SKIP
+
+A cell is measured by ``runs`` worker processes (jobs); each process calibrates its inner loop,
+warms up and takes ``samples`` samples. Jobs go round-robin over the cells (run 0 of every
+cell, then run 1 of every cell...) so that slow drift of the machine spreads over all cells
+instead of biasing the last ones. A job that times out or crashes ends its cell with that status
+(the traceback is kept) and the suite goes on.
+
+With a store, the run is stored when it starts and each cell is written after every one of its
+jobs (status ``partial`` until all runs are in), so a run killed at any point keeps everything it
+measured; ``resume=True`` continues the latest unfinished run of the suite and measures only the
+missing process runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from allele.errors import BenchmarkError
+from allele.observability.benchmarking import measure, storage
+from allele.observability.benchmarking.executors.base import (
+    Executor,
+    Job,
+    JobResult,
+    create_executor,
+)
+from allele.observability.benchmarking.machine import commit_info, machine_info
+from allele.observability.benchmarking.model import CellResult, SuiteRun
+from allele.observability.benchmarking.progress import Progress, RichProgress, SilentProgress
+from allele.observability.benchmarking.suites import Suite
+
+# Figures measured once per process run (not per timing sample); stored as per-run samples.
+_MEMORY_FIGURES = ("peak_rss_bytes", "tracemalloc_peak_bytes", "gpu_memory_used_bytes")
+_TIMINGS = ("time_s", "cpu_time_s")
+
+
+@dataclass
+class _Cell:
+    """A cell being measured: what its finished jobs produced so far."""
+
+    index: int
+    result: CellResult
+    runs: int
+
+    @property
+    def finished(self) -> bool:
+        return self.result.status != "partial" or len(self.result.run_indices) >= self.runs
+
+    def missing_runs(self) -> list[int]:
+        done = set(self.result.run_indices)
+        return [r for r in range(self.runs) if r not in done]
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    store: Any = None,
+    executor: str | Executor = "local",
+    address: str | None = None,
+    resume: bool = False,
+    progress: bool | Progress = False,
+    runs: int | None = None,
+) -> SuiteRun:
+    """Measure every cell of ``suite``; store each result in ``store`` (a Store or URI) if given.
+
+    ``runs`` overrides the suite's process runs per cell. Raises KeyboardInterrupt after
+    marking the stored run ``interrupted`` when interrupted.
+    """
+    suite = suite.resolved(runs=runs)
+    assert suite.runs is not None and suite.workers is not None and suite.timeout is not None
+    runner = (
+        executor
+        if isinstance(executor, Executor)
+        else create_executor(executor, workers=suite.workers, address=address)
+    )
+    run, cells = _start_run(suite, store, resume, runner.name)
+    reporter: Progress = (
+        progress
+        if not isinstance(progress, bool)
+        else RichProgress()
+        if progress
+        else SilentProgress()
+    )
+    total = len(cells) * suite.runs
+    done = sum(len(c.result.run_indices) for c in cells) + sum(
+        len(c.missing_runs()) for c in cells if c.finished
+    )
+    reporter.start(suite.name, total, done)
+    results = runner.run(_jobs(suite, cells))
+    try:
+        for result in results:
+            cell = cells[result.cell_index]
+            _absorb(cell, result)
+            if store is not None:
+                storage.save_cell(store, run.suite_id, cell.result, position=cell.index)
+            reporter.advance(result, cell.result.key)
+            if cell.finished and result.status != "ok":
+                # Its remaining runs will not happen: count them as done for the ETA.
+                for _ in cell.missing_runs():
+                    reporter.advance(_skipped(result), cell.result.key)
+    except BaseException:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()  # stops the workers still running
+        run.status = "interrupted"
+        if store is not None:
+            storage.set_run_status(store, run.suite_id, "interrupted")
+        raise
+    finally:
+        reporter.stop()
+    run.cells = [c.result for c in cells]
+    run.status = "complete"
+    if store is not None:
+        storage.set_run_status(store, run.suite_id, "complete")
+    return run
+
+
+def _start_run(
+    suite: Suite, store: Any, resume: bool, executor_name: str
+) -> tuple[SuiteRun, list[_Cell]]:
+    assert suite.runs is not None
+    fingerprint = suite.fingerprint()
+    previous = storage.latest_unfinished(store, suite.name) if (resume and store) else None
+    if resume and store is None:
+        raise BenchmarkError("resume needs a store holding the interrupted run")
+    if previous is not None:
+        if previous.config.get("fingerprint") != fingerprint:
+            raise BenchmarkError(
+                f"cannot resume suite {suite.name!r} run {previous.suite_id}: the suite changed "
+                "since that run (matrix, params or run settings); run it again without --resume"
+            )
+        stored = {c.key: c for c in previous.cells}
+        cells = [
+            _Cell(i, stored.get(_key(params)) or _empty_cell(params), suite.runs)
+            for i, params in enumerate(suite.cells())
+        ]
+        previous.status = "running"
+        storage.set_run_status(store, previous.suite_id, "running")
+        return previous, cells
+    config = {**suite.to_config(), "fingerprint": fingerprint, "executor": executor_name}
+    run = SuiteRun(
+        name=suite.name,
+        component=suite.component,
+        config=config,
+        machine=machine_info(),
+        commit=commit_info(),
+        status="running",
+    )
+    if store is not None:
+        storage.create_run(store, run, fingerprint)
+    cells = [_Cell(i, _empty_cell(params), suite.runs) for i, params in enumerate(suite.cells())]
+    return run, cells
+
+
+def _key(params: dict[str, Any]) -> str:
+    return CellResult(params=params).key
+
+
+def _empty_cell(params: dict[str, Any]) -> CellResult:
+    return CellResult(params=params, status="partial", processes=0, inner_loops=0)
+
+
+def _jobs(suite: Suite, cells: list[_Cell]) -> Iterator[Job]:
+    """Jobs round-robin over cells; evaluated lazily so failed cells lose their later jobs."""
+    assert suite.runs is not None and suite.timeout is not None
+    todo = {c.index: set(c.missing_runs()) for c in cells if not c.finished}
+    for run_index in range(suite.runs):
+        for cell in cells:
+            if cell.finished or run_index not in todo.get(cell.index, ()):
+                continue
+            yield Job(
+                cell_index=cell.index,
+                run_index=run_index,
+                component=suite.component,
+                params=suite.cell_params(cell.result.params),
+                target=suite.target,
+                samples=suite.samples,
+                warmup=suite.warmup,
+                min_time=suite.min_time,
+                max_inner_loops=suite.max_inner_loops,
+                # Later processes reuse the first one's calibration: samples stay comparable.
+                inner_loops=cell.result.inner_loops or None,
+                measure_memory=bool(suite.measure_memory),
+                timeout=suite.timeout,
+            )
+
+
+def _absorb(cell: _Cell, result: JobResult) -> None:
+    """Add one job's result to its cell and recompute the cell's figures."""
+    c = cell.result
+    c.started_at = min(filter(None, [c.started_at, result.started_at]), default=None)
+    c.finished_at = max(filter(None, [c.finished_at, result.finished_at]), default=None)
+    nodes = set(filter(None, (c.node or "").split(","))) | ({result.node} if result.node else set())
+    c.node = ",".join(sorted(nodes)) or None
+    if result.status != "ok":
+        c.status = result.status
+        c.error = result.error
+        return
+    c.run_indices.append(result.run_index)
+    c.processes = len(c.run_indices)
+    if not c.inner_loops:
+        c.inner_loops = result.inner_loops
+    for name, values in result.samples.items():
+        c.samples.setdefault(name, []).extend(values)
+    per_run = {
+        **result.quality,
+        **{k: v for k, v in result.metrics.items() if k in _MEMORY_FIGURES},
+    }
+    for name, value in per_run.items():
+        c.samples.setdefault(name, []).append(value)
+    gpu = {k: v for k, v in result.metrics.items() if k.startswith("gpu_") and k not in per_run}
+    c.metrics.update(gpu)
+    _refresh_metrics(cell)
+    if len(c.run_indices) >= cell.runs:
+        c.status = "ok"
+
+
+def _refresh_metrics(cell: _Cell) -> None:
+    c = cell.result
+    c.metrics.update(measure.latency_metrics(c.samples.get("time_s", [])))
+    for name, values in c.samples.items():
+        if name in _MEMORY_FIGURES:
+            c.metrics[name] = float(max(values))
+        elif name not in _TIMINGS:
+            # Throughput per sample and quality per run: the median is the cell's figure.
+            c.metrics[name] = float(np.median(values))
+
+
+def _skipped(result: JobResult) -> JobResult:
+    return JobResult(cell_index=result.cell_index, run_index=-1, status="skipped")

@@ -1,0 +1,338 @@
+"""Benchmark suites: what to measure (a component, a parameter matrix) and how (runs, timeouts).
+
+A suite is written in TOML or built in Python::
+
+    from allele.observability.benchmarking.suites import Suite
+    suite = Suite(name="evo", component="evolution",
+                  matrix={"population_size": [50, 100], "mutation_rate": [0.1, 0.2]},
+                  params={"generations": 3}, runs=2)
+    suite.cells()   # 4 parameter dicts
+
+The TOML form has the same keys at the top level, ``[params]``, ``[matrix]``, ``[[exclude]]`` and
+``[quick]`` tables (see the built-in suites in ``suites/*.toml``). A malformed file is rejected
+with a ConfigurationError naming the file, the line and the reason.
+
+``runs``, ``timeout``, ``workers`` and ``measure_memory`` left unset take their values from
+``MatrixBenchmarkSettings`` (the ``ALLELE_BENCHMARK_*`` variables); a value written in the suite
+wins over the environment, a command-line flag wins over both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from allele.errors import ConfigurationError
+from allele.observability.benchmarking.matrix import MatrixError, check_matrix, expand
+from allele.observability.benchmarking.workloads import COMPONENTS
+
+if TYPE_CHECKING:
+    from allele.observability.benchmarking.config import MatrixBenchmarkSettings
+
+Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class QuickOverrides(BaseModel):
+    """The reduced variant of a suite (``--quick``, the demo): fewer runs, samples, values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runs: int = Field(default=1, ge=1)
+    samples: int = Field(default=3, ge=1)
+    warmup: int = Field(default=0, ge=0)
+    min_time: float = Field(default=0.005, ge=0.0)
+    timeout: float | None = Field(default=None, gt=0)
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    matrix: dict[str, list[Scalar]] = Field(default_factory=dict)
+
+
+class Suite(BaseModel):
+    """A benchmark suite: component, fixed params, parameter matrix and run settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=200)
+    component: str
+    description: str = ""
+    target: str | None = None
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    matrix: dict[str, list[Scalar]] = Field(default_factory=dict)
+    zip: list[list[str]] = Field(default_factory=list)
+    exclude: list[dict[str, Scalar | list[Scalar]]] = Field(default_factory=list)
+    runs: int | None = Field(default=None, ge=1, description="worker processes per cell")
+    samples: int = Field(default=5, ge=1, description="measured samples per process")
+    warmup: int = Field(default=1, ge=0, description="discarded samples per process")
+    timeout: float | None = Field(default=None, gt=0, description="seconds per process run")
+    workers: int | None = Field(default=None, ge=1, description="processes running at once")
+    measure_memory: bool | None = None
+    min_time: float = Field(default=0.02, ge=0.0, description="seconds one sample lasts at least")
+    max_inner_loops: int = Field(default=1_000_000, ge=1)
+    quick: QuickOverrides = Field(default_factory=lambda: QuickOverrides())
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(_describe(exc, where=f"suite {data.get('name')!r}")) from exc
+
+    @pydantic.field_validator("component")
+    @classmethod
+    def _known_component(cls, value: str) -> str:
+        if value not in COMPONENTS:
+            raise ValueError(f"unknown component {value!r}; known: {', '.join(COMPONENTS)}")
+        return value
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> Suite:
+        check_matrix(self.matrix, self.zip, self.exclude)
+        if self.component == "function" and not self.target:
+            raise MatrixError(
+                "component 'function' needs target = 'module:callable'", ("component",)
+            )
+        if self.target is not None and self.component != "function":
+            raise MatrixError(
+                f"target is only used by component 'function', not {self.component!r}",
+                ("target",),
+            )
+        if self.target is not None and not re.fullmatch(r"[\w.]+:[\w.]+", self.target):
+            raise MatrixError(
+                f"target {self.target!r} is not of the form 'module:callable'", ("target",)
+            )
+        overlap = sorted(set(self.params) & set(self.matrix))
+        if overlap:
+            raise MatrixError(f"parameters {overlap} are both fixed and in the matrix", ("params",))
+        unknown = sorted(set(self.quick.matrix) - set(self.matrix))
+        if unknown:
+            raise MatrixError(
+                f"quick.matrix names {unknown}, which are not in the matrix", ("quick", "matrix")
+            )
+        return self
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The parameter dict of every cell (matrix parameters only), in a stable order."""
+        return expand(self.matrix, self.zip, self.exclude)
+
+    def cell_params(self, cell: dict[str, Any]) -> dict[str, Any]:
+        """What the workload receives for ``cell``: the fixed params, then the cell's."""
+        return {**self.params, **cell}
+
+    def quick_variant(self) -> Suite:
+        """The reduced suite of the ``[quick]`` table (used by ``--quick`` and the demo)."""
+        q = self.quick
+        matrix = {**self.matrix, **q.matrix}
+        data = self.model_dump()
+        data.update(
+            runs=q.runs,
+            samples=q.samples,
+            warmup=q.warmup,
+            min_time=q.min_time,
+            timeout=q.timeout if q.timeout is not None else self.timeout,
+            params={**self.params, **q.params},
+            matrix=matrix,
+            # Exclude rules may name values that the quick matrix dropped; that is harmless.
+            exclude=self.exclude,
+        )
+        return Suite(**data)
+
+    def resolved(self, settings: MatrixBenchmarkSettings | None = None, **overrides: Any) -> Suite:
+        """This suite with every unset setting filled from ``settings`` then ``overrides``."""
+        from allele.observability.benchmarking.config import get_matrix_benchmark_settings
+
+        settings = settings or get_matrix_benchmark_settings()
+        data = self.model_dump()
+        for key in ("runs", "timeout", "workers", "measure_memory"):
+            if data[key] is None:
+                data[key] = getattr(settings, key)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return Suite(**data)
+
+    def to_config(self) -> dict[str, Any]:
+        """The suite as a JSON-ready dict (stored with every run)."""
+        return self.model_dump(mode="json")
+
+    def fingerprint(self) -> str:
+        """A hash of what the cells measure: resuming a run requires the same fingerprint."""
+        keys = (
+            "component",
+            "target",
+            "params",
+            "matrix",
+            "zip",
+            "exclude",
+            "runs",
+            "samples",
+            "warmup",
+            "min_time",
+            "max_inner_loops",
+            "measure_memory",
+        )
+        config = self.to_config()
+        blob = json.dumps({k: config[k] for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_suite_text(text: str, source: str = "<string>") -> Suite:
+    """The suite described by TOML ``text``; errors name ``source``, the line and the reason."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _syntax_error_line(str(exc), text)
+        raise ConfigurationError(f"{source}:{line}: invalid TOML: {exc}") from exc
+    try:
+        return Suite.model_validate(data)
+    except pydantic.ValidationError as exc:
+        lines = _key_lines(text)
+        first = exc.errors()[0]
+        loc = _error_loc(first)
+        at = _line_of(loc, lines)
+        where = f"{source}:{at}" if at is not None else source
+        raise ConfigurationError(f"{where}: {_describe(exc)}") from exc
+
+
+def load_suite_file(path: str | Path) -> Suite:
+    """The suite in TOML file ``path`` (ConfigurationError with the line when malformed)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read suite file {str(path)!r}: {exc.strerror}") from exc
+    return load_suite_text(text, source=str(path))
+
+
+def builtin_suite_names() -> list[str]:
+    """Names of the suites shipped with Allele (``suites/*.toml``), sorted."""
+    folder = resources.files(__package__ or __name__).joinpath("suites")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def builtin_suite(name: str) -> Suite:
+    """The built-in suite called ``name`` (ConfigurationError listing the names when unknown)."""
+    if name not in builtin_suite_names():
+        raise ConfigurationError(
+            f"no built-in suite {name!r}; built-in suites: {', '.join(builtin_suite_names())}"
+        )
+    resource = resources.files(__package__ or __name__).joinpath("suites", f"{name}.toml")
+    return load_suite_text(resource.read_text(encoding="utf-8"), source=f"<builtin {name}.toml>")
+
+
+def resolve_suite(name_or_path: str) -> Suite:
+    """A built-in suite by name, or the suite in a TOML file path."""
+    if name_or_path in builtin_suite_names():
+        return builtin_suite(name_or_path)
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return load_suite_file(path)
+    raise ConfigurationError(
+        f"{name_or_path!r} is neither a built-in suite ({', '.join(builtin_suite_names())}) "
+        "nor a suite file"
+    )
+
+
+# --- error locations ----------------------------------------------------------------------
+
+
+def _describe(exc: pydantic.ValidationError, where: str | None = None) -> str:
+    parts = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in _error_loc(error)) or "suite"
+        original = error.get("ctx", {}).get("error")
+        message = str(original) if isinstance(original, MatrixError) else error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key; allowed: " + ", ".join(_allowed_keys(_error_loc(error)))
+        parts.append(f"{loc}: {message}")
+    prefix = f"{where}: " if where else ""
+    return prefix + "; ".join(parts)
+
+
+def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
+    model: type[BaseModel] = QuickOverrides if loc[:1] == ("quick",) else Suite
+    return sorted(model.model_fields)
+
+
+def _error_loc(error: Any) -> tuple[str | int, ...]:
+    original = error.get("ctx", {}).get("error")
+    if isinstance(original, MatrixError) and original.loc:
+        return original.loc
+    # Pydantic adds the union member's type name to the path ("...", "int", ...); drop those.
+    return tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(_TAGS)))
+
+
+_TAGS = ("bool", "int", "float", "str", "list[", "function-")
+
+
+def _syntax_error_line(message: str, text: str) -> int:
+    match = re.search(r"at line (\d+)", message)
+    if match:
+        return int(match.group(1))
+    return max(1, text.count("\n") + (0 if text.endswith("\n") else 1))
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)(?:\s*\.\s*(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+))*)\s*="""
+)
+
+
+def _split_dotted(key: str) -> tuple[str, ...]:
+    parts = re.findall(r""""([^"]*)"|'([^']*)'|([A-Za-z0-9_\-]+)""", key)
+    return tuple(a or b or c for a, b, c in parts)
+
+
+def _key_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """The line (1-based) where each key path of a TOML document is written."""
+    lines: dict[tuple[str | int, ...], int] = {}
+    table: tuple[str | int, ...] = ()
+    array_counts: dict[tuple[str | int, ...], int] = {}
+    depth = 0  # open brackets of a multi-line array or inline table
+    in_string = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw
+        if in_string:
+            if '"""' in line or "'''" in line:
+                in_string = False
+            continue
+        if depth > 0:
+            depth += _bracket_balance(line)
+            continue
+        header = _HEADER.match(line)
+        if header:
+            path: tuple[str | int, ...] = _split_dotted(header.group(2))
+            if header.group(1) == "[[":
+                index = array_counts.get(path, 0)
+                array_counts[path] = index + 1
+                path = (*path, index)
+            table = path
+            lines.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            full = (*table, *_split_dotted(key.group(1)))
+            lines.setdefault(full, number)
+            value = line[key.end() :]
+            if value.count('"""') % 2 == 1 or value.count("'''") % 2 == 1:
+                in_string = True
+            depth = max(0, _bracket_balance(value))
+    return lines
+
+
+def _bracket_balance(fragment: str) -> int:
+    # Strip simple strings first so that brackets inside them do not count.
+    stripped = re.sub(r'"(?:\\.|[^"\\])*"|\'[^\']*\'', "", fragment.split("#", 1)[0])
+    return stripped.count("[") + stripped.count("{") - stripped.count("]") - stripped.count("}")
+
+
+def _line_of(loc: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> int | None:
+    for end in range(len(loc), 0, -1):
+        line = lines.get(loc[:end])
+        if line is not None:
+            return line
+    return None

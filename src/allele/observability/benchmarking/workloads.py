@@ -1,0 +1,253 @@
+"""The components a suite can measure, each turned into one repeatable operation.
+
+``prepare(component, params, target)`` builds the workload outside the timed region and returns
+a ``Prepared``: the operation the timing loop calls, the workload's own units per operation
+(generations, sequences, tokens) for throughput, and its quality figures (best fitness, memory
+capacity...). The workload modules are imported only here, inside the adapters, so that loading
+a suite stays cheap.
+
+Components:
+
+- ``evolution``: one operation is a complete ``EvolutionEngine.run`` of ``generations``
+  generations from a fresh population (``TargetPersonality`` fitness, a fixed target); quality
+  ``best_fitness``, ``mean_fitness``, ``evaluations``.
+- ``kraken``: one operation is ``KrakenLNN.process_sequence`` over a sequence of
+  ``sequence_length`` values; quality ``memory_capacity`` (Jaeger's linear memory capacity).
+- ``agent``: one operation is one ``NLPAgent.complete`` chat turn; units are turns and
+  generated tokens. The synthetic provider's simulated latency is 0 unless ``ttft_s`` /
+  ``per_token_s`` are given, so the default measures the agent's own work per turn.
+- ``python``: pure-Python kernels (``kernel`` = sort | sum | json, ``size``), used to check the
+  harness itself and the machine's noise.
+- ``function``: ``target = "module:factory"``; ``factory(**params)`` returns a ``Prepared`` or a
+  zero-argument callable.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from allele.errors import BenchmarkError, ConfigurationError
+
+COMPONENTS = ("evolution", "kraken", "agent", "python", "function")
+
+
+@dataclass
+class Prepared:
+    """A workload ready to measure: ``operation()`` is what one timed call does."""
+
+    operation: Callable[[], object]
+    # Units per operation; read after the samples and quality, so a workload whose units are
+    # only known once it ran (tokens per chat turn) may fill them in from ``quality``.
+    units: dict[str, float] = field(default_factory=dict)
+    quality: Callable[[], dict[str, float]] = field(default=lambda: {})
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def prepare(
+    component: str, params: dict[str, Any], target: str | None = None, run_index: int = 0
+) -> Prepared:
+    """The ``Prepared`` workload of ``component`` for one cell's ``params``.
+
+    ``run_index`` varies the random seed between the processes of one cell (seed = params
+    ``seed`` + run_index) so that the quality figures are medians over independent runs.
+    """
+    if component == "function":
+        if target is None:
+            raise ConfigurationError("component 'function' needs target = 'module:callable'")
+        return _prepare_function(target, params)
+    adapter = _ADAPTERS.get(component)
+    if adapter is None:
+        raise ConfigurationError(f"unknown component {component!r}; known: {', '.join(COMPONENTS)}")
+    params = dict(params)
+    params["seed"] = int(params.get("seed", 0)) + run_index
+    return adapter(params)
+
+
+def _prepare_function(target: str, params: dict[str, Any]) -> Prepared:
+    module_name, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BenchmarkError(f"cannot import the module of target {target!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise BenchmarkError(f"target {target!r}: {module_name} has no {attr!r}") from exc
+    if not callable(obj):
+        raise BenchmarkError(f"target {target!r} is not callable")
+    made = obj(**params)
+    if isinstance(made, Prepared):
+        return made
+    if callable(made):
+        return Prepared(operation=made)
+    raise BenchmarkError(
+        f"target {target!r} returned {type(made).__name__}; expected a Prepared or a callable"
+    )
+
+
+def _take(params: dict[str, Any], allowed: dict[str, Any], component: str) -> dict[str, Any]:
+    """``allowed`` (name -> default) filled from ``params``; unknown names are an error."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ConfigurationError(
+            f"component {component!r} has no parameters {unknown}; allowed: {sorted(allowed)}"
+        )
+    return {**allowed, **params}
+
+
+def _prepare_python(params: dict[str, Any]) -> Prepared:
+    p = _take(params, {"kernel": "sort", "size": 1000, "seed": 0}, "python")
+    size = int(p["size"])
+    if size < 1:
+        raise ConfigurationError(f"python kernel size={size} must be at least 1")
+    rng = random.Random(p["seed"])
+    data = [rng.random() for _ in range(size)]
+    kernel = p["kernel"]
+    operation: Callable[[], object]
+    if kernel == "sort":
+        operation = lambda: sorted(data)  # noqa: E731
+    elif kernel == "sum":
+        operation = lambda: sum(x * x for x in data)  # noqa: E731
+    elif kernel == "json":
+        document = {f"k{i}": x for i, x in enumerate(data)}
+        operation = lambda: json.loads(json.dumps(document))  # noqa: E731
+    else:
+        raise ConfigurationError(f"python kernel {kernel!r} is unknown; allowed: sort, sum, json")
+    return Prepared(operation=operation, units={"items": float(size)})
+
+
+def _prepare_evolution(params: dict[str, Any]) -> Prepared:
+    import numpy as np
+
+    from allele.evolution import EvolutionConfig, EvolutionEngine
+    from allele.fitness import TargetPersonality
+    from allele.genome import TRAIT_NAMES
+
+    p = _take(
+        params,
+        {"population_size": 100, "mutation_rate": 0.1, "generations": 10, "seed": 0},
+        "evolution",
+    )
+    generations = int(p["generations"])
+    engine = EvolutionEngine(
+        EvolutionConfig(
+            population_size=int(p["population_size"]),
+            mutation_rate=float(p["mutation_rate"]),
+            generations=generations,
+            seed=int(p["seed"]),
+        )
+    )
+    # A fixed target personality away from the centre of the trait cube, the same in every cell.
+    fitness = TargetPersonality(dict(zip(TRAIT_NAMES, np.linspace(0.15, 0.85, 8), strict=True)))
+    last: dict[str, float] = {}
+
+    def operation() -> None:
+        result = engine.run(fitness)
+        last["best_fitness"] = result.best_fitness
+        last["mean_fitness"] = float(result.history[-1].mean_fitness)
+        last["evaluations"] = float(result.evaluations)
+
+    return Prepared(
+        operation=operation, units={"generations": float(generations)}, quality=lambda: last
+    )
+
+
+def _prepare_kraken(params: dict[str, Any]) -> Prepared:
+    import numpy as np
+
+    from allele.kraken import KrakenLNN, memory_capacity_score
+
+    p = _take(
+        params,
+        {"reservoir_size": 100, "connectivity": 0.1, "sequence_length": 100, "seed": 0},
+        "kraken",
+    )
+    lnn = KrakenLNN(
+        reservoir_size=int(p["reservoir_size"]),
+        connectivity=float(p["connectivity"]),
+        seed=int(p["seed"]),
+    )
+    rng = np.random.default_rng(int(p["seed"]))
+    sequence = rng.uniform(-1.0, 1.0, size=int(p["sequence_length"]))
+
+    def quality() -> dict[str, float]:
+        return {"memory_capacity": memory_capacity_score(lnn, seed=int(p["seed"]))}
+
+    return Prepared(
+        operation=lambda: lnn.process_sequence(sequence),
+        units={"sequences": 1.0, "steps": float(len(sequence))},
+        quality=quality,
+    )
+
+
+def _prepare_agent(params: dict[str, Any]) -> Prepared:
+    import asyncio
+
+    from allele.agent import AgentConfig, NLPAgent
+    from allele.agent.config import SyntheticConfig
+    from allele.genome import ConversationalGenome
+
+    p = _take(
+        params,
+        {
+            "temperature": 0.7,
+            "provider": "synthetic",
+            "model": "",
+            "max_tokens": 64,
+            "ttft_s": 0.0,
+            "per_token_s": 0.0,
+            "seed": 0,
+        },
+        "agent",
+    )
+    # The synthetic provider's simulated latency defaults to zero here: the suite then measures
+    # the agent's own work per turn (prompt, history, streaming, accounting), not sleeps.
+    config = AgentConfig(
+        provider=p["provider"],
+        model=str(p["model"]),
+        temperature=float(p["temperature"]),
+        max_tokens=int(p["max_tokens"]),
+        synthetic=SyntheticConfig(
+            seed=int(p["seed"]), ttft_s=float(p["ttft_s"]), per_token_s=float(p["per_token_s"])
+        ),
+    )
+    agent = NLPAgent(ConversationalGenome(), config)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(agent.initialize())
+    turns = [0]
+    units = {"turns": 1.0, "tokens": 0.0}
+
+    def operation() -> None:
+        turns[0] += 1
+        loop.run_until_complete(agent.complete(f"Benchmark message number {turns[0]}."))
+
+    def quality() -> dict[str, float]:
+        metrics = agent.get_metrics()
+        requests = max(1, int(metrics["requests"]))
+        # Tokens per turn are only known once turns ran; the worker reads units after sampling.
+        units["tokens"] = float(metrics["tokens_out"]) / requests
+        return {
+            "tokens_out_per_turn": units["tokens"],
+            "tokens_in_per_turn": float(metrics["tokens_in"]) / requests,
+            "error_rate": float(metrics["errors"]) / requests,
+        }
+
+    def close() -> None:
+        loop.run_until_complete(agent.close())
+        loop.close()
+
+    return Prepared(operation=operation, units=units, quality=quality, close=close)
+
+
+_ADAPTERS: dict[str, Callable[[dict[str, Any]], Prepared]] = {
+    "evolution": _prepare_evolution,
+    "kraken": _prepare_kraken,
+    "agent": _prepare_agent,
+    "python": _prepare_python,
+}
