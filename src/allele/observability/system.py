@@ -1,0 +1,208 @@
+"""Sampling this process, the machine and its GPUs.
+
+CPU, memory, disk and network come from psutil. GPUs come from NVML (the ``nvidia-ml-py``
+package, imported as ``pynvml``) when it is installed and finds a device; otherwise from
+``torch.cuda`` if -- and only if -- torch is already imported by the program (importing torch
+ourselves would cost seconds and gigabytes). Without either, the GPU status says
+"unavailable" and why; sampling never raises because a GPU is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from allele.observability.types import GPUDevice, GPUStatus, SystemMetrics
+
+logger = logging.getLogger("allele.observability.system")
+
+# Series the engine records from each sample (gauges unless noted).
+SYSTEM_CPU_PERCENT = "allele_system_cpu_percent"
+SYSTEM_MEMORY_PERCENT = "allele_system_memory_percent"
+SYSTEM_MEMORY_USED = "allele_system_memory_used_bytes"
+SYSTEM_DISK_PERCENT = "allele_system_disk_percent"
+SYSTEM_DISK_READ = "allele_system_disk_read_bytes_total"  # counter
+SYSTEM_DISK_WRITE = "allele_system_disk_write_bytes_total"  # counter
+SYSTEM_NET_SENT = "allele_system_network_sent_bytes_total"  # counter
+SYSTEM_NET_RECV = "allele_system_network_received_bytes_total"  # counter
+PROCESS_CPU_PERCENT = "allele_process_cpu_percent"
+PROCESS_RSS = "allele_process_rss_bytes"
+PROCESS_THREADS = "allele_process_threads"
+GPU_MEMORY_USED = "allele_gpu_memory_used_bytes"
+GPU_UTILIZATION = "allele_gpu_utilization_percent"
+
+
+class SystemSampler:
+    """Takes ``SystemMetrics`` samples; CPU percentages are over the time since the previous
+    sample (the first call primes psutil and reports the figure since process start).
+
+    ``disk_path`` is the filesystem whose usage is reported (default: the current directory's).
+    """
+
+    def __init__(self, disk_path: str | None = None) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._process = psutil.Process(os.getpid())
+        self._disk_path = disk_path or os.getcwd()
+        self._lock = threading.Lock()
+        self._nvml: _Nvml | None = None
+        self._nvml_tried = False
+        self._nvml_reason: str | None = None
+        # Prime the CPU counters so the first real sample measures an interval.
+        psutil.cpu_percent(interval=None)
+        self._process.cpu_percent(interval=None)
+
+    def sample(self) -> SystemMetrics:
+        """Return a sample of the machine, this process and the GPUs."""
+        psutil = self._psutil
+        with self._lock:
+            cpu = psutil.cpu_percent(interval=None)
+            process_cpu = self._process.cpu_percent(interval=None)
+        memory = psutil.virtual_memory()
+        with self._process.oneshot():
+            rss = self._process.memory_info().rss
+            threads = self._process.num_threads()
+        disk_percent = _optional(lambda: psutil.disk_usage(self._disk_path).percent)
+        disk_io = _optional(psutil.disk_io_counters)
+        net_io = _optional(psutil.net_io_counters)
+        load = _optional(lambda: os.getloadavg()[0])
+        return SystemMetrics(
+            timestamp=datetime.now(UTC),
+            cpu_percent=float(cpu),
+            cpu_count=psutil.cpu_count() or 1,
+            memory_percent=float(memory.percent),
+            memory_used_bytes=float(memory.used),
+            memory_total_bytes=float(memory.total),
+            disk_percent=None if disk_percent is None else float(disk_percent),
+            disk_read_bytes=None if disk_io is None else float(disk_io.read_bytes),
+            disk_write_bytes=None if disk_io is None else float(disk_io.write_bytes),
+            net_sent_bytes=None if net_io is None else float(net_io.bytes_sent),
+            net_recv_bytes=None if net_io is None else float(net_io.bytes_recv),
+            process_cpu_percent=float(process_cpu),
+            process_rss_bytes=float(rss),
+            process_threads=int(threads),
+            load_average_1m=None if load is None else float(load),
+            gpu=self.sample_gpus(),
+        )
+
+    def sample_gpus(self) -> GPUStatus:
+        """Return the GPU status: devices from NVML, else from an already-imported torch, else
+        "unavailable" with the reason."""
+        reasons = []
+        nvml = self._nvml_handle()
+        if nvml is not None:
+            try:
+                return GPUStatus(available=True, source="nvml", devices=nvml.devices())
+            except Exception as exc:  # a driver hiccup must not stop sampling
+                reasons.append(f"NVML query failed: {exc}")
+        elif self._nvml_reason:
+            reasons.append(self._nvml_reason)
+        torch_status = _torch_gpus()
+        if isinstance(torch_status, GPUStatus):
+            return torch_status
+        reasons.append(torch_status)
+        return GPUStatus(available=False, reason="; ".join(reasons))
+
+    def _nvml_handle(self) -> _Nvml | None:
+        if not self._nvml_tried:
+            self._nvml_tried = True
+            try:
+                self._nvml = _Nvml()
+            except _NoGPU as exc:
+                self._nvml_reason = str(exc)
+        return self._nvml
+
+    def close(self) -> None:
+        """Release NVML if it was initialised."""
+        if self._nvml is not None:
+            self._nvml.close()
+            self._nvml = None
+
+
+class _NoGPU(Exception):
+    pass
+
+
+class _Nvml:
+    """NVML through nvidia-ml-py; raises _NoGPU when the library, driver or devices are absent."""
+
+    def __init__(self) -> None:
+        try:
+            import pynvml
+        except ImportError:
+            raise _NoGPU("NVML unavailable: nvidia-ml-py is not installed") from None
+        try:
+            pynvml.nvmlInit()
+        except Exception as exc:
+            raise _NoGPU(f"NVML unavailable: {exc}") from None
+        count = pynvml.nvmlDeviceGetCount()
+        if count == 0:
+            pynvml.nvmlShutdown()
+            raise _NoGPU("NVML found no GPU")
+        self._nvml = pynvml
+        self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+
+    def devices(self) -> list[GPUDevice]:
+        nvml = self._nvml
+        out = []
+        for index, handle in enumerate(self._handles):
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            name = nvml.nvmlDeviceGetName(handle)
+            utilization = _optional(lambda h=handle: nvml.nvmlDeviceGetUtilizationRates(h).gpu)
+            temperature = _optional(
+                lambda h=handle: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU)
+            )
+            out.append(
+                GPUDevice(
+                    index=index,
+                    name=name.decode() if isinstance(name, bytes) else str(name),
+                    memory_used_bytes=float(memory.used),
+                    memory_total_bytes=float(memory.total),
+                    utilization_percent=None if utilization is None else float(utilization),
+                    temperature_c=None if temperature is None else float(temperature),
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        try:
+            self._nvml.nvmlShutdown()
+        except Exception:
+            logger.debug("nvmlShutdown failed", exc_info=True)
+
+
+def _torch_gpus() -> GPUStatus | str:
+    """Return torch.cuda's devices if torch is already imported and sees a GPU, else why not."""
+    torch: Any = sys.modules.get("torch")
+    if torch is None:
+        return "torch is not imported"
+    try:
+        if not torch.cuda.is_available():
+            return "torch.cuda sees no GPU"
+        devices = []
+        for index in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(index)
+            devices.append(
+                GPUDevice(
+                    index=index,
+                    name=str(props.name),
+                    memory_used_bytes=float(torch.cuda.memory_allocated(index)),
+                    memory_total_bytes=float(props.total_memory),
+                )
+            )
+        return GPUStatus(available=True, source="torch.cuda", devices=devices)
+    except Exception as exc:
+        return f"torch.cuda query failed: {exc}"
+
+
+def _optional(read: Any) -> Any:
+    """Return ``read()``, or None when the platform does not provide it."""
+    try:
+        return read()
+    except Exception:  # missing on this platform, or not permitted
+        return None
