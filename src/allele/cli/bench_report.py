@@ -1,0 +1,362 @@
+"""``allele bench compare | check | report | calibrate``: the analysing half of ``allele bench``.
+
+A run is named by a stored suite id, a suite name (its latest stored run), or a JSON file: our
+``SuiteRun`` JSON (``--allele-bench-json``, ``report --format json`` is *not* a run) or a
+pytest-benchmark ``--benchmark-json`` file. Exit codes: 0 fine, 1 a regression (``check``),
+2 bad input (unknown run, unreadable file, invalid option).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from allele.cli import bench_app
+
+if TYPE_CHECKING:
+    from allele.observability.benchmarking.compare import Comparison
+    from allele.observability.benchmarking.model import SuiteRun
+
+REPORT_FORMATS = ("terminal", "md", "json", "html")
+
+_STORE = typer.Option(
+    None, "--store", envvar="ALLELE_STORE_URI", help="Store URI (default sqlite:///allele.db)."
+)
+_ALPHA = typer.Option(0.05, "--alpha", help="False discovery rate for the BH-adjusted q-values.")
+_THRESHOLD = typer.Option(
+    0.05, "--threshold", help="Smallest relative change that counts (0.05 = 5%)."
+)
+_METRIC = typer.Option("time_s", "--metric", help="Sample metric to compare.")
+_HIGHER = typer.Option(
+    False, "--higher-is-better", help="The metric is a throughput: a drop is a regression."
+)
+
+
+class _Inputs:
+    """Resolves run references against JSON files or a store opened on first use."""
+
+    def __init__(self, store_uri: str | None) -> None:
+        self.store_uri = store_uri
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from allele.observability.store import open_store
+
+            self._store = open_store(self.store_uri)
+        return self._store
+
+    def run(self, reference: str) -> SuiteRun:
+        """The run a reference names: a JSON file, else a stored suite id or suite name."""
+        path = Path(reference)
+        if reference.endswith(".json") or path.is_file():
+            return load_run_file(path)
+        from allele.observability.benchmarking.storage import load_run
+
+        return load_run(self.store, reference)
+
+    def baseline(self, reference: str) -> SuiteRun:
+        """A named baseline of the store, or a JSON file."""
+        path = Path(reference)
+        if reference.endswith(".json") or path.is_file():
+            return load_run_file(path)
+        from allele.observability.benchmarking.storage import get_baseline
+
+        return get_baseline(self.store, reference)
+
+    def noise(self, suite_name: str, *, use_store: bool) -> dict[str, float]:
+        """The stored A/A noise of ``suite_name`` (empty when not calibrated or no store)."""
+        if not use_store:
+            return {}
+        from allele.observability.benchmarking.storage import load_calibration
+
+        return load_calibration(self.store, suite_name)
+
+
+def load_run_file(path: Path) -> SuiteRun:
+    """A SuiteRun from our JSON or from a pytest-benchmark JSON file."""
+    from allele.errors import ValidationError
+    from allele.observability.benchmarking.model import SuiteRun
+    from allele.observability.benchmarking.pytest_benchmark_format import (
+        import_pytest_benchmark_json,
+        is_pytest_benchmark_json,
+    )
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValidationError(f"cannot read run file {str(path)!r}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{str(path)!r} is not valid JSON: {exc}") from None
+    if is_pytest_benchmark_json(data):
+        return import_pytest_benchmark_json(data)
+    if isinstance(data, dict) and "cells" in data and "name" in data and "component" in data:
+        try:
+            return SuiteRun.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"{str(path)!r} is not a valid suite run: {exc}") from None
+    raise ValidationError(
+        f"{str(path)!r} is neither a suite run JSON (name, component, cells) "
+        "nor a pytest-benchmark JSON file"
+    )
+
+
+def _is_file(reference: str) -> bool:
+    return reference.endswith(".json") or Path(reference).is_file()
+
+
+def _fail(message: str) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(2)
+
+
+def _compare(
+    baseline: SuiteRun,
+    current: SuiteRun,
+    noise: dict[str, float],
+    alpha: float,
+    threshold: float,
+    metric: str,
+    higher_is_better: bool,
+) -> Comparison:
+    from allele.observability.benchmarking.compare import compare_runs
+
+    return compare_runs(
+        baseline,
+        current,
+        metric=metric,
+        alpha=alpha,
+        threshold=threshold,
+        noise=noise,
+        higher_is_better=higher_is_better,
+    )
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}")
+
+
+@bench_app.command("compare")
+def compare(
+    baseline: str = typer.Argument(..., help="Baseline: suite id, suite name or JSON file."),
+    current: str = typer.Argument(..., help="Current: suite id, suite name or JSON file."),
+    alpha: float = _ALPHA,
+    threshold: float = _THRESHOLD,
+    metric: str = _METRIC,
+    higher_is_better: bool = _HIGHER,
+    fmt: str = typer.Option("terminal", "--format", help="terminal, md or json."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
+    store: str | None = _STORE,
+) -> None:
+    """Compare two runs cell by cell (Mann-Whitney + Hodges-Lehmann, BH across the grid)."""
+    from allele.errors import AlleleError
+
+    if fmt not in ("terminal", "md", "json"):
+        raise _fail(f"--format must be one of terminal, md, json; got {fmt!r}")
+    inputs = _Inputs(store)
+    try:
+        base_run, cur_run = inputs.run(baseline), inputs.run(current)
+        noise = inputs.noise(cur_run.name, use_store=not (_is_file(baseline) and _is_file(current)))
+        comparison = _compare(base_run, cur_run, noise, alpha, threshold, metric, higher_is_better)
+    except AlleleError as exc:
+        raise _fail(str(exc)) from None
+    _show_comparison(comparison, fmt, output)
+
+
+def _show_comparison(comparison: Comparison, fmt: str, output: Path | None) -> None:
+    if fmt == "json":
+        _emit(json.dumps(comparison.to_dict(), indent=2, allow_nan=False), output)
+    elif fmt == "md":
+        from allele.observability.benchmarking.report.markdown import comparison_markdown
+
+        _emit(comparison_markdown(comparison), output)
+    else:
+        from rich.console import Console
+
+        from allele.observability.benchmarking.report.terminal import render_comparison
+
+        if output is None:
+            Console().print(render_comparison(comparison))
+        else:
+            with open(output, "w", encoding="utf-8") as handle:
+                Console(file=handle, width=160).print(render_comparison(comparison))
+            typer.echo(f"wrote {output}")
+
+
+@bench_app.command("check")
+def check(
+    suite: str | None = typer.Argument(
+        None,
+        help="Current run: suite id, suite name or JSON file (default: latest run of the "
+        "baseline's suite).",
+    ),
+    baseline: str = typer.Option(..., "--baseline", help="Baseline name (or a JSON file)."),
+    alpha: float = _ALPHA,
+    threshold: float = _THRESHOLD,
+    metric: str = _METRIC,
+    higher_is_better: bool = _HIGHER,
+    markdown: Path | None = typer.Option(
+        None, "--markdown", help="Also append a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)."
+    ),
+    store: str | None = _STORE,
+) -> None:
+    """CI gate: exit 1 and list the regressed cells when the run regressed against a baseline."""
+    from rich.console import Console
+
+    from allele.errors import AlleleError
+    from allele.observability.benchmarking.report.summary import (
+        comparison_headline,
+        format_shift,
+        format_shift_ci,
+        format_value,
+    )
+
+    inputs = _Inputs(store)
+    try:
+        base_run = inputs.baseline(baseline)
+        cur_run = inputs.run(suite if suite is not None else base_run.name)
+        if cur_run.suite_id and cur_run.suite_id == base_run.suite_id:
+            raise _fail(
+                f"the current run {cur_run.suite_id} is the baseline {baseline!r} itself; "
+                "run the suite again or name the run to check"
+            )
+        use_store = not (_is_file(baseline) and suite is not None and _is_file(suite))
+        noise = inputs.noise(cur_run.name, use_store=use_store)
+        comparison = _compare(base_run, cur_run, noise, alpha, threshold, metric, higher_is_better)
+    except AlleleError as exc:
+        raise _fail(str(exc)) from None
+    console = Console()
+    if markdown is not None:
+        from allele.observability.benchmarking.report.markdown import comparison_markdown
+
+        with open(markdown, "a", encoding="utf-8") as handle:
+            handle.write(comparison_markdown(comparison))
+    regressions = comparison.regressions
+    for cell in regressions:
+        console.print(
+            f"[bold red]REGRESSION[/bold red] {cell.key}: "
+            f"{format_value(cell.baseline_median, metric)} -> "
+            f"{format_value(cell.current_median, metric)} ({format_shift(cell.shift)}, "
+            f"CI {format_shift_ci(cell)}, q={cell.q_value:.2g}, floor {cell.floor:.1%})",
+            highlight=False,
+            markup=True,
+        )
+    console.print(comparison_headline(comparison), highlight=False, markup=False)
+    if regressions:
+        raise typer.Exit(1)
+
+
+@bench_app.command("report")
+def report(
+    suite: str = typer.Argument(..., help="Run: suite id, suite name or JSON file."),
+    fmt: str = typer.Option("terminal", "--format", help="terminal, md, json or html."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write here (html default: <suite>-report.html)."
+    ),
+    baseline: str | None = typer.Option(
+        None, "--baseline", help="Mark regressions against this baseline name or JSON file."
+    ),
+    alpha: float = _ALPHA,
+    threshold: float = _THRESHOLD,
+    store: str | None = _STORE,
+) -> None:
+    """Report one run: statistics per cell, and verdicts when a baseline is given."""
+    from allele.errors import AlleleError
+
+    if fmt not in REPORT_FORMATS:
+        raise _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}; got {fmt!r}")
+    inputs = _Inputs(store)
+    try:
+        run = inputs.run(suite)
+        comparison = None
+        if baseline is not None:
+            base_run = inputs.baseline(baseline)
+            use_store = not (_is_file(baseline) and _is_file(suite))
+            noise = inputs.noise(run.name, use_store=use_store)
+            comparison = _compare(base_run, run, noise, alpha, threshold, "time_s", False)
+        _write_report(run, comparison, fmt, output)
+    except AlleleError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _write_report(
+    run: SuiteRun, comparison: Comparison | None, fmt: str, output: Path | None
+) -> None:
+    if fmt == "html":
+        from allele.observability.benchmarking.report.html import write_html_report
+
+        path = write_html_report(run, output or Path(f"{run.name}-report.html"), comparison)
+        typer.echo(f"wrote {path}")
+    elif fmt == "json":
+        from allele.observability.benchmarking.report.jsonreport import json_report
+
+        _emit(json.dumps(json_report(run, comparison), indent=2, allow_nan=False), output)
+    elif fmt == "md":
+        from allele.observability.benchmarking.report.markdown import markdown_report
+
+        _emit(markdown_report(run, comparison), output)
+    else:
+        from rich.console import Console
+
+        from allele.observability.benchmarking.report.terminal import render_run
+
+        if output is None:
+            Console().print(render_run(run, comparison))
+        else:
+            with open(output, "w", encoding="utf-8") as handle:
+                Console(file=handle, width=160).print(render_run(run, comparison))
+            typer.echo(f"wrote {output}")
+
+
+@bench_app.command("calibrate")
+def calibrate(
+    suite: str = typer.Argument(..., help="Built-in suite name or suite TOML file."),
+    runs: int | None = typer.Option(None, "--runs", help="Process runs per cell (override)."),
+    executor: str = typer.Option("local", "--executor", help="local or ray."),
+    quick: bool = typer.Option(False, "--quick", help="Use the suite's reduced [quick] variant."),
+    store: str | None = _STORE,
+) -> None:
+    """Run a suite twice on the same code (A/A) and store each cell's noise for comparisons."""
+    from rich.console import Console
+
+    from allele.errors import AlleleError
+    from allele.observability.benchmarking.noise import noise_from_runs, summarize_noise
+    from allele.observability.benchmarking.runner import run_suite
+    from allele.observability.benchmarking.storage import save_calibration
+    from allele.observability.benchmarking.suites import resolve_suite
+
+    inputs = _Inputs(store)
+    console = Console()
+    try:
+        definition = resolve_suite(suite)
+        if quick:
+            definition = definition.quick_variant()
+        measured = []
+        for attempt in (1, 2):
+            console.print(f"A/A calibration of {definition.name}: run {attempt} of 2")
+            measured.append(
+                run_suite(
+                    definition, store=inputs.store, executor=executor, runs=runs, progress=True
+                )
+            )
+        noise = noise_from_runs(measured)
+        save_calibration(inputs.store, definition.name, noise)
+    except AlleleError as exc:
+        raise _fail(str(exc)) from None
+    summary = summarize_noise(noise)
+    console.print(
+        f"stored the noise of {len(noise)} cells of {definition.name}: "
+        f"median {summary['median']:.1%}, p90 {summary['p90']:.1%}, max {summary['max']:.1%}",
+        highlight=False,
+    )
