@@ -6,7 +6,6 @@ import logging
 import signal
 import sqlite3
 
-import numpy as np
 import pytest
 from sqlalchemy import event
 

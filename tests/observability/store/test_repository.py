@@ -9,7 +9,19 @@ import pytest
 
 from allele.errors import ValidationError
 from allele.observability.store.repository.store import labels_from_text, labels_to_text
-from allele.observability.types import MetricType, SeriesBatch
+from allele.observability.types import (
+    Aggregation,
+    Alert,
+    AlertSeverity,
+    AlertState,
+    ComponentMetrics,
+    ComponentType,
+    HealthStatus,
+    MetricType,
+    Operator,
+    PerformanceMetrics,
+    SeriesBatch,
+)
 
 from .conftest import key
 
@@ -111,7 +123,9 @@ def test_nan_points_are_skipped_and_mismatched_batches_rejected(store, caplog):
 
 def test_series_stats_give_totals_and_the_latest_point(store):
     a, b = key("requests", MetricType.COUNTER), key("memory_mb", MetricType.GAUGE)
-    store.write_batches([batch(a, [T0, T0 + 1, T0 + 2], [1, 1, 3]), batch(b, [T0, T0 + 5], [10, 7])])
+    store.write_batches(
+        [batch(a, [T0, T0 + 1, T0 + 2], [1, 1, 3]), batch(b, [T0, T0 + 5], [10, 7])]
+    )
     stats = {s.key.name: s for s in store.series_stats()}
     assert stats["requests"].count == 3 and stats["requests"].sum == 5.0
     assert stats["memory_mb"].last_value == 7.0 and stats["memory_mb"].last_ts == T0 + 5
@@ -139,44 +153,67 @@ def test_delete_older_than_removes_old_points_and_resolved_alerts(store):
     assert [a["alert_id"] for a in store.load_alerts()] == ["open"]
 
 
-def test_alerts_upsert_by_id_and_filter_by_state(store):
+def _alert(alert_id: str = "a1", **changes) -> Alert:
     fired = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    store.save_alerts(
-        [
-            {"alert_id": "a1", "state": "active", "severity": "warning", "fired_at": fired},
-            {"alert_id": "a2", "state": "active", "severity": "critical"},
-        ]
-    )
-    store.save_alerts([{"alert_id": "a1", "state": "resolved", "severity": "warning"}])
+    fields = {
+        "alert_id": alert_id,
+        "rule_name": "slow_kraken",
+        "metric": "latency_s",
+        "severity": AlertSeverity.WARNING,
+        "state": AlertState.FIRING,
+        "value": 0.9,
+        "threshold": 0.5,
+        "operator": Operator.GT,
+        "aggregation": Aggregation.P95,
+        "labels": {"component_id": "kraken-1"},
+        "message": "p95 latency 0.9 > 0.5",
+        "started_at": fired,
+        "updated_at": fired,
+        "fired_at": fired,
+    }
+    fields.update(changes)
+    return Alert(**fields)
+
+
+def test_alerts_round_trip_through_alert_from_dict(store):
+    alert = _alert()
+    assert store.save_alerts([alert]) == 1
+    (loaded,) = store.load_alerts()
+    assert Alert.from_dict(loaded) == alert
+
+
+def test_alerts_upsert_by_id_and_filter_by_state(store):
+    store.save_alerts([_alert("a1"), _alert("a2", severity=AlertSeverity.CRITICAL)])
+    resolved_at = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+    store.save_alerts([_alert("a1", state=AlertState.RESOLVED, resolved_at=resolved_at)])
     assert {a["alert_id"]: a["state"] for a in store.load_alerts()} == {
         "a1": "resolved",
-        "a2": "active",
+        "a2": "firing",
     }
-    assert [a["alert_id"] for a in store.load_alerts(state="active")] == ["a2"]
+    assert [a["alert_id"] for a in store.load_alerts(state="firing")] == ["a2"]
+    assert store.get_alert("a1")["resolved_at"] == resolved_at.isoformat()
     with pytest.raises(ValidationError, match="no 'alert_id'"):
-        store.save_alerts([{"state": "active"}])
-
-
-def test_alert_payload_survives_with_datetimes_as_iso_text(store):
-    fired = datetime(2024, 5, 1, 12, tzinfo=UTC)
-    store.save_alerts([{"alert_id": "a1", "state": "active", "fired_at": fired, "value": 3.5}])
-    loaded = store.get_alert("a1")
-    assert loaded["fired_at"] == fired.isoformat() and loaded["value"] == 3.5
+        store.save_alerts([{"state": "firing"}])
 
 
 def test_acknowledge_and_resolve_record_who_when_and_why(store):
-    store.save_alerts([{"alert_id": "a1", "state": "active"}])
+    store.save_alerts([_alert()])
     at = datetime(2024, 5, 1, 13, tzinfo=UTC)
-    acked = store.acknowledge_alert("a1", by="ana", comment="looking", at=at)
-    assert acked["state"] == "acknowledged"
-    assert (acked["acknowledged_by"], acked["comment"]) == ("ana", "looking")
-    assert acked["acknowledged_at"] == at.isoformat()
+    acked = Alert.from_dict(store.acknowledge_alert("a1", by="ana", comment="looking", at=at))
+    assert acked.state is AlertState.FIRING and acked.acknowledged
+    assert (acked.acknowledged_by, acked.acknowledgement_comment) == ("ana", "looking")
+    assert acked.acknowledged_at == at
     # A later save from the running alert manager keeps the acknowledgement made elsewhere.
-    store.save_alerts([{"alert_id": "a1", "state": "acknowledged"}])
-    assert store.get_alert("a1")["acknowledged_by"] == "ana"
-    resolved = store.resolve_alert("a1", by="bo", at=at + timedelta(minutes=5))
-    assert resolved["state"] == "resolved" and resolved["resolved_by"] == "bo"
+    store.save_alerts([_alert(value=1.5)])
+    again = Alert.from_dict(store.get_alert("a1"))
+    assert (again.acknowledged_by, again.acknowledged_at, again.value) == ("ana", at, 1.5)
+    later = at + timedelta(minutes=5)
+    resolved = Alert.from_dict(store.resolve_alert("a1", by="bo", comment="fixed", at=later))
+    assert resolved.state is AlertState.RESOLVED and resolved.resolved_at == later
+    assert (resolved.resolved_by, resolved.resolution_comment) == ("bo", "fixed")
     assert [a["alert_id"] for a in store.load_alerts("resolved")] == ["a1"]
+    with pytest.raises(ValidationError, match="cannot acknowledge alert 'a1': it was resolved"):
+        store.acknowledge_alert("a1", by="ana")
     with pytest.raises(ValidationError, match="alert_id='nope'"):
         store.acknowledge_alert("nope", by="ana")
     with pytest.raises(ValidationError, match="must name who"):
@@ -206,3 +243,16 @@ def test_label_text_is_canonical():
     text = labels_to_text((("b", "2"), ("a", "1")))
     assert text == '{"a":"1","b":"2"}'
     assert labels_from_text(text) == (("a", "1"), ("b", "2"))
+
+
+def test_component_metrics_round_trip_through_from_dict(store):
+    snapshot = ComponentMetrics(
+        component_id="evo-1",
+        component_type=ComponentType.EVOLUTION_ENGINE,
+        health=HealthStatus.HEALTHY,
+        performance=PerformanceMetrics(window_s=60.0, operation_count=4, latency_p95_s=0.2),
+        timestamp=datetime(2024, 5, 1, 12, tzinfo=UTC),
+    )
+    store.upsert_components([snapshot])
+    (loaded,) = store.load_components()
+    assert ComponentMetrics.from_dict(loaded) == snapshot

@@ -56,6 +56,8 @@ alerts = Table(
     "obs_alerts",
     metadata,
     Column("alert_id", String(128), primary_key=True),
+    Column("rule_name", String(255), nullable=True),
+    Column("metric", String(255), nullable=True),
     Column("state", String(32), nullable=False),
     Column("severity", String(32), nullable=True),
     Column("component", String(255), nullable=True),
@@ -64,7 +66,8 @@ alerts = Table(
     Column("acknowledged_at", Double, nullable=True),
     Column("resolved_by", String(255), nullable=True),
     Column("resolved_at", Double, nullable=True),
-    Column("comment", Text, nullable=True),
+    Column("resolution_comment", Text, nullable=True),
+    Column("acknowledgement_comment", Text, nullable=True),
     Column("payload", Text, nullable=False),
     Index("ix_obs_alerts_state", "state"),
 )

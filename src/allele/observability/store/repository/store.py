@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from allele.errors import ValidationError
@@ -147,14 +147,6 @@ def _as_dict(item: Any, what: str) -> dict[str, Any]:
         if isinstance(result, Mapping):
             return dict(result)
     raise ValidationError(f"{what} {item!r} is neither a mapping nor has to_dict() -> dict")
-
-
-def _first(payload: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        value = payload.get(key)
-        if value is not None:
-            return value
-    return None
 
 
 def _optional_time(value: Any) -> float | None:
@@ -416,16 +408,31 @@ class Store:
         with self._guard("deleting old data"), self._engine.begin() as conn:
             removed_points = conn.execute(delete(points).where(points.c.ts < cutoff)).rowcount
             removed_alerts = conn.execute(
-                delete(alerts).where(alerts.c.resolved_at.is_not(None), alerts.c.resolved_at < cutoff)
+                delete(alerts).where(
+                    alerts.c.resolved_at.is_not(None), alerts.c.resolved_at < cutoff
+                )
             ).rowcount
         return Deleted(points=int(removed_points or 0), alerts=int(removed_alerts or 0))
 
     # -- alerts ---------------------------------------------------------------------------
+    #
+    # Rows hold ``Alert.to_dict()`` in ``payload``; the columns beside it index what the CLI
+    # filters on and keep the handling (who acknowledged or resolved, when, why) that another
+    # process may have recorded. The running AlertManager stays the authority on ``state``.
+
+    _HANDLING = (
+        "acknowledged_by",
+        "acknowledged_at",
+        "acknowledgement_comment",
+        "resolved_by",
+        "resolved_at",
+        "resolution_comment",
+    )
 
     def save_alerts(self, items: Iterable[Any]) -> int:
         """Insert or update alerts (``Alert`` objects or their dicts) by ``alert_id``.
 
-        Acknowledgement and resolution details already stored (e.g. set from the CLI in
+        Acknowledgement and resolution details already stored (e.g. recorded from the CLI in
         another process) are kept when the incoming alert does not carry its own.
         """
         rows = [self._alert_row(_as_dict(item, "alert")) for item in items]
@@ -433,11 +440,10 @@ class Store:
             return 0
         with self._guard(f"saving {len(rows)} alerts"), self._engine.begin() as conn:
             stmt = _insert_for(conn, alerts)
-            keep = ("acknowledged_by", "acknowledged_at", "resolved_by", "resolved_at", "comment")
             changes = {
                 column: (
                     func.coalesce(stmt.excluded[column], alerts.c[column])
-                    if column in keep
+                    if column in self._HANDLING
                     else stmt.excluded[column]
                 )
                 for column in rows[0]
@@ -449,34 +455,34 @@ class Store:
             )
         return len(rows)
 
-    @staticmethod
-    def _alert_row(payload: dict[str, Any]) -> dict[str, Any]:
-        alert_id = _first(payload, "alert_id", "id")
+    @classmethod
+    def _alert_row(cls, payload: dict[str, Any]) -> dict[str, Any]:
+        alert_id = payload.get("alert_id")
         if alert_id is None:
             raise ValidationError(f"alert {payload!r} has no 'alert_id'; every alert needs one")
-        state = _text(_first(payload, "state", "status")) or "active"
-        updated = _optional_time(
-            _first(payload, "updated_at", "resolved_at", "acknowledged_at", "timestamp")
-        )
-        return {
+        labels = payload.get("labels")
+        component = labels.get("component_id") if isinstance(labels, Mapping) else None
+        updated = _optional_time(payload.get("updated_at"))
+        row = {
             "alert_id": str(alert_id),
-            "state": state,
+            "rule_name": _text(payload.get("rule_name")),
+            "metric": _text(payload.get("metric")),
+            "state": _text(payload.get("state")) or "firing",
             "severity": _text(payload.get("severity")),
-            "component": _text(_first(payload, "component", "component_id", "component_type")),
+            "component": _text(component),
             "updated_at": updated if updated is not None else time.time(),
-            "acknowledged_by": _text(payload.get("acknowledged_by")),
-            "acknowledged_at": _optional_time(payload.get("acknowledged_at")),
-            "resolved_by": _text(payload.get("resolved_by")),
-            "resolved_at": _optional_time(payload.get("resolved_at")),
-            "comment": _text(payload.get("comment")),
             "payload": _dumps(payload),
         }
+        for column in cls._HANDLING:
+            value = payload.get(column)
+            row[column] = _optional_time(value) if column.endswith("_at") else _text(value)
+        return row
 
     def load_alerts(self, state: str | None = None) -> list[dict[str, Any]]:
         """Stored alerts as dicts (newest first), optionally only those in ``state``.
 
-        Each dict is the saved ``Alert.to_dict()`` with the stored state and acknowledgement or
-        resolution details laid over it, ready for ``Alert.from_dict``.
+        Each dict is the saved ``Alert.to_dict()`` with handling recorded elsewhere filled in,
+        ready for ``Alert.from_dict``.
         """
         stmt: Select[Any] = select(alerts).order_by(alerts.c.updated_at.desc())
         if state is not None:
@@ -485,69 +491,80 @@ class Store:
             rows = conn.execute(stmt).mappings().all()
         return [self._alert_dict(row) for row in rows]
 
-    @staticmethod
-    def _alert_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+    @classmethod
+    def _alert_dict(cls, row: RowMapping) -> dict[str, Any]:
         payload = dict(json.loads(row["payload"]))
-        payload["alert_id"] = row["alert_id"]
-        payload["state"] = row["state"]
-        for column in ("acknowledged_by", "resolved_by", "comment"):
-            if row[column] is not None:
-                payload[column] = row[column]
-        for column in ("acknowledged_at", "resolved_at"):
-            if row[column] is not None:
-                payload[column] = _iso(row[column])
+        for column in cls._HANDLING:
+            value = row[column]
+            if value is not None and payload.get(column) is None:
+                payload[column] = _iso(value) if column.endswith("_at") else value
         return payload
 
     def get_alert(self, alert_id: str) -> dict[str, Any]:
         """The stored alert ``alert_id``; ``ValidationError`` when there is none."""
         with self._guard("loading an alert"), self._engine.connect() as conn:
-            row = (
-                conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))
-                .mappings()
-                .one_or_none()
-            )
+            row = self._alert_for_update(conn, alert_id)
+        return self._alert_dict(row)
+
+    @staticmethod
+    def _alert_for_update(conn: Connection, alert_id: str) -> RowMapping:
+        row = (
+            conn.execute(select(alerts).where(alerts.c.alert_id == alert_id))
+            .mappings()
+            .one_or_none()
+        )
         if row is None:
             raise ValidationError(f"no stored alert has alert_id={alert_id!r}")
-        return self._alert_dict(row)
+        return row
 
     def acknowledge_alert(
         self, alert_id: str, by: str, comment: str | None = None, at: Instant | None = None
     ) -> dict[str, Any]:
-        """Mark alert ``alert_id`` acknowledged by ``by``; returns the updated alert."""
-        return self._mark(alert_id, "acknowledged", "acknowledged", by, comment, at)
+        """Record that ``by`` has seen active alert ``alert_id``; returns the updated alert."""
+        return self._handle(alert_id, "acknowledge", by, comment, at)
 
     def resolve_alert(
         self, alert_id: str, by: str, comment: str | None = None, at: Instant | None = None
     ) -> dict[str, Any]:
-        """Mark alert ``alert_id`` resolved by ``by``; returns the updated alert."""
-        return self._mark(alert_id, "resolved", "resolved", by, comment, at)
+        """Resolve active alert ``alert_id`` by hand (``by``, when, why); returns it updated."""
+        return self._handle(alert_id, "resolve", by, comment, at)
 
-    def _mark(
-        self,
-        alert_id: str,
-        state: str,
-        prefix: str,
-        by: str,
-        comment: str | None,
-        at: Instant | None,
+    def _handle(
+        self, alert_id: str, action: str, by: str, comment: str | None, at: Instant | None
     ) -> dict[str, Any]:
         if not isinstance(by, str) or not by.strip():
-            raise ValidationError(f"by={by!r} must name who {state} the alert")
+            raise ValidationError(f"by={by!r} must name who is handling the alert")
         when = time.time() if at is None else to_epoch(at, "at")
-        values: dict[str, Any] = {
-            "state": state,
-            "updated_at": when,
-            f"{prefix}_by": by,
-            f"{prefix}_at": when,
-        }
-        if comment is not None:
-            values["comment"] = comment
-        with self._guard(f"marking alert {alert_id!r} {state}"), self._engine.begin() as conn:
-            changed = conn.execute(
-                update(alerts).where(alerts.c.alert_id == alert_id).values(**values)
-            ).rowcount
-        if not changed:
-            raise ValidationError(f"no stored alert has alert_id={alert_id!r}")
+        stamp = _iso(when)
+        with self._guard(f"trying to {action} alert {alert_id!r}"), self._engine.begin() as conn:
+            row = self._alert_for_update(conn, alert_id)
+            if row["state"] == "resolved":
+                resolved = row["resolved_at"]
+                raise ValidationError(
+                    f"cannot {action} alert {alert_id!r}: it was resolved at "
+                    f"{_iso(resolved) if resolved is not None else '?'}"
+                )
+            payload = dict(json.loads(row["payload"]))
+            if action == "acknowledge":
+                handling = {
+                    "acknowledged_by": by,
+                    "acknowledged_at": stamp,
+                    "acknowledgement_comment": comment,
+                }
+            else:
+                handling = {
+                    "state": "resolved",
+                    "resolved_by": by,
+                    "resolved_at": stamp,
+                    "resolution_comment": comment,
+                }
+            payload.update(handling, updated_at=stamp)
+            values = {k: (when if k.endswith("_at") else v) for k, v in handling.items()}
+            conn.execute(
+                update(alerts)
+                .where(alerts.c.alert_id == alert_id)
+                .values(**values, updated_at=when, payload=_dumps(payload))
+            )
         return self.get_alert(alert_id)
 
     # -- components -----------------------------------------------------------------------
@@ -557,12 +574,12 @@ class Store:
         rows = []
         for item in items:
             payload = _as_dict(item, "component")
-            component_id = _first(payload, "component_id", "component_name", "name")
+            component_id = payload.get("component_id")
             if component_id is None:
                 raise ValidationError(
                     f"component {payload!r} has no 'component_id'; every component needs one"
                 )
-            updated = _optional_time(_first(payload, "updated_at", "timestamp", "last_heartbeat"))
+            updated = _optional_time(payload.get("timestamp"))
             rows.append(
                 {
                     "component_id": str(component_id),
@@ -600,4 +617,3 @@ def _insert_for(conn: Connection, table: Any = series) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
-

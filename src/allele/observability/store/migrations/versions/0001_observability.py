@@ -40,6 +40,8 @@ def upgrade() -> None:
     op.create_table(
         "obs_alerts",
         sa.Column("alert_id", sa.String(128), primary_key=True),
+        sa.Column("rule_name", sa.String(255), nullable=True),
+        sa.Column("metric", sa.String(255), nullable=True),
         sa.Column("state", sa.String(32), nullable=False),
         sa.Column("severity", sa.String(32), nullable=True),
         sa.Column("component", sa.String(255), nullable=True),
@@ -48,7 +50,8 @@ def upgrade() -> None:
         sa.Column("acknowledged_at", sa.Double, nullable=True),
         sa.Column("resolved_by", sa.String(255), nullable=True),
         sa.Column("resolved_at", sa.Double, nullable=True),
-        sa.Column("comment", sa.Text, nullable=True),
+        sa.Column("resolution_comment", sa.Text, nullable=True),
+        sa.Column("acknowledgement_comment", sa.Text, nullable=True),
         sa.Column("payload", sa.Text, nullable=False),
     )
     op.create_index("ix_obs_alerts_state", "obs_alerts", ["state"])

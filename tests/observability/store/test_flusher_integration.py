@@ -1,0 +1,75 @@
+"""The flusher with the real MetricsCollector, AlertManager and component collectors."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from allele.observability.alerts import AlertManager
+from allele.observability.clock import ManualClock
+from allele.observability.collector import ComponentMetricsCollector, MetricsCollector
+from allele.observability.store import open_store
+from allele.observability.store.flusher import Flusher
+from allele.observability.types import (
+    Alert,
+    AlertRule,
+    AlertState,
+    ComponentMetrics,
+    ComponentType,
+    MetricType,
+)
+
+
+def test_points_alerts_and_components_from_the_real_collector_reach_the_store(sqlite_uri):
+    clock = ManualClock(start=1_700_000_000.0)
+    collector = MetricsCollector(clock=clock)
+    manager = AlertManager(collector, notifiers=[])
+    manager.add_rule(
+        AlertRule(
+            name="slow",
+            metric="request_seconds",
+            operator="gt",
+            threshold=0.5,
+            aggregation="p95",
+            window_s=60,
+        )
+    )
+    component = ComponentMetricsCollector(collector, "kraken-1", ComponentType.KRAKEN_LNN)
+    store = open_store(sqlite_uri)
+    flusher = Flusher(
+        store,
+        collector,
+        alert_manager=manager,
+        components=lambda: [component.get_metrics()],
+        install_signal_handlers=False,
+    )
+
+    latency = collector.histogram("request_seconds", {"route": "/chat"})
+    requests = collector.counter("requests_total", {"route": "/chat"})
+    for value in (0.1, 0.2, 0.9):
+        latency.observe(value)
+        requests.inc()
+    clock.advance(1.0)
+    component.heartbeat()
+    manager.evaluate()
+    flusher.flush()
+    requests.inc(2)
+    clock.advance(1.0)
+    flusher.flush()
+
+    stored = store.query_series("request_seconds", {"route": "/chat"})
+    np.testing.assert_allclose(stored.values, [0.1, 0.2, 0.9])
+    # Counters are drained as cumulative totals: one point per fold that changed them.
+    assert store.query_series("requests_total").values.tolist() == [3.0, 5.0]
+    kinds = {k.name: k.kind for k in store.list_series()}
+    assert kinds["request_seconds"] is MetricType.HISTOGRAM
+    assert kinds["requests_total"] is MetricType.COUNTER
+
+    (saved,) = store.load_alerts()
+    alert = Alert.from_dict(saved)
+    assert (alert.rule_name, alert.state) == ("slow", AlertState.FIRING)
+    assert alert == manager.get(alert.alert_id)
+
+    (snapshot,) = store.load_components()
+    restored = ComponentMetrics.from_dict(snapshot)
+    assert restored.component_id == "kraken-1"
+    assert restored.component_type is ComponentType.KRAKEN_LNN
