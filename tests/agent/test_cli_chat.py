@@ -1,0 +1,90 @@
+"""``allele chat`` against a local OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from allele.cli import app
+
+runner = CliRunner()
+
+
+def test_one_shot_streams_the_reply_with_the_genome_from_flags(server, wire):
+    server.script(wire.sse_reply(wire.openai_stream(["Hello", ", world"], usage=(20, 4))))
+    result = runner.invoke(
+        app,
+        [
+            "chat",
+            "--provider",
+            "openai",
+            "--model",
+            "m1",
+            "--base-url",
+            server.url,
+            "--api-key-env",
+            "ALLELE_TEST_NO_KEY",
+            "--trait",
+            "empathy=0.9",
+            "--trait",
+            "creativity=1",
+            "--temperature",
+            "0.5",
+            "-m",
+            "hi",
+            "--stats",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Hello, world\n"
+    body = server.received[0].json
+    assert "empathy 0.90" in body["messages"][0]["content"]
+    assert body["messages"][-1] == {"role": "user", "content": "hi"}
+    assert body["temperature"] == 0.8
+    assert "tokens_out" in result.stderr and "requests" in result.stderr
+
+
+def test_interactive_reads_lines_until_exit_with_a_genome_file(server, wire, tmp_path):
+    from allele.genome import ConversationalGenome
+
+    genome = ConversationalGenome(traits={"technical_knowledge": 0.95})
+    path = tmp_path / "genome.json"
+    path.write_text(json.dumps(genome.to_dict()))
+    server.script(
+        wire.sse_reply(wire.openai_stream(["first"])),
+        wire.sse_reply(wire.openai_stream(["second"])),
+    )
+    result = runner.invoke(
+        app,
+        ["chat", "--model", "m", "--base-url", server.url, "--genome", str(path)],
+        input="one\n\ntwo\n/exit\nnever sent\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "first\nsecond\n"
+    assert len(server.received) == 2
+    second = server.received[1].json["messages"]
+    assert "technical knowledge 0.95" in second[0]["content"]
+    assert [m["content"] for m in second[1:]] == ["one", "first", "two"]
+
+
+def test_provider_failure_exits_non_zero_with_a_clear_message(server, wire):
+    server.script(wire.json_reply({"error": {"message": "Incorrect API key"}}, 401))
+    result = runner.invoke(app, ["chat", "--model", "m", "--base-url", server.url, "-m", "hi"])
+    assert result.exit_code == 1
+    assert "AuthenticationError" in result.stderr and "Incorrect API key" in result.stderr
+
+
+def test_bad_options_exit_2_naming_the_problem(tmp_path):
+    result = runner.invoke(app, ["chat", "--model", "m", "--trait", "empathy", "-m", "x"])
+    assert result.exit_code == 2 and "NAME=VALUE" in result.stderr
+    result = runner.invoke(app, ["chat", "--model", "m", "--temperature", "5", "-m", "x"])
+    assert result.exit_code == 2 and "'temperature'" in result.stderr
+    result = runner.invoke(app, ["chat", "--genome", str(tmp_path / "none.json"), "-m", "x"])
+    assert result.exit_code == 2 and "cannot read genome file" in result.stderr
+
+
+def test_synthetic_provider_is_announced(tmp_path):
+    result = runner.invoke(app, ["chat", "--provider", "synthetic", "--seed", "5", "-m", "x"])
+    assert result.exit_code == 0
+    assert "synthetic provider" in result.stderr and result.stdout.strip()
