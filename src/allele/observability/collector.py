@@ -978,7 +978,7 @@ class ComponentMetricsCollector:
         pooled = collector.query(LATENCY_METRIC, self.labels, window, pool=True)
         latency = pooled[0][1] if pooled else Summary(count=0, window_s=window)
         age = max(collector.clock.monotonic() - self._registered_mono, 1e-9)
-        effective = min(window, age)
+        effective = min(window, max(age, 1.0))  # a young component: ops over >= 1 s
         resources = {}
         for field_name, metric in RESOURCE_METRICS.items():
             found = collector.query(metric, self.labels, window)

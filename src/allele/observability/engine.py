@@ -1,0 +1,562 @@
+"""The observability engine: background sampling, the component registry, health, alerts and
+persistence, behind one object -- and the process-wide instance.
+
+>>> from allele.observability.engine import get_observability_engine
+>>> from allele.observability.types import ComponentType
+>>> engine = get_observability_engine()                                  # doctest: +SKIP
+>>> engine.start()                                                       # doctest: +SKIP
+>>> evo = engine.register_component("evo-1", ComponentType.EVOLUTION_ENGINE)  # doctest: +SKIP
+>>> with evo.timer("generation"):                                        # doctest: +SKIP
+...     run_one_generation()
+>>> evo.heartbeat()                                                      # doctest: +SKIP
+>>> engine.get_component_metrics("evo-1").health                         # doctest: +SKIP
+<HealthStatus.HEALTHY: 'healthy'>
+>>> engine.get_active_alerts()                                           # doctest: +SKIP
+[]
+>>> engine.stop()                                                        # doctest: +SKIP
+
+What runs in the background (one daemon thread, started by ``start()``):
+
+* every tick (1 s, or the collection interval if shorter): fold recorded points into the
+  collector, which stamps their time (so timestamps have about one tick of resolution);
+* every ``collection_interval`` seconds: sample the process, the machine and the GPUs (recorded
+  as ``allele_system_*``, ``allele_process_*`` and ``allele_gpu_*`` series), publish each
+  component's error rate and heartbeat age as gauges, and evaluate the alert rules;
+* every minute: forget points older than the retention period.
+
+With a store URI (``ALLELE_STORE_URI``, default ``sqlite:///allele.db``; set it to ``none`` to
+keep everything in memory) ``start()`` also starts the store's ``Flusher``, which drains points,
+alert changes and component snapshots into the database. If the store cannot be opened the
+engine logs a warning and keeps monitoring in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from allele.errors import ValidationError
+from allele.observability.alerts import AlertManager
+from allele.observability.clock import Clock, SystemClock, utc_datetime
+from allele.observability.collector import ComponentMetricsCollector, MetricsCollector
+from allele.observability.config import (
+    ObservabilitySettings,
+    SettingsWatcher,
+    add_settings_listener,
+    default_alert_rules,
+    get_settings,
+    remove_settings_listener,
+    set_settings,
+)
+from allele.observability.notify import ConsoleNotifier, LogNotifier, Notifier, WebhookNotifier
+from allele.observability.system import (
+    GPU_MEMORY_USED,
+    GPU_UTILIZATION,
+    PROCESS_CPU_PERCENT,
+    PROCESS_RSS,
+    PROCESS_THREADS,
+    SYSTEM_CPU_PERCENT,
+    SYSTEM_DISK_PERCENT,
+    SYSTEM_DISK_READ,
+    SYSTEM_DISK_WRITE,
+    SYSTEM_MEMORY_PERCENT,
+    SYSTEM_MEMORY_USED,
+    SYSTEM_NET_RECV,
+    SYSTEM_NET_SENT,
+    SystemSampler,
+)
+from allele.observability.types import (
+    Alert,
+    AlertState,
+    ComponentMetrics,
+    ComponentType,
+    HealthStatus,
+    SystemMetrics,
+)
+
+logger = logging.getLogger("allele.observability.engine")
+
+CLEANUP_INTERVAL_S = 60.0
+
+
+class ObservabilityEngine:
+    """Watches the process and its registered components; owns the collector and the alerts.
+
+    Construct with ``settings`` (default: ``get_settings()``), or use the process-wide
+    ``get_observability_engine()``. ``clock`` is for tests (``ManualClock``); ``sampler``
+    replaces the psutil sampler; ``notifiers`` replaces the notifiers built from the settings
+    (log, plus console if ``ALLELE_CONSOLE_ALERTS``, plus webhook if ``ALLELE_WEBHOOK_URL``).
+
+    Attributes a caller may use directly: ``collector`` (a ``MetricsCollector``: create handles
+    on it for custom metrics) and ``alerts`` (the ``AlertManager``: add rules, read history).
+    """
+
+    def __init__(
+        self,
+        settings: ObservabilitySettings | None = None,
+        *,
+        clock: Clock | None = None,
+        sampler: SystemSampler | None = None,
+        notifiers: list[Notifier] | None = None,
+        follow_global_settings: bool = False,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.clock: Clock = clock or SystemClock()
+        config = self.settings.monitoring_config()
+        self.collector = MetricsCollector(
+            clock=self.clock,
+            capacity=config.series_capacity,
+            retention_s=config.retention_hours * 3600.0,
+            strict=config.strict,
+        )
+        self._own_notifiers = notifiers is None
+        self.alerts = AlertManager(
+            self.collector,
+            clock=self.clock,
+            notifiers=self._build_notifiers() if notifiers is None else notifiers,
+            enabled=config.alerting_enabled,
+        )
+        self.alerts.add_rules(default_alert_rules(ComponentType.SYSTEM, self.settings))
+        self._sampler = sampler
+        self._lock = threading.RLock()
+        self._components: dict[str, ComponentMetricsCollector] = {}
+        self._latest_system: SystemMetrics | None = None
+        self._last_io: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._started_at: float | None = None
+        self._flusher: Any = None
+        self._store: Any = None
+        self._persistence = "disabled"
+        self._watcher: SettingsWatcher | None = None
+        self._follow_global = follow_global_settings
+        self._errors = 0
+        if follow_global_settings:
+            add_settings_listener(self._on_global_settings)
+
+    # lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the background thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> ObservabilityEngine:
+        """Start background sampling (and persistence and settings reload when configured);
+        does nothing if already running or if ``ALLELE_MONITORING_ENABLED`` is false."""
+        with self._lock:
+            if self.running:
+                return self
+            if not self.settings.monitoring_enabled:
+                logger.info("monitoring is disabled (ALLELE_MONITORING_ENABLED=false)")
+                return self
+            self._started_at = self.clock.time()
+            self.collect_once()
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name="allele-observability", daemon=True
+            )
+            self._thread.start()
+            self._start_persistence()
+            if self.settings.settings_file is not None:
+                self._watcher = SettingsWatcher(
+                    self.settings.settings_file, apply=self._reloaded
+                ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling, flush persistence and pending webhook notifications."""
+        with self._lock:
+            self._stop.set()
+            thread, self._thread = self._thread, None
+            if thread is not None:
+                thread.join(timeout=10)
+            if self._watcher is not None:
+                self._watcher.stop()
+                self._watcher = None
+            self._stop_persistence()
+            for notifier in self.alerts.notifiers:
+                flush = getattr(notifier, "flush", None)
+                if callable(flush):
+                    flush(5.0)
+
+    def close(self) -> None:
+        """Stop, and release notifiers, the GPU library and the settings subscription."""
+        self.stop()
+        if self._own_notifiers:
+            self.alerts.close()
+        if self._sampler is not None:
+            self._sampler.close()
+        if self._follow_global:
+            remove_settings_listener(self._on_global_settings)
+
+    async def astart(self) -> ObservabilityEngine:
+        """``start()`` without blocking the event loop."""
+        return await asyncio.to_thread(self.start)
+
+    async def astop(self) -> None:
+        """``stop()`` without blocking the event loop."""
+        await asyncio.to_thread(self.stop)
+
+    def __enter__(self) -> ObservabilityEngine:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> ObservabilityEngine:
+        return await self.astart()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.astop()
+
+    def _run(self) -> None:
+        interval = self.settings.collection_interval
+        tick = min(1.0, interval)
+        next_collect = time.monotonic() + interval
+        next_cleanup = time.monotonic() + CLEANUP_INTERVAL_S
+        while not self._stop.wait(tick):
+            try:
+                self.collector.fold()
+                now = time.monotonic()
+                if now >= next_collect:
+                    self.collect_once()
+                    interval = self.settings.collection_interval  # may change on reload
+                    next_collect = now + interval
+                    tick = min(1.0, interval)
+                if now >= next_cleanup:
+                    self.collector.cleanup()
+                    next_cleanup = now + CLEANUP_INTERVAL_S
+            except Exception:  # the monitor must outlive its own bugs
+                self._errors += 1
+                logger.exception("observability background tick failed")
+
+    def collect_once(self) -> SystemMetrics | None:
+        """Sample the system, publish component health and evaluate alerts now; return the
+        system sample (None if sampling failed; the failure is logged)."""
+        sample = None
+        try:
+            sample = self._sample_system()
+        except Exception:
+            self._errors += 1
+            logger.exception("system sampling failed")
+        for component in self._component_list():
+            try:
+                component.publish_health()
+            except Exception:
+                self._errors += 1
+                logger.exception("health of component %s failed", component.component_id)
+        try:
+            self.alerts.evaluate()
+        except Exception:
+            self._errors += 1
+            logger.exception("alert evaluation failed")
+        return sample
+
+    # system ------------------------------------------------------------------------------------
+
+    def _sample_system(self) -> SystemMetrics:
+        if self._sampler is None:
+            self._sampler = SystemSampler()
+        sample = self._sampler.sample()
+        c = self.collector
+        c.gauge(SYSTEM_CPU_PERCENT).set(sample.cpu_percent)
+        c.gauge(SYSTEM_MEMORY_PERCENT).set(sample.memory_percent)
+        c.gauge(SYSTEM_MEMORY_USED).set(sample.memory_used_bytes)
+        if sample.disk_percent is not None:
+            c.gauge(SYSTEM_DISK_PERCENT).set(sample.disk_percent)
+        c.gauge(PROCESS_CPU_PERCENT).set(sample.process_cpu_percent)
+        c.gauge(PROCESS_RSS).set(sample.process_rss_bytes)
+        c.gauge(PROCESS_THREADS).set(sample.process_threads)
+        for name, value in (
+            (SYSTEM_DISK_READ, sample.disk_read_bytes),
+            (SYSTEM_DISK_WRITE, sample.disk_write_bytes),
+            (SYSTEM_NET_SENT, sample.net_sent_bytes),
+            (SYSTEM_NET_RECV, sample.net_recv_bytes),
+        ):
+            if value is not None:
+                # psutil reports totals since boot; the counter grows by the difference.
+                previous = self._last_io.get(name)
+                if previous is not None and value >= previous:
+                    c.counter(name).inc(value - previous)
+                self._last_io[name] = value
+        for device in sample.gpu.devices:
+            labels = {"gpu": str(device.index), "name": device.name}
+            c.gauge(GPU_MEMORY_USED, labels).set(device.memory_used_bytes)
+            if device.utilization_percent is not None:
+                c.gauge(GPU_UTILIZATION, labels).set(device.utilization_percent)
+        self._latest_system = sample
+        return sample
+
+    def get_system_metrics(self) -> SystemMetrics:
+        """Return the latest system sample (taking one now if there is none yet)."""
+        sample = self._latest_system
+        if sample is None:
+            sample = self._sample_system()
+        return sample
+
+    # components --------------------------------------------------------------------------------
+
+    def register_component(
+        self,
+        component_id: str,
+        component_type: ComponentType | str,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> ComponentMetricsCollector:
+        """Register a component and return its recorder (the existing one if ``component_id``
+        is already registered with the same type). The type's default alert rules are added.
+
+        The recorder's ``record_latency``, ``record_success``, ``record_error``,
+        ``record_resource_usage``, ``record_custom_metric``, ``heartbeat`` and ``timer`` write
+        series labelled with the component's id and type.
+        """
+        try:
+            kind = ComponentType(component_type)
+        except ValueError:
+            allowed = ", ".join(t.value for t in ComponentType)
+            raise ValidationError(
+                f"unknown component type {component_type!r}; allowed: {allowed}"
+            ) from None
+        with self._lock:
+            existing = self._components.get(component_id)
+            if existing is not None:
+                if existing.component_type is not kind:
+                    raise ValidationError(
+                        f"component {component_id!r} is registered as "
+                        f"{existing.component_type.value}, not {kind.value}"
+                    )
+                return existing
+            config = self.settings.monitoring_config()
+            component = ComponentMetricsCollector(
+                self.collector,
+                component_id,
+                kind,
+                metadata=metadata,
+                heartbeat_timeout_s=config.heartbeat_timeout_s,
+                degraded_error_rate=config.degraded_error_rate,
+                unhealthy_error_rate=config.unhealthy_error_rate,
+                health_window_s=config.health_window_s,
+            )
+            self._components[component_id] = component
+        self.alerts.add_rules(default_alert_rules(kind, self.settings))
+        return component
+
+    def unregister_component(self, component_id: str) -> None:
+        """Forget a component (its recorded series stay in the collector)."""
+        with self._lock:
+            self.get_component(component_id)
+            del self._components[component_id]
+
+    def get_component(self, component_id: str) -> ComponentMetricsCollector:
+        """Return the recorder of a registered component."""
+        component = self._components.get(component_id)
+        if component is None:
+            raise ValidationError(
+                f"unknown component {component_id!r}; registered: {sorted(self._components)}"
+            )
+        return component
+
+    def _component_list(self) -> list[ComponentMetricsCollector]:
+        with self._lock:
+            return list(self._components.values())
+
+    def get_component_metrics(self, component_id: str) -> ComponentMetrics:
+        """Return one component's snapshot (health, heartbeat, performance)."""
+        return self.get_component(component_id).get_metrics()
+
+    def get_all_component_metrics(self) -> dict[str, ComponentMetrics]:
+        """Return every registered component's snapshot, by id."""
+        return {c.component_id: c.get_metrics() for c in self._component_list()}
+
+    def component_snapshots(self) -> list[ComponentMetrics]:
+        """Return every component's snapshot (what the store's flusher persists)."""
+        return list(self.get_all_component_metrics().values())
+
+    # alerts ------------------------------------------------------------------------------------
+
+    def get_active_alerts(
+        self, *, include_pending: bool = False, component_id: str | None = None
+    ) -> list[Alert]:
+        """Return the firing alerts (and pending ones if asked), most severe first."""
+        return self.alerts.active_alerts(include_pending=include_pending, component_id=component_id)
+
+    def get_alert_history(self, limit: int | None = None) -> list[Alert]:
+        """Return alerts that fired and ended, newest first."""
+        return self.alerts.history(limit)
+
+    def acknowledge_alert(self, alert_id: str, by: str, comment: str | None = None) -> Alert:
+        """Acknowledge an active alert (who and why); return it."""
+        return self.alerts.acknowledge(alert_id, by, comment)
+
+    def resolve_alert(self, alert_id: str, by: str, comment: str | None = None) -> Alert:
+        """Resolve an active alert by hand (who and why); return it."""
+        return self.alerts.resolve(alert_id, by, comment)
+
+    # status ------------------------------------------------------------------------------------
+
+    def get_status(self) -> dict[str, Any]:
+        """Return a JSON-ready overview: running state, uptime, components by health, alert
+        counts, dropped values, series count, persistence and GPU availability."""
+        health: dict[str, int] = {h.value: 0 for h in HealthStatus}
+        components = self.get_all_component_metrics()
+        for snapshot in components.values():
+            health[snapshot.health.value] += 1
+        active = self.alerts.active_alerts(include_pending=True)
+        sample = self._latest_system
+        flusher_stats = None
+        stats = None if self._flusher is None else self._flusher.stats
+        if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
+            flusher_stats = dataclasses.asdict(stats)
+        return {
+            "running": self.running,
+            "monitoring_enabled": self.settings.monitoring_enabled,
+            "alerting_enabled": self.alerts.enabled,
+            "started_at": None
+            if self._started_at is None
+            else utc_datetime(self._started_at).isoformat(),
+            "uptime_s": None if self._started_at is None else self.clock.time() - self._started_at,
+            "collection_interval_s": self.settings.collection_interval,
+            "components": {"total": len(components), "by_health": health},
+            "alerts": {
+                "firing": sum(a.state is AlertState.FIRING for a in active),
+                "pending": sum(a.state is AlertState.PENDING for a in active),
+                "rules": len(self.alerts.rules()),
+                "notification_errors": self.alerts.notification_errors,
+            },
+            "series": len(self.collector.series_keys()),
+            "dropped": self.collector.dropped(),
+            "persistence": self._persistence,
+            "flusher": flusher_stats,
+            "gpu": None if sample is None else sample.gpu.to_dict(),
+            "background_errors": self._errors,
+        }
+
+    # persistence -------------------------------------------------------------------------------
+
+    def _start_persistence(self) -> None:
+        uri = self.settings.store_uri
+        if not uri:
+            self._persistence = "disabled"
+            return
+        try:
+            from allele.observability.store import open_store
+            from allele.observability.store.flusher import Flusher
+        except ImportError as exc:
+            self._persistence = f"unavailable: {exc}"
+            logger.warning("persistence unavailable (%s); keeping metrics in memory", exc)
+            return
+        try:
+            self._store = open_store(uri)
+            self._flusher = Flusher(
+                self._store,
+                self.collector,
+                alert_manager=self.alerts,
+                components=self.component_snapshots,
+                interval_s=self.settings.flush_interval,
+            )
+            self._flusher.start()
+        except Exception as exc:
+            self._flusher = None
+            self._close_store()
+            self._persistence = f"unavailable: {exc}"
+            logger.warning("cannot persist to %s (%s); keeping metrics in memory", uri, exc)
+            return
+        self._persistence = f"active: {uri}"
+
+    def _stop_persistence(self) -> None:
+        if self._flusher is not None:
+            try:
+                self._flusher.stop()
+            except Exception:
+                logger.exception("stopping the flusher failed")
+            self._flusher = None
+        self._close_store()
+        if self._persistence.startswith("active"):
+            self._persistence = "stopped"
+
+    def _close_store(self) -> None:
+        if self._store is not None:
+            try:
+                self._store.close()
+            except Exception:
+                logger.exception("closing the store failed")
+            self._store = None
+
+    # settings ----------------------------------------------------------------------------------
+
+    def _build_notifiers(self) -> list[Notifier]:
+        notifiers: list[Notifier] = [LogNotifier()]
+        if self.settings.console_alerts:
+            notifiers.append(ConsoleNotifier())
+        if self.settings.webhook_url:
+            notifiers.append(WebhookNotifier(self.settings.webhook_url))
+        return notifiers
+
+    def _reloaded(self, settings: ObservabilitySettings) -> None:
+        if self._follow_global:
+            set_settings(settings)  # the listener applies it
+        else:
+            self.apply_settings(settings)
+
+    def _on_global_settings(self, old: ObservabilitySettings, new: ObservabilitySettings) -> None:
+        self.apply_settings(new)
+
+    def apply_settings(self, settings: ObservabilitySettings) -> None:
+        """Apply new settings while running: collection interval, alerting on/off, console and
+        webhook notifications take effect at once; store, flush interval, capacity and strict
+        mode are logged as needing a restart."""
+        old, self.settings = self.settings, settings
+        self.alerts.enabled = settings.alerting_enabled
+        if self._own_notifiers and (
+            old.webhook_url != settings.webhook_url or old.console_alerts != settings.console_alerts
+        ):
+            previous = self.alerts.notifiers
+            self.alerts.notifiers = self._build_notifiers()
+            for notifier in previous:
+                if isinstance(notifier, WebhookNotifier):
+                    notifier.close(timeout_s=1.0)
+        restart = [
+            name
+            for name in ("store_uri", "flush_interval", "series_capacity", "strict_metrics")
+            if getattr(old, name) != getattr(settings, name)
+        ]
+        if restart:
+            logger.warning("settings %s change on the next engine restart", ", ".join(restart))
+
+
+# --- the process-wide engine --------------------------------------------------------------------
+
+_engine: ObservabilityEngine | None = None
+_engine_lock = threading.Lock()
+
+
+def get_observability_engine() -> ObservabilityEngine:
+    """Return the process-wide engine (created on first use from ``get_settings()``; the same
+    instance from every thread). It follows settings reloads. Call ``start()`` to sample."""
+    engine = _engine
+    if engine is not None:
+        return engine
+    return _create_engine()
+
+
+def _create_engine() -> ObservabilityEngine:
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            _engine = ObservabilityEngine(follow_global_settings=True)
+        return _engine
+
+
+def reset_observability_engine() -> None:
+    """Stop and forget the process-wide engine (for tests)."""
+    global _engine
+    with _engine_lock:
+        engine, _engine = _engine, None
+    if engine is not None:
+        engine.close()
