@@ -128,8 +128,13 @@ def test_bad_vectorized_results_raise(returned, match: str) -> None:  # type: ig
 def test_scalar_fitness_checks() -> None:
     assert check_fitness_value(np.float32(0.5)) == 0.5
     assert check_fitness_value(np.array(0.25)) == 0.25
-    for bad, match in [(math.nan, "non-finite"), (math.inf, "non-finite"), ("1", "str"),
-                       (True, "bool"), (None, "NoneType")]:
+    for bad, match in [
+        (math.nan, "non-finite"),
+        (math.inf, "non-finite"),
+        ("1", "str"),
+        (True, "bool"),
+        (None, "NoneType"),
+    ]:
         with pytest.raises(ValidationError, match=match):
             check_fitness_value(bad)
     assert check_fitness_values([1, 2], 2).dtype == np.float64

@@ -301,7 +301,7 @@ class _Run:
         kids[mutate] += rng.normal(0.0, cfg.mutation_strength, size=int(mutate.sum()))
         np.clip(kids, 0.0, 1.0, out=kids)
 
-        changed = mutate.any(axis=1)
+        changed: np.ndarray = np.asarray(mutate.any(axis=1))
         changed[first] = True
         changed[second] = True
         self._offspring = kids
@@ -313,15 +313,14 @@ class _Run:
     def pending_lineage(self) -> list[tuple[int, tuple[int, int], int]]:
         """(serial, parents, born) for each row ``breed``/``start_initial`` asked to evaluate."""
         if self._initial:
-            return [
-                (int(s), (-1, -1), int(b)) for s, b in zip(self.serial, self.born, strict=True)
-            ]
+            return [(int(s), (-1, -1), int(b)) for s, b in zip(self.serial, self.born, strict=True)]
         rows = np.flatnonzero(self._changed)
         base = self.next_serial
         gen = self.generation + 1
-        return [(base + int(i), (int(p[0]), int(p[1])), gen) for i, p in zip(
-            rows, self._off_parents[rows], strict=True
-        )]
+        return [
+            (base + int(i), (int(p[0]), int(p[1])), gen)
+            for i, p in zip(rows, self._off_parents[rows], strict=True)
+        ]
 
     def accept(self, values: np.ndarray) -> GenerationStats:
         """Record the fitness of the pending rows and form the next generation."""
@@ -383,8 +382,13 @@ class _Run:
     def population(self) -> list[ConversationalGenome]:
         """The current population as independent genomes (fittest first is NOT implied)."""
         return [
-            self.genome(self.values[i], float(self.fitness[i]), int(self.serial[i]),
-                        self.parents[i].tolist(), int(self.born[i]))
+            self.genome(
+                self.values[i],
+                float(self.fitness[i]),
+                int(self.serial[i]),
+                self.parents[i].tolist(),
+                int(self.born[i]),
+            )
             for i in range(len(self.values))
         ]
 
@@ -676,7 +680,8 @@ def _check_population(
 ) -> list[ConversationalGenome]:
     if isinstance(population, str | bytes) or not isinstance(population, Sequence):
         raise ValidationError(
-            f"population must be a sequence of ConversationalGenome, got {type(population).__name__}"
+            "population must be a sequence of ConversationalGenome, got "
+            f"{type(population).__name__}"
         )
     items = list(population)
     bad = [i for i, g in enumerate(items) if not isinstance(g, ConversationalGenome)]
@@ -689,11 +694,14 @@ def _check_population(
     if n < 2:
         raise ValidationError(f"population must hold at least 2 genomes, got {n}")
     if config.elitism >= n:
-        raise ValidationError(f"elitism must be in [0, {n - 1}] for a population of {n}, "
-                              f"got {config.elitism}")
+        raise ValidationError(
+            f"elitism must be in [0, {n - 1}] for a population of {n}, got {config.elitism}"
+        )
     if config.tournament_size > n:
-        raise ValidationError(f"tournament_size must be in [1, {n}] for a population of {n}, "
-                              f"got {config.tournament_size}")
+        raise ValidationError(
+            f"tournament_size must be in [1, {n}] for a population of {n}, "
+            f"got {config.tournament_size}"
+        )
     return items
 
 

@@ -209,9 +209,9 @@ class PersonaTradeoff(VectorizedFitness):
             or not 0.0 <= float(weight) <= 1.0
         ):
             raise ValidationError(f"weight must be a number in [0, 1], got {weight!r}")
-        self.persona_a = traits_vector(persona_a, name="persona_a")
-        self.persona_b = traits_vector(persona_b, name="persona_b")
-        self.weight = float(weight)
+        self.persona_a: np.ndarray = traits_vector(persona_a, name="persona_a")
+        self.persona_b: np.ndarray = traits_vector(persona_b, name="persona_b")
+        self.weight: float = float(weight)
 
     def objectives(self, population: np.ndarray) -> np.ndarray:
         """The two objective values per row, shape ``(N, 2)``: closeness to A and to B."""

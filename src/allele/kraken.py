@@ -180,8 +180,14 @@ class TemporalMemory:
     def traces(self) -> list[MemoryTrace]:
         """Copies of the traces, oldest first."""
         return [
-            MemoryTrace(t.vector.copy(), t.count, t.first_sequence, t.last_sequence,
-                        t.created_at, t.updated_at)
+            MemoryTrace(
+                t.vector.copy(),
+                t.count,
+                t.first_sequence,
+                t.last_sequence,
+                t.created_at,
+                t.updated_at,
+            )
             for t in self._traces
         ]
 
@@ -230,9 +236,7 @@ class KrakenLNN:
         self.spectral_radius = _check_real(
             "spectral_radius", spectral_radius, 0.0, 10.0, low_open=True
         )
-        self.input_scaling = _check_real(
-            "input_scaling", input_scaling, 0.0, 100.0, low_open=True
-        )
+        self.input_scaling = _check_real("input_scaling", input_scaling, 0.0, 100.0, low_open=True)
         self.leak_rate = _check_real("leak_rate", leak_rate, 0.0, 1.0, low_open=True)
         self.noise = _check_real("noise", noise, 0.0, 10.0, low_open=False)
         self.temperature = _check_real("temperature", temperature, 0.0, 100.0, low_open=True)
@@ -281,9 +285,7 @@ class KrakenLNN:
             dense_t = np.zeros((n, n))
             dense_t[cols, rows] = data * scale  # transposed: states are row vectors
             self._w = dense_t
-        self._w_in_t = rng.uniform(-1.0, 1.0, (self.input_size, n)) * (
-            self.input_scaling * scale
-        )
+        self._w_in_t = rng.uniform(-1.0, 1.0, (self.input_size, n)) * (self.input_scaling * scale)
         self._bias = rng.uniform(-1.0, 1.0, n) * (self.bias_scaling * scale)
 
     @property
@@ -378,7 +380,9 @@ class KrakenLNN:
         return states @ self.readout_[1:] + self.readout_[0]
 
     # -- processing -----------------------------------------------------------------------------
-    def process_sequence(self, sequence: object, *, continue_state: bool = False) -> ReservoirResult:
+    def process_sequence(
+        self, sequence: object, *, continue_state: bool = False
+    ) -> ReservoirResult:
         """Run one sequence (shape ``(T, input_size)``, or ``(T,)`` when ``input_size == 1``)
         through the reservoir from the zero state (or from the last final state when
         ``continue_state``); records its final state in the temporal memory."""
@@ -402,9 +406,7 @@ class KrakenLNN:
         inputs = self._sequence(sequence)
         if len(inputs) * self.reservoir_size < INLINE_WORK:
             return self.process_sequence(inputs, continue_state=continue_state)
-        return await asyncio.to_thread(
-            self.process_sequence, inputs, continue_state=continue_state
-        )
+        return await asyncio.to_thread(self.process_sequence, inputs, continue_state=continue_state)
 
     process_sequence_async = aprocess_sequence
 
@@ -476,8 +478,11 @@ class KrakenLNN:
         batched = arr.ndim == 3 or (arr.ndim == 2 and self.input_size == 1 and arr.shape[1] > 1)
         if arr.ndim == 2 and self.input_size == 1 and arr.shape[1] == 1:
             batched = False
-        return (self._batch(arr, "inputs"), True) if batched else (self._sequence(arr, "inputs"),
-                                                                  False)
+        return (
+            (self._batch(arr, "inputs"), True)
+            if batched
+            else (self._sequence(arr, "inputs"), False)
+        )
 
     # -- state ----------------------------------------------------------------------------------
     def reset_state(self) -> None:
@@ -598,8 +603,9 @@ def memory_capacity_profile(
     t_idx = np.arange(skip, length)
     targets = u[t_idx[:, None] - delays[None, :]]  # (steps, k_max)
     train, test = slice(0, n_train), slice(n_train, None)
-    readout = _ridge(states[t_idx][train], targets[train], _check_real(
-        "ridge", ridge, 0.0, 1e6, low_open=False))
+    readout = _ridge(
+        states[t_idx][train], targets[train], _check_real("ridge", ridge, 0.0, 1e6, low_open=False)
+    )
     predicted = states[t_idx][test] @ readout[1:] + readout[0]
     return _squared_correlation(predicted, targets[test])
 
