@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -339,8 +340,10 @@ class Store:
             rows = conn.execute(stmt.order_by(points.c.ts)).all()
         if not rows:
             return SeriesPoints(np.empty(0), np.empty(0))
-        table = np.array(rows, dtype=np.float64)
-        return SeriesPoints(table[:, 0].copy(), table[:, 1].copy())
+        # fromiter over the flattened rows: np.array(rows) would probe every Row for the array
+        # protocol, which costs ~20x the fetch itself.
+        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows))
+        return SeriesPoints(flat[0::2].copy(), flat[1::2].copy())
 
     def iter_series(
         self, name: str | None = None, start: Instant | None = None, end: Instant | None = None
