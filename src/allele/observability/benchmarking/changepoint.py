@@ -17,10 +17,10 @@ cell.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,8 @@ def detect_change_points(
     """Sorted indices where a new segment starts (never 0), found by PELT.
 
     ``penalty`` defaults to ``3 * log(n)``; ``min_size`` is the shortest segment allowed;
-    ``sigma`` defaults to ``robust_sigma(values)`` (a constant series has no change point).
+    ``sigma`` defaults to ``robust_sigma(values)``, refined once by the pooled spread around the
+    first fit's segment means (a constant series has no change point).
     """
     x = np.asarray(values, dtype=float)
     if x.ndim != 1:
@@ -93,10 +94,27 @@ def detect_change_points(
         penalty = 3.0 * math.log(n)
     if penalty < 0:
         raise ValidationError(f"penalty must be >= 0, got {penalty}")
-    if sigma is None:
-        sigma = robust_sigma(x)
-        if not sigma > 0:  # MAD of 0: fall back to the plain spread, or nothing varies at all
-            sigma = float(np.std(np.diff(x))) / math.sqrt(2.0)
+    if sigma is not None:
+        return _pelt(x, penalty, min_size, sigma)
+    sigma = robust_sigma(x)
+    if not sigma > 0:  # MAD of 0: fall back to the plain spread, or nothing varies at all
+        sigma = float(np.std(np.diff(x))) / math.sqrt(2.0)
+    points = _pelt(x, penalty, min_size, sigma)
+    # The MAD of differences is robust but inefficient; the pooled spread around the segment
+    # means of a first fit uses every sample, so a second fit with it is steadier.
+    residual = _pooled_sigma(x, points)
+    return _pelt(x, penalty, min_size, residual) if residual > 0 else points
+
+
+def _pooled_sigma(x: np.ndarray, points: list[int]) -> float:
+    bounds = [0, *points, len(x)]
+    squares = sum(float(((x[a:b] - x[a:b].mean()) ** 2).sum()) for a, b in pairwise(bounds))
+    dof = len(x) - (len(bounds) - 1)
+    return math.sqrt(squares / dof) if dof > 0 else math.nan
+
+
+def _pelt(x: np.ndarray, penalty: float, min_size: int, sigma: float) -> list[int]:
+    """PELT's exact minimiser of the penalised Gaussian cost (change points, sorted)."""
     if not sigma > 0:
         return []
     z = (x - np.median(x)) / sigma  # centring keeps the cumulative sums well conditioned
@@ -108,6 +126,7 @@ def detect_change_points(
         total = s1[end] - s1[starts]
         return (s2[end] - s2[starts]) - total * total / length
 
+    n = len(x)
     best = np.full(n + 1, np.inf)  # best[t]: optimal penalised cost of x[:t]
     best[0] = -penalty
     last = np.zeros(n + 1, dtype=np.int64)  # last[t]: start of the final segment of x[:t]
@@ -165,7 +184,7 @@ def suite_change_points(
         if not points:
             continue
         bounds = [0, *points, len(medians)]
-        levels = [float(np.median(medians[a:b])) for a, b in itertools.pairwise(bounds)]
+        levels = [float(np.median(medians[a:b])) for a, b in pairwise(bounds)]
         found[key] = [
             ChangePoint(
                 key=key,
