@@ -33,6 +33,8 @@ class Reply:
     chunks: list[bytes] | None = None  # chunked transfer encoding when set
     delay_s: float = 0.0  # before the status line
     cut_after: int | None = None  # close the socket after this many chunks, mid-body
+    stall_after: int | None = None  # pause stall_s after this many chunks
+    stall_s: float = 0.0
     drop: bool = False  # close the connection without answering
 
 
@@ -78,6 +80,10 @@ class ProtocolServer:
 
         self._loop.run_until_complete(serve())
         self._loop.run_forever()
+        # Let cancelled handlers finish, then release the loop's own sockets.
+        pending = asyncio.all_tasks(self._loop)
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
 
     def stop(self) -> None:
         async def shutdown() -> None:
@@ -138,6 +144,8 @@ class ProtocolServer:
                 # Abort: the client sees the body end without the chunked terminator.
                 writer.transport.abort()
                 return
+            if reply.stall_after is not None and i == reply.stall_after:
+                await asyncio.sleep(reply.stall_s)
             writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             await writer.drain()
         writer.write(b"0\r\n\r\n")

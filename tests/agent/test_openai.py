@@ -262,6 +262,18 @@ async def test_slow_server_hits_the_timeout(server, wire, make_config, sleeps):
     assert agent.get_metrics()["errors_by_kind"] == {"timeout": 1}
 
 
+async def test_stall_after_text_times_out_without_a_retry(server, wire, make_config, sleeps):
+    chunks = wire.openai_stream(["a", "b", "c"])
+    server.script(wire.sse_reply(chunks, stall_after=1, stall_s=1.0))
+    async with agent_for(server, make_config, sleeps, request_timeout=0.2) as agent:
+        got: list[str] = []
+        with pytest.raises(ProviderTimeoutError):
+            async for chunk in agent.chat("hi"):
+                got.append(chunk)
+    # Retrying would repeat "a" to the caller: the timeout is raised instead.
+    assert got == ["a"] and len(server.received) == 1 and sleeps.delays == []
+
+
 async def test_dropped_connection_before_reply_is_retried(server, wire, make_config, sleeps):
     server.script(wire.Reply(drop=True), wire.sse_reply(wire.openai_stream(["back"])))
     async with agent_for(server, make_config, sleeps) as agent:

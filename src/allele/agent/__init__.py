@@ -22,6 +22,7 @@ from allele.agent.errors import (
 )
 from allele.agent.metrics import RequestRecord
 from allele.agent.prompt import Sampling, build_system_prompt, sampling_for
+from allele.agent.providers import ChatRequest, Provider, Usage, make_provider
 
 __all__ = [
     "ERROR_KINDS",
@@ -29,8 +30,10 @@ __all__ = [
     "AgentStateError",
     "AuthenticationError",
     "BadRequestError",
+    "ChatRequest",
     "NLPAgent",
     "ProtocolError",
+    "Provider",
     "ProviderCallError",
     "ProviderConnectionError",
     "ProviderTimeoutError",
@@ -39,6 +42,8 @@ __all__ = [
     "Sampling",
     "ServerError",
     "SyntheticConfig",
+    "Usage",
     "build_system_prompt",
+    "make_provider",
     "sampling_for",
 ]

@@ -7,6 +7,7 @@ System prompt
 Sampling mapping (documented bounds, see :func:`sampling_for`)
     ``temperature = clip(config.temperature + 0.6 * (creativity - 0.5), 0, 2)``
         creativity moves the configured temperature by at most +/-0.3; 0.5 leaves it unchanged.
+        The result is rounded to 6 decimals so the value on the wire is stable.
     ``max_tokens = max(1, round(config.max_tokens * (1 - 0.5 * conciseness)))``
         conciseness scales the reply budget between 100 % (conciseness 0) and 50 % (conciseness 1)
         of the configured ``max_tokens``, which therefore stays a ceiling.
