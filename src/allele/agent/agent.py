@@ -14,7 +14,9 @@ One request per ``chat``/``complete`` call: the rate limiter is asked first, ret
 are retried (see :mod:`allele.agent.retry`) only while no text has reached the caller, and the
 outcome -- success or the typed error -- is counted and passed to every listener as a
 :class:`~allele.agent.metrics.RequestRecord`. Only completed exchanges enter the history.
-Failed requests count ``tokens_in = 0`` and the estimated tokens of any text received.
+Failed requests count ``tokens_in = 0`` and the estimated tokens of any text received. A reply
+the caller stops reading before its end is recorded with ``error_kind="cancelled"``; a failure
+that is not a provider error (a bug) is recorded as ``"unexpected:<ExceptionType>"`` and re-raised.
 """
 
 from __future__ import annotations
