@@ -126,11 +126,13 @@ class Suite(BaseModel):
         return {**self.params, **cell}
 
     def quick_variant(self) -> Suite:
-        """The reduced suite of the ``[quick]`` table (used by ``--quick`` and the demo)."""
+        """The reduced suite ``<name>-quick`` of the ``[quick]`` table (``--quick``, the demo)."""
         q = self.quick
         matrix = {**self.matrix, **q.matrix}
         data = self.model_dump()
         data.update(
+            # A reduced run measures different params: its history and baselines stay apart.
+            name=self.name if self.name.endswith("-quick") else f"{self.name}-quick",
             runs=q.runs,
             samples=q.samples,
             warmup=q.warmup,
