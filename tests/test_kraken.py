@@ -306,6 +306,32 @@ def test_consolidation_weights_by_count() -> None:
     assert (trace.first_sequence, trace.last_sequence) == (0, 3)
 
 
+def _naive_consolidation(vectors: np.ndarray, capacity: int) -> list[tuple[int, int, int]]:
+    """The documented policy with every similarity recomputed on every write."""
+    traces: list[tuple[np.ndarray, int, int, int]] = []  # vector, count, first, last
+    for seq, v in enumerate(vectors):
+        traces.append((v.astype(float), 1, seq, seq))
+        if len(traces) > capacity:
+            sims = [
+                float(a[0] @ b[0]) / float(np.linalg.norm(a[0]) * np.linalg.norm(b[0]))
+                for a, b in itertools.pairwise(traces)
+            ]
+            i = int(np.argmax(sims))
+            (va, ca, fa, _), (vb, cb, _, lb) = traces[i], traces[i + 1]
+            traces[i : i + 2] = [((va * ca + vb * cb) / (ca + cb), ca + cb, fa, lb)]
+    return [(f, last, c) for _, c, f, last in traces]
+
+
+@pytest.mark.parametrize("capacity", [1, 2, 7])
+def test_incremental_consolidation_matches_the_naive_policy(capacity: int) -> None:
+    vectors = np.random.default_rng(capacity).normal(size=(60, 5))
+    memory = TemporalMemory(capacity)
+    for seq, v in enumerate(vectors):
+        memory.add(v, seq)
+    got = [(t.first_sequence, t.last_sequence, t.count) for t in memory.traces()]
+    assert got == _naive_consolidation(vectors, capacity)
+
+
 def test_recall_finds_the_most_similar_trace() -> None:
     memory = TemporalMemory(capacity=10)
     for i, v in enumerate(np.eye(4)):

@@ -231,11 +231,11 @@ class _Run:
         self.generation = 0
         self.evaluations = 0
         self.best: _Snapshot | None = None
-        # pending offspring of the generation being bred
-        self._offspring = self.values
-        self._off_fitness = self.fitness
-        self._changed = np.ones(n, dtype=bool)
-        self._off_parents = self.parents
+        # the offspring bred by breed() and waiting for accept()
+        self._offspring = np.empty((0, N_TRAITS))
+        self._off_fitness = np.empty(0)
+        self._changed = np.empty(0, dtype=bool)
+        self._off_parents = np.empty((0, 2), dtype=np.int64)
         self._started = 0.0
         self._initial = True  # the next accept() records the initial population's fitness
 
@@ -653,7 +653,7 @@ class EvolutionEngine:
 
 
 def _top(fitness: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` fittest, best first (ties broken by lower index)."""
+    """Indices of the ``k`` fittest, best first (equal fitness among them: lower index first)."""
     if k == 0:
         return np.empty(0, dtype=np.int64)
     if k >= len(fitness):

@@ -122,11 +122,11 @@ class MemoryTrace:
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    if norm == 0.0:
+    squared = float(a @ a) * float(b @ b)
+    if squared == 0.0:
         # Two silent states are identical; a silent and an active one are unrelated.
         return 1.0 if not a.any() and not b.any() else 0.0
-    return float(a @ b) / norm
+    return float(a @ b) / math.sqrt(squared)
 
 
 class TemporalMemory:
@@ -144,7 +144,9 @@ class TemporalMemory:
     def __init__(self, capacity: int) -> None:
         self.capacity = _check_int("memory_capacity", capacity, 0, 1_000_000)
         self._traces: list[MemoryTrace] = []
-        self._similarity: list[float] = []  # _similarity[i] = cos(trace i, trace i + 1)
+        # _similarity[i] = cos(trace i, trace i + 1) for the first len - 1 slots; a fixed
+        # array so that finding the best pair is one argmax, not a list conversion.
+        self._similarity = np.empty(self.capacity + 1)
         self.consolidations = 0
 
     def __len__(self) -> int:
@@ -157,10 +159,10 @@ class TemporalMemory:
         now = datetime.now(UTC)
         trace = MemoryTrace(np.array(vector, dtype=float), 1, sequence, sequence, now, now)
         if self._traces:
-            self._similarity.append(_cosine(self._traces[-1].vector, trace.vector))
+            self._similarity[len(self._traces) - 1] = _cosine(self._traces[-1].vector, trace.vector)
         self._traces.append(trace)
         if len(self._traces) > self.capacity:
-            self._merge(int(np.argmax(self._similarity)))
+            self._merge(int(np.argmax(self._similarity[: len(self._traces) - 1])))
 
     def _merge(self, i: int) -> None:
         a, b = self._traces[i], self._traces[i + 1]
@@ -169,12 +171,14 @@ class TemporalMemory:
         a.count = total
         a.last_sequence = b.last_sequence
         a.updated_at = max(a.updated_at, b.updated_at)
+        pairs = len(self._traces) - 1  # similarities before the merge
         del self._traces[i + 1]
-        del self._similarity[i]
+        sim = self._similarity
+        sim[i : pairs - 1] = sim[i + 1 : pairs]  # drop slot i (the merged pair)
         if i > 0:
-            self._similarity[i - 1] = _cosine(self._traces[i - 1].vector, a.vector)
-        if i < len(self._similarity):
-            self._similarity[i] = _cosine(a.vector, self._traces[i + 1].vector)
+            sim[i - 1] = _cosine(self._traces[i - 1].vector, a.vector)
+        if i < pairs - 1:
+            sim[i] = _cosine(a.vector, self._traces[i + 1].vector)
         self.consolidations += 1
 
     def traces(self) -> list[MemoryTrace]:
@@ -204,7 +208,6 @@ class TemporalMemory:
     def clear(self) -> None:
         """Forget every trace."""
         self._traces.clear()
-        self._similarity.clear()
 
 
 # -- the network -----------------------------------------------------------------------------
@@ -327,7 +330,10 @@ class KrakenLNN:
     # -- dynamics -------------------------------------------------------------------------------
     def _drive(self, inputs: np.ndarray, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """States for ``inputs`` of shape (T, in) or (B, T, in) from initial state ``x0``."""
-        drive = inputs @ self._w_in_t + self._bias
+        # One 2-D gemm: a batched 3-D matmul would bypass BLAS.
+        flat = inputs.reshape(-1, self.input_size) @ self._w_in_t
+        drive = flat.reshape(*inputs.shape[:-1], self.reservoir_size)
+        drive += self._bias
         if self.noise:
             drive += rng.standard_normal(drive.shape) * (self.noise / self.temperature)
         if drive.ndim == 2:
@@ -357,7 +363,10 @@ class KrakenLNN:
         b, steps, n = drive.shape
         states = np.empty((b, steps, n))
         a, w, sparse = self.leak_rate, self._w, self._sparse
-        prev = np.broadcast_to(x0, (b, n))
+        # Two contiguous buffers swapped each step: BLAS gemm needs contiguous operands, and a
+        # strided view into ``states`` would send np.dot down a slow generic loop.
+        prev = np.empty((b, n))
+        prev[:] = x0
         x = np.empty((b, n))
         for t in range(steps):
             if sparse:
@@ -371,7 +380,7 @@ class KrakenLNN:
                 x *= a
                 x += prev
             states[:, t] = x
-            prev = states[:, t]
+            prev, x = x, prev
         return states
 
     def _outputs(self, states: np.ndarray) -> np.ndarray | None:
