@@ -102,9 +102,7 @@ def test_benjamini_hochberg_known_values() -> None:
         benjamini_hochberg([1.5])
 
 
-def _simulated_grid(
-    rng: np.random.Generator, shifted: set[int], factor: float
-) -> SuiteRun:
+def _simulated_grid(rng: np.random.Generator, shifted: set[int], factor: float) -> SuiteRun:
     cells = {}
     for i in range(1000):
         level = 1e-3 * (1 + i % 10)

@@ -1,0 +1,223 @@
+"""``allele bench compare | check | report | calibrate`` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from allele.cli import app
+from allele.observability.benchmarking.model import CellResult, SuiteRun
+from allele.observability.benchmarking.pytest_benchmark_format import (
+    export_pytest_benchmark_json,
+)
+
+SLOW = "population=200"
+
+
+def _run(factor: float, seed: int, suite_id: str) -> SuiteRun:
+    rng = np.random.default_rng(seed)
+    cells = [
+        CellResult(
+            params={"population": p},
+            samples={
+                "time_s": (
+                    1e-3
+                    * p
+                    / 50
+                    * (factor if p == 200 else 1.0)
+                    * (1 + 0.02 * rng.standard_normal(20))
+                ).tolist()
+            },
+        )
+        for p in (50, 100, 200)
+    ]
+    return SuiteRun(name="evo", component="evolution", suite_id=suite_id, cells=cells)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    paths = {}
+    for name, factor, seed in (("base", 1.0, 0), ("same", 1.0, 1), ("slow", 1.3, 2)):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(_run(factor, seed, name).to_dict()))
+        paths[name] = path
+    return paths
+
+
+runner = CliRunner()
+
+
+def test_compare_json_files(files: dict[str, Path]) -> None:
+    result = runner.invoke(
+        app, ["bench", "compare", str(files["base"]), str(files["slow"]), "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    verdicts = {c["key"]: c["verdict"] for c in data["cells"]}
+    assert verdicts == {
+        "population=50": "unchanged",
+        "population=100": "unchanged",
+        SLOW: "regression",
+    }
+    slow = next(c for c in data["cells"] if c["key"] == SLOW)
+    assert slow["shift"] == pytest.approx(0.3, abs=0.03)
+
+
+def test_compare_markdown_to_a_file(files: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "cmp.md"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "compare",
+            str(files["base"]),
+            str(files["slow"]),
+            "--format",
+            "md",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "| `population=200` |" in out.read_text()
+
+
+def test_compare_reads_pytest_benchmark_files(files: dict[str, Path], tmp_path: Path) -> None:
+    theirs = []
+    for name in ("base", "slow"):
+        run = SuiteRun.from_dict(json.loads(files[name].read_text()))
+        path = tmp_path / f"pb_{name}.json"
+        path.write_text(json.dumps(export_pytest_benchmark_json(run)))
+        theirs.append(str(path))
+    result = runner.invoke(app, ["bench", "check", "--baseline", theirs[0], theirs[1]])
+    assert result.exit_code == 1, result.output
+    assert "REGRESSION benchmark='evo',population=200" in result.output
+
+
+def test_check_exit_codes(files: dict[str, Path], tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    regressed = runner.invoke(
+        app,
+        ["bench", "check", "--baseline", str(files["base"]), str(files["slow"]),
+         "--markdown", str(summary)],
+    )  # fmt: skip
+    assert regressed.exit_code == 1
+    assert f"REGRESSION {SLOW}" in regressed.output
+    assert "1 regression" in regressed.output
+    assert "regression" in summary.read_text()
+    clean = runner.invoke(
+        app, ["bench", "check", "--baseline", str(files["base"]), str(files["same"])]
+    )
+    assert clean.exit_code == 0, clean.output
+    assert "REGRESSION" not in clean.output
+    # A 40% threshold lets the +30% pass.
+    lenient = runner.invoke(
+        app,
+        [
+            "bench",
+            "check",
+            "--baseline",
+            str(files["base"]),
+            str(files["slow"]),
+            "--threshold",
+            "0.4",
+        ],
+    )
+    assert lenient.exit_code == 0
+
+
+def test_bad_input_exits_2_with_a_message(files: dict[str, Path], tmp_path: Path) -> None:
+    missing = runner.invoke(
+        app, ["bench", "compare", str(files["base"]), str(tmp_path / "no.json")]
+    )
+    assert missing.exit_code == 2
+    assert "cannot read run file" in missing.output
+    (tmp_path / "bad.json").write_text('{"hello": 1}')
+    wrong = runner.invoke(app, ["bench", "compare", str(files["base"]), str(tmp_path / "bad.json")])
+    assert wrong.exit_code == 2 and "neither a suite run" in wrong.output
+    fmt = runner.invoke(app, ["bench", "report", str(files["base"]), "--format", "pdf"])
+    assert fmt.exit_code == 2 and "--format must be one of" in fmt.output
+
+
+def test_report_formats(files: dict[str, Path], tmp_path: Path) -> None:
+    html = tmp_path / "r.html"
+    result = runner.invoke(
+        app,
+        ["bench", "report", str(files["slow"]), "--format", "html", "-o", str(html),
+         "--baseline", str(files["base"])],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert '<tr class="regression">' in html.read_text()
+    result = runner.invoke(app, ["bench", "report", str(files["slow"]), "--format", "json"])
+    assert json.loads(result.output)["suite"]["suite_id"] == "slow"
+    result = runner.invoke(app, ["bench", "report", str(files["slow"]), "--format", "md"])
+    assert "## Benchmark `evo`" in result.output
+    result = runner.invoke(app, ["bench", "report", str(files["slow"])])
+    assert result.exit_code == 0 and "population=200" in result.output
+
+
+@pytest.fixture
+def store_uri(tmp_path: Path) -> str:
+    pytest.importorskip("allele.observability.benchmarking.storage")
+    return f"sqlite:///{tmp_path / 'bench.db'}"
+
+
+def test_check_against_a_stored_baseline(store_uri: str) -> None:
+    from allele.observability.benchmarking.storage import save_run, set_baseline
+
+    base = _run(1.0, 0, "")
+    base.suite_id = ""
+    base_id = save_run(store_uri, base)
+    set_baseline(store_uri, "main", base_id)
+    # The latest run is the baseline itself: refused, not silently "no regression".
+    same = runner.invoke(app, ["bench", "check", "--baseline", "main", "--store", store_uri])
+    assert same.exit_code == 2 and "is the baseline" in same.output
+    slow = _run(1.3, 2, "")
+    slow.suite_id = ""
+    slow.created_at = base.created_at.replace(year=base.created_at.year + 1)
+    save_run(store_uri, slow)
+    result = runner.invoke(app, ["bench", "check", "--baseline", "main", "--store", store_uri])
+    assert result.exit_code == 1, result.output
+    assert f"REGRESSION {SLOW}" in result.output
+    # Compare by suite name (latest run) and id.
+    result = runner.invoke(
+        app, ["bench", "compare", base_id, "evo", "--store", store_uri, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["counts"]["regression"] == 1
+    unknown = runner.invoke(app, ["bench", "check", "--baseline", "nope", "--store", store_uri])
+    assert unknown.exit_code == 2 and "no baseline named 'nope'" in unknown.output
+
+
+def test_stored_calibration_raises_the_floor(store_uri: str) -> None:
+    from allele.observability.benchmarking.storage import save_calibration, save_run, set_baseline
+
+    base = _run(1.0, 0, "")
+    set_baseline(store_uri, "main", save_run(store_uri, base))
+    slow = _run(1.3, 2, "")
+    slow.created_at = base.created_at.replace(year=base.created_at.year + 1)
+    save_run(store_uri, slow)
+    save_calibration(store_uri, "evo", {SLOW: 0.5})
+    result = runner.invoke(app, ["bench", "check", "--baseline", "main", "--store", store_uri])
+    assert result.exit_code == 0, result.output
+
+
+def test_calibrate_runs_the_suite_twice_and_stores_noise(store_uri: str, tmp_path: Path) -> None:
+    from allele.observability.benchmarking.storage import list_runs, load_calibration
+
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(
+        'name = "tiny"\ncomponent = "python"\nruns = 1\nsamples = 6\nwarmup = 0\n'
+        'min_time = 0.001\n\n[matrix]\nkernel = ["sum"]\nsize = [100, 1000]\n'
+    )
+    result = runner.invoke(app, ["bench", "calibrate", str(suite), "--store", store_uri])
+    assert result.exit_code == 0, result.output
+    assert "stored the noise of 2 cells of tiny" in result.output
+    noise = load_calibration(store_uri, "tiny")
+    assert set(noise) == {"kernel='sum',size=100", "kernel='sum',size=1000"}
+    assert all(v >= 0 for v in noise.values())
+    assert len(list_runs(store_uri, "tiny")) == 2

@@ -1,0 +1,177 @@
+"""Reports: terminal, Markdown, JSON and HTML carry the run's numbers and the verdicts."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from allele.observability.benchmarking.compare import Comparison, compare_runs
+from allele.observability.benchmarking.model import CellResult, SuiteRun
+from allele.observability.benchmarking.report.html import html_report, write_html_report
+from allele.observability.benchmarking.report.jsonreport import SCHEMA, write_json_report
+from allele.observability.benchmarking.report.markdown import (
+    comparison_markdown,
+    markdown_report,
+)
+from allele.observability.benchmarking.report.summary import format_value, summarize_run
+from allele.observability.benchmarking.report.terminal import render_comparison, render_run
+from allele.observability.benchmarking.stats import describe
+
+SLOW_CELL = "mutation_rate=0.2,population=200"
+
+
+def _grid(factor: float, seed: int, suite_id: str) -> SuiteRun:
+    rng = np.random.default_rng(seed)
+    cells = []
+    for population in (50, 100, 200):
+        for rate in (0.1, 0.2):
+            slow = factor if (population, rate) == (200, 0.2) else 1.0
+            times = 1e-3 * population / 50 * slow * (1 + 0.02 * rng.standard_normal(20))
+            cells.append(
+                CellResult(
+                    params={"population": population, "mutation_rate": rate},
+                    samples={"time_s": times.tolist()},
+                    metrics={"best_fitness": 0.5 + population / 1000},
+                )
+            )
+    cells.append(
+        CellResult(params={"population": 400, "mutation_rate": 0.1}, status="timeout", error="60 s")
+    )
+    return SuiteRun(name="evolution", component="evolution", suite_id=suite_id, cells=cells)
+
+
+@pytest.fixture(scope="module")
+def runs() -> tuple[SuiteRun, SuiteRun, Comparison]:
+    baseline, current = _grid(1.0, 0, "base1"), _grid(1.25, 1, "cur1")
+    return baseline, current, compare_runs(baseline, current)
+
+
+def _text(renderable: object) -> str:
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(renderable)
+    console.file.close()
+    return console.export_text()
+
+
+def test_format_value_units() -> None:
+    assert format_value(0.0012345, "time_s") == "1.23 ms"
+    assert format_value(0.0009997, "time_s") == "1 ms"  # rounded before choosing the unit
+    assert format_value(2.5e-8, "time_s") == "25 ns"
+    assert format_value(1234.5, "ops_per_s") == "1234"
+    assert format_value(float("nan"), "time_s") == "-"
+
+
+def test_terminal_run_table_shows_medians_cis_and_verdicts(runs) -> None:
+    _, current, comparison = runs
+    text = _text(render_run(current, comparison))
+    stats = describe(current.cell(SLOW_CELL).samples["time_s"])
+    assert format_value(stats.median, "time_s") in text
+    low, high = (format_value(v, "time_s") for v in stats.median_ci)
+    assert f"{low} - {high}" in text
+    assert "regression" in text and "timeout: 60 s" in text
+    assert "cur1" in text  # suite id in the title, not swallowed as rich markup
+    # The regressed cell is listed first.
+    assert text.index(SLOW_CELL) < text.index("mutation_rate=0.1,population=50")
+
+
+def test_terminal_comparison_table(runs) -> None:
+    _, _, comparison = runs
+    slow = comparison.cell(SLOW_CELL)
+    text = _text(render_comparison(comparison))
+    assert f"{slow.shift * 100:+.1f}%" in text
+    assert "1 regression" in text and "1 failed" in text
+    assert "unchanged" in text  # 7 cells: unchanged ones are listed
+
+
+def test_markdown_report_rows(runs) -> None:
+    _, current, comparison = runs
+    md = markdown_report(current, comparison)
+    slow = comparison.cell(SLOW_CELL)
+    stats = describe(current.cell(SLOW_CELL).samples["time_s"])
+    row = next(line for line in md.splitlines() if SLOW_CELL in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "20"
+    assert cells[2] == format_value(stats.median, "time_s")
+    assert cells[6] == f"{slow.shift * 100:+.1f}%"
+    assert "regression" in cells[-1]
+    assert md.count("\n| `") == 7  # one row per cell
+    text = comparison_markdown(comparison)
+    first_row = next(line for line in text.splitlines() if line.startswith("| `"))
+    assert SLOW_CELL in first_row  # regressions first
+
+
+def test_json_report_is_strict_json_with_the_documented_schema(runs, tmp_path: Path) -> None:
+    _, current, comparison = runs
+    path = write_json_report(current, tmp_path / "r.json", comparison)
+    data = json.loads(path.read_text())
+    assert data["schema"] == SCHEMA
+    assert data["suite"]["suite_id"] == "cur1"
+    by_key = {c["key"]: c for c in data["cells"]}
+    slow = by_key[SLOW_CELL]
+    stats = describe(current.cell(SLOW_CELL).samples["time_s"])
+    assert slow["stats"]["median"] == pytest.approx(stats.median)
+    assert slow["stats"]["median_ci"] == pytest.approx(list(stats.median_ci))
+    assert set(slow["stats"]["percentiles"]) == {"p5", "p25", "p50", "p75", "p95", "p99"}
+    assert slow["comparison"]["verdict"] == "regression"
+    assert slow["metrics"]["best_fitness"] == pytest.approx(0.7)
+    timeout = by_key["mutation_rate=0.1,population=400"]
+    assert timeout["stats"] is None and timeout["status"] == "timeout"
+    assert data["comparison"]["counts"]["regression"] == 1
+    assert "NaN" not in path.read_text()
+
+
+def test_html_report_is_self_contained_and_marks_regressions(runs, tmp_path: Path) -> None:
+    _, current, comparison = runs
+    path = write_html_report(current, tmp_path / "report.html", comparison)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    # plotly.js is inline: no script is fetched from the network.
+    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?https?:", text, re.IGNORECASE)
+    assert "Plotly.newPlot" in text and len(text) > 1_000_000
+    assert text.count("Plotly.newPlot") == 3  # heatmap, distributions, scaling
+    assert '<tr class="regression">' in text and SLOW_CELL in text
+    assert "\\u25b2" in text or "▲" in text  # the heatmap's regression mark (JSON-escaped)
+
+
+def test_html_figures_hold_the_medians(runs) -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report import html
+
+    _, current, comparison = runs
+    summary = summarize_run(current, comparison)
+    heat = html._heatmap(summary)
+    trace = heat.data[0]
+    # Axes: population (most values; 400 only timed out) on x and mutation_rate on y.
+    assert list(trace.x) == ["50", "100", "200", "400"] and list(trace.y) == ["0.1", "0.2"]
+    assert trace.z[0][3] is None  # the timed-out cell has no median
+    stats = describe(current.cell(SLOW_CELL).samples["time_s"])
+    assert trace.z[1][2] == pytest.approx(stats.median)
+    assert "▲" in trace.text[1][2] and "▲" not in trace.text[0][0]
+    scaling = html._scaling(summary)
+    names = [t.name for t in scaling.data]
+    assert "regression" in names  # the red crosses
+    line = next(t for t in scaling.data if t.name == "mutation_rate=0.2")
+    assert list(line.x) == [50, 100, 200]
+    assert line.y[2] == pytest.approx(stats.median)
+
+
+def test_html_with_three_parameters_offers_one_heatmap_per_slice() -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report import html
+
+    cells = [
+        CellResult(params={"a": a, "b": b, "c": c}, samples={"time_s": [1.0 + a + b, 1.1 + a]})
+        for a in (1, 2, 3)
+        for b in (1, 2, 3)
+        for c in ("x", "y")
+    ]
+    run = SuiteRun(name="three", component="t", cells=cells)
+    fig = html._heatmap(summarize_run(run))
+    assert len(fig.data) == 2
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["c=x", "c=y"]
+    assert "Plotly.newPlot" in html_report(run)
