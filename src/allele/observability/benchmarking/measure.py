@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from itertools import repeat
-from typing import Any
 
 import numpy as np
 
@@ -137,15 +136,3 @@ def throughput_samples(times: Sequence[float], units: dict[str, float]) -> dict[
         f"{unit}_per_s": [amount / t if t > 0 else math.inf for t in times]
         for unit, amount in units.items()
     }
-
-
-def merge_quality(per_run: Sequence[dict[str, float]]) -> dict[str, float]:
-    """The median over runs of each quality figure (runs may report different sets)."""
-    names = sorted({name for figures in per_run for name in figures})
-    return {name: float(np.median([f[name] for f in per_run if name in f])) for name in names}
-
-
-def summarize_memory(per_run: Sequence[dict[str, float]]) -> dict[str, Any]:
-    """The worst (largest) memory figure of the cell's runs."""
-    keys = ("peak_rss_bytes", "tracemalloc_peak_bytes", "gpu_memory_used_bytes")
-    return {k: max(f[k] for f in per_run if k in f) for k in keys if any(k in f for f in per_run)}

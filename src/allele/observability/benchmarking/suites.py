@@ -55,8 +55,8 @@ class QuickOverrides(BaseModel):
     matrix: dict[str, list[Scalar]] = Field(default_factory=dict)
 
 
-class Suite(BaseModel):
-    """A benchmark suite: component, fixed params, parameter matrix and run settings."""
+class _SuiteSchema(BaseModel):
+    """The fields and checks of a suite; ``Suite`` adds the error translation of its __init__."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,12 +78,6 @@ class Suite(BaseModel):
     max_inner_loops: int = Field(default=1_000_000, ge=1)
     quick: QuickOverrides = Field(default_factory=lambda: QuickOverrides())
 
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except pydantic.ValidationError as exc:
-            raise ConfigurationError(_describe(exc, where=f"suite {data.get('name')!r}")) from exc
-
     @pydantic.field_validator("component")
     @classmethod
     def _known_component(cls, value: str) -> str:
@@ -92,7 +86,7 @@ class Suite(BaseModel):
         return value
 
     @pydantic.model_validator(mode="after")
-    def _consistent(self) -> Suite:
+    def _consistent(self) -> _SuiteSchema:
         check_matrix(self.matrix, self.zip, self.exclude)
         if self.component == "function" and not self.target:
             raise MatrixError(
@@ -182,6 +176,19 @@ class Suite(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+class Suite(_SuiteSchema):
+    """A benchmark suite: component, fixed params, parameter matrix and run settings.
+
+    Invalid values raise a ConfigurationError naming each bad field and what is allowed.
+    """
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise ConfigurationError(_describe(exc, where=f"suite {data.get('name')!r}")) from exc
+
+
 def load_suite_text(text: str, source: str = "<string>") -> Suite:
     """The suite described by TOML ``text``; errors name ``source``, the line and the reason."""
     try:
@@ -190,7 +197,9 @@ def load_suite_text(text: str, source: str = "<string>") -> Suite:
         line = _syntax_error_line(str(exc), text)
         raise ConfigurationError(f"{source}:{line}: invalid TOML: {exc}") from exc
     try:
-        return Suite.model_validate(data)
+        # Validated through the schema class, whose errors keep their locations (Suite's own
+        # __init__ turns them into one message), then built: the second pass cannot fail.
+        _SuiteSchema.model_validate(data)
     except pydantic.ValidationError as exc:
         lines = _key_lines(text)
         first = exc.errors()[0]
@@ -198,6 +207,7 @@ def load_suite_text(text: str, source: str = "<string>") -> Suite:
         at = _line_of(loc, lines)
         where = f"{source}:{at}" if at is not None else source
         raise ConfigurationError(f"{where}: {_describe(exc)}") from exc
+    return Suite(**data)
 
 
 def load_suite_file(path: str | Path) -> Suite:
@@ -256,7 +266,7 @@ def _describe(exc: pydantic.ValidationError, where: str | None = None) -> str:
 
 
 def _allowed_keys(loc: tuple[str | int, ...]) -> list[str]:
-    model: type[BaseModel] = QuickOverrides if loc[:1] == ("quick",) else Suite
+    model: type[BaseModel] = QuickOverrides if loc[:1] == ("quick",) else _SuiteSchema
     return sorted(model.model_fields)
 
 

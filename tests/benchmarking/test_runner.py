@@ -1,0 +1,193 @@
+"""The runner end to end: worker processes, timeouts, crashes, storage, resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from allele.observability.benchmarking import storage
+from allele.observability.benchmarking.runner import run_suite
+from allele.observability.benchmarking.suites import Suite
+from allele.observability.store import open_store
+
+# Workloads for the tests, imported by the worker processes through the inherited sys.path.
+WORKLOADS = """
+import os, time
+
+def steady(delay=0.0, **_):
+    return lambda: time.sleep(delay)
+
+def misbehave(mode="ok", **_):
+    if mode == "hang":
+        return lambda: time.sleep(3600)
+    if mode == "raise":
+        def boom():
+            raise RuntimeError("workload exploded on purpose")
+        return boom
+    if mode == "exit":
+        return lambda: os._exit(7)
+    return lambda: None
+"""
+
+
+@pytest.fixture
+def workloads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    module = tmp_path / "bench_workloads_fake.py"
+    module.write_text(WORKLOADS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "bench_workloads_fake"
+
+
+def test_cells_are_measured_in_separate_processes_with_all_samples(workloads: str) -> None:
+    suite = Suite(
+        name="steady",
+        component="function",
+        target=f"{workloads}:steady",
+        matrix={"delay": [0.0, 0.001]},
+        runs=2,
+        samples=3,
+        warmup=0,
+        min_time=0.002,
+        workers=2,
+        timeout=60,
+    )
+    run = run_suite(suite)
+    assert run.status == "complete"
+    assert [c.params for c in run.cells] == [{"delay": 0.0}, {"delay": 0.001}]
+    for cell in run.cells:
+        assert cell.status == "ok" and cell.processes == 2
+        assert sorted(cell.run_indices) == [0, 1]
+        assert len(cell.samples["time_s"]) == len(cell.samples["cpu_time_s"]) == 6
+        assert len(cell.samples["peak_rss_bytes"]) == 2
+        assert cell.metrics["latency_p50_s"] <= cell.metrics["latency_p99_s"]
+        assert cell.inner_loops >= 1
+    # A 1 ms sleep is calibrated to few loops, a no-op to many: calibration is per cell.
+    assert run.cells[0].inner_loops > run.cells[1].inner_loops
+    assert min(run.cells[1].samples["time_s"]) >= 0.001
+    assert run.machine["python_version"] and "cpu" in run.machine
+
+
+def test_timeout_and_crashes_are_recorded_and_the_suite_goes_on(
+    workloads: str, tmp_path: Path
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'r.db'}")
+    suite = Suite(
+        name="misbehave",
+        component="function",
+        target=f"{workloads}:misbehave",
+        matrix={"mode": ["hang", "raise", "exit", "ok"]},
+        runs=2,
+        samples=2,
+        warmup=0,
+        min_time=0.0,
+        max_inner_loops=10,
+        workers=2,
+        timeout=2.0,
+    )
+    run = run_suite(suite, store=store)
+    by_mode = {c.params["mode"]: c for c in run.cells}
+    assert by_mode["hang"].status == "timeout"
+    assert "2 s timeout" in (by_mode["hang"].error or "")
+    assert by_mode["raise"].status == "error"
+    assert (
+        "Traceback" in by_mode["raise"].error
+        and "workload exploded on purpose" in by_mode["raise"].error
+    )
+    assert by_mode["exit"].status == "error" and "exited with code 7" in by_mode["exit"].error
+    assert by_mode["ok"].status == "ok" and len(by_mode["ok"].samples["time_s"]) == 4
+    # A failed cell's later runs are skipped, not measured.
+    assert by_mode["hang"].processes == 0
+    stored = storage.load_run(store, run.suite_id)
+    assert [c.status for c in stored.cells] == ["timeout", "error", "error", "ok"]
+    assert stored.status == "complete"
+
+
+RESUME_SCRIPT = """
+import sys
+sys.path.insert(0, {folder!r})
+from allele.observability.benchmarking.runner import run_suite
+from allele.observability.benchmarking.suites import Suite
+suite = Suite(name="resumable", component="function", target="bench_workloads_fake:steady",
+              matrix={{"delay": [0.05, 0.051, 0.052, 0.053, 0.054, 0.055]}}, runs=2, samples=2,
+              warmup=0, min_time=0.0, max_inner_loops=1, workers=1, timeout=60)
+run_suite(suite, store={uri!r}, resume={resume})
+"""
+
+
+def _stored_cells(uri: str) -> list[tuple[str, str, str]]:
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sqlalchemy.text("SELECT cell_key, status, run_indices FROM bench_cells")
+                )
+            )
+    except sqlalchemy.exc.OperationalError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def test_resume_after_a_killed_runner_redoes_nothing(workloads: str, tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'resume.db'}"
+    script = RESUME_SCRIPT.format(folder=str(tmp_path), uri=uri, resume=False)
+    runner = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = [row for row in _stored_cells(uri) if row[1] == "ok"]
+        if len(done) >= 1 and runner.poll() is None:
+            break
+        time.sleep(0.05)
+    assert runner.poll() is None, "the runner finished before it could be killed"
+    os.killpg(runner.pid, signal.SIGKILL)  # the runner and its worker die mid-suite
+    runner.wait()
+
+    before = storage.latest_unfinished(uri, "resumable")
+    assert before is not None and before.status == "running"
+    finished_before = {c.key: c for c in before.cells if c.status == "ok"}
+    partial_before = {c.key: list(c.run_indices) for c in before.cells if c.status == "partial"}
+    assert finished_before, "no cell was finished before the kill"
+
+    resumed = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT.format(folder=str(tmp_path), uri=uri, resume=True)],
+        timeout=120,
+    )
+    assert resumed.returncode == 0
+    after = storage.load_run(uri, before.suite_id)
+    assert after.status == "complete" and len(after.cells) == 6
+    assert len(storage.list_runs(uri, name="resumable")) == 1
+    for cell in after.cells:
+        assert cell.status == "ok"
+        assert sorted(cell.run_indices) == [0, 1], cell.key  # each process run measured once
+        assert len(cell.samples["time_s"]) == 4
+        if cell.key in finished_before:
+            # Untouched by the resumed runner: identical samples and timestamps.
+            assert cell.samples == finished_before[cell.key].samples
+            assert cell.finished_at == finished_before[cell.key].finished_at
+        if cell.key in partial_before:
+            assert cell.run_indices[: len(partial_before[cell.key])] == partial_before[cell.key]
+
+
+def test_resume_refuses_a_changed_suite(workloads: str, tmp_path: Path) -> None:
+    from allele.errors import BenchmarkError
+
+    uri = f"sqlite:///{tmp_path / 'changed.db'}"
+    store = open_store(uri)
+    suite = Suite(name="c", component="python", matrix={"size": [10]}, runs=1, samples=1)
+    run = run_suite(suite, store=store)
+    storage.set_run_status(store, run.suite_id, "interrupted")
+    changed = Suite(name="c", component="python", matrix={"size": [20]}, runs=1, samples=1)
+    with pytest.raises(BenchmarkError, match="the suite changed"):
+        run_suite(changed, store=store, resume=True)
+    # The unchanged suite resumes the interrupted run and has nothing left to measure.
+    again = run_suite(suite, store=store, resume=True)
+    assert again.suite_id == run.suite_id and again.status == "complete"
+    assert again.cells[0].samples == run.cells[0].samples
