@@ -1,0 +1,745 @@
+"""Observable workloads: the evolution engine, the Kraken reservoir and the NLP agent, each
+recording what it really did into the observability engine.
+
+>>> from allele.evolution import EvolutionConfig
+>>> from allele.fitness import TargetPersonality
+>>> await setup_observability_monitoring()                                 # doctest: +SKIP
+>>> engine = create_observable_evolution_engine(EvolutionConfig(seed=1))   # doctest: +SKIP
+>>> result = engine.run(TargetPersonality({"empathy": 0.9}))               # doctest: +SKIP
+>>> engine.monitor.component_id                                            # doctest: +SKIP
+'evolution_engine-3f9a1c'
+>>> await teardown_observability_monitoring()                              # doctest: +SKIP
+
+Two ways in:
+
+* ``ObservableEvolutionEngine``, ``ObservableKrakenLNN`` and ``ObservableNLPAgent`` are
+  subclasses of the workloads: usable wherever the original is, with a ``monitor`` attribute.
+* ``observe(component)`` attaches a monitor to an existing workload object (an
+  ``EvolutionEngine``, ``KrakenLNN`` or ``NLPAgent``) and returns the monitor; ``detach()``
+  stops the recording.
+
+What is recorded (every series carries ``component_id`` and ``component_type`` labels):
+
+=================  ===========================================================================
+evolution          per generation, from the engine's ``GenerationStats`` callback: the gauges
+                   ``allele_evolution_{best,mean,worst}_fitness``, ``allele_evolution_diversity``
+                   and ``allele_evolution_generation`` (one point per generation each), the
+                   generation's ``duration_s`` as the component latency of operation
+                   ``generation``, ``allele_evolution_evaluations_total``; a heartbeat.
+kraken             per sequence: its latency (operation ``sequence``; a batch is one operation
+                   ``batch``), ``allele_kraken_sequences_total``, ``allele_kraken_steps_total``
+                   and the memory-buffer fill ``allele_kraken_memory_size``; reservoir state
+                   statistics (``allele_kraken_activation_{mean,std,max_abs}`` of the last
+                   sequence, ``allele_kraken_memory_consolidations``) and a heartbeat at most
+                   once per ``state_interval_s`` (they cost more than the recording itself).
+nlp agent          per request, from the agent's ``RequestRecord`` listener: latency (operation
+                   ``request``), success or the error by kind (``rate_limit``, ``server``...),
+                   ``allele_agent_tokens_total{direction=in|out}``, time to first token and
+                   tokens per second; a heartbeat.
+=================  ===========================================================================
+
+Monitoring never breaks the workload: an exception raised while recording is caught, counted
+in ``monitor.errors`` (and in ``allele_monitoring_errors_total``) and logged, never re-raised.
+Exceptions of the workload itself are recorded as errors and propagate unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from allele.agent import AgentConfig, NLPAgent, RequestRecord
+from allele.errors import ValidationError
+from allele.evolution import (
+    Callback,
+    EvolutionConfig,
+    EvolutionEngine,
+    EvolutionResult,
+    FitnessFn,
+    GenerationStats,
+)
+from allele.genome import ConversationalGenome
+from allele.kraken import BatchResult, KrakenLNN, ReservoirResult
+from allele.observability.collector import (
+    LATENCY_METRIC,
+    OPERATIONS_METRIC,
+    ComponentMetricsCollector,
+)
+from allele.observability.engine import ObservabilityEngine, get_observability_engine
+from allele.observability.types import ComponentType
+
+logger = logging.getLogger("allele.observability.integration")
+
+MONITORING_ERRORS_METRIC = "allele_monitoring_errors_total"
+
+EVOLUTION_BEST = "allele_evolution_best_fitness"
+EVOLUTION_MEAN = "allele_evolution_mean_fitness"
+EVOLUTION_WORST = "allele_evolution_worst_fitness"
+EVOLUTION_DIVERSITY = "allele_evolution_diversity"
+EVOLUTION_GENERATION = "allele_evolution_generation"
+EVOLUTION_EVALUATIONS = "allele_evolution_evaluations_total"
+
+KRAKEN_SEQUENCES = "allele_kraken_sequences_total"
+KRAKEN_STEPS = "allele_kraken_steps_total"
+KRAKEN_MEMORY_SIZE = "allele_kraken_memory_size"
+KRAKEN_MEMORY_CAPACITY = "allele_kraken_memory_capacity"
+KRAKEN_CONSOLIDATIONS = "allele_kraken_memory_consolidations"
+KRAKEN_ACTIVATION_MEAN = "allele_kraken_activation_mean"
+KRAKEN_ACTIVATION_STD = "allele_kraken_activation_std"
+KRAKEN_ACTIVATION_MAX_ABS = "allele_kraken_activation_max_abs"
+
+AGENT_TOKENS = "allele_agent_tokens_total"
+AGENT_TTFT = "allele_agent_ttft_seconds"
+AGENT_TOKENS_PER_SECOND = "allele_agent_tokens_per_second"
+
+#: The first few recording failures are logged with their traceback, then one in this many.
+_LOG_EVERY = 1000
+_LOG_FIRST = 3
+
+
+def _new_component_id(kind: ComponentType) -> str:
+    # A short random suffix keeps ids unique across processes that share one store.
+    return f"{kind.value}-{uuid.uuid4().hex[:8]}"
+
+
+# -- the monitor base ----------------------------------------------------------------------------
+class ComponentMonitor:
+    """Records one workload object into the observability engine; subclasses know how.
+
+    ``recorder`` is the component's ``ComponentMetricsCollector``; ``errors`` counts the
+    exceptions raised while recording (each caught and logged, never re-raised).
+    """
+
+    component_type: ComponentType
+
+    def __init__(
+        self,
+        *,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        if component_id is not None and (not isinstance(component_id, str) or not component_id):
+            raise ValidationError(f"component_id must be a non-empty string, got {component_id!r}")
+        if engine is not None and not isinstance(engine, ObservabilityEngine):
+            raise ValidationError(
+                f"engine must be an ObservabilityEngine, got {type(engine).__name__}"
+            )
+        self.engine = engine if engine is not None else get_observability_engine()
+        self.component_id = component_id or _new_component_id(self.component_type)
+        self.recorder: ComponentMetricsCollector = self.engine.register_component(
+            self.component_id, self.component_type, metadata=metadata
+        )
+        self.errors = 0
+        self.attached = False
+        self._labels = dict(self.recorder.labels)
+        self._error_counter = self._counter(MONITORING_ERRORS_METRIC)
+
+    # handles are created once so that recording is one append each
+    def _gauge(self, name: str) -> Callable[[float], None]:
+        return self.recorder.collector.gauge(name, self._labels).set
+
+    def _counter(self, name: str, **labels: str) -> Callable[[float], None]:
+        return self.recorder.collector.counter(name, {**self._labels, **labels}).inc
+
+    def _timer(self, name: str, **labels: str) -> Callable[[float], None]:
+        return self.recorder.collector.timer(name, {**self._labels, **labels}).observe
+
+    def _latency(self, operation: str) -> Callable[[float], None]:
+        return self._timer(LATENCY_METRIC, operation=operation)
+
+    def _success(self, operation: str) -> Callable[[float], None]:
+        # The series record_success() writes, held as a handle.
+        return self._counter(OPERATIONS_METRIC, operation=operation, outcome="success")
+
+    def _failed(self, what: str) -> None:
+        """Count and log an exception raised while recording; never raises."""
+        self.errors += 1
+        with contextlib.suppress(Exception):  # the error counter may be what is broken
+            self._error_counter(1)
+        if self.errors <= _LOG_FIRST or self.errors % _LOG_EVERY == 0:
+            logger.warning(
+                "recording %s of component %s failed (%d recording errors so far); "
+                "the workload continues",
+                what,
+                self.component_id,
+                self.errors,
+                exc_info=True,
+            )
+
+    def detach(self) -> None:
+        """Stop recording this component (the series recorded so far stay)."""
+        self.attached = False
+        target = getattr(self, "_target", None)
+        if target is not None and target.__dict__.get(_MONITOR_ATTR) is self:
+            del target.__dict__[_MONITOR_ATTR]
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(component_id={self.component_id!r}, "
+            f"attached={self.attached}, errors={self.errors})"
+        )
+
+
+# -- evolution -----------------------------------------------------------------------------------
+class EvolutionMonitor(ComponentMonitor):
+    """Records each generation of an ``EvolutionEngine`` from its ``GenerationStats``."""
+
+    component_type = ComponentType.EVOLUTION_ENGINE
+
+    def __init__(
+        self,
+        *,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(component_id=component_id, engine=engine, metadata=metadata)
+        self._best = self._gauge(EVOLUTION_BEST)
+        self._mean = self._gauge(EVOLUTION_MEAN)
+        self._worst = self._gauge(EVOLUTION_WORST)
+        self._diversity = self._gauge(EVOLUTION_DIVERSITY)
+        self._generation = self._gauge(EVOLUTION_GENERATION)
+        self._evaluations = self._counter(EVOLUTION_EVALUATIONS)
+        self._generation_latency = self._latency("generation")
+        self._generation_ok = self._success("generation")
+        self._heartbeat = self.recorder.heartbeat
+        self._target: EvolutionEngine | None = None
+
+    def attach(self, target: EvolutionEngine) -> EvolutionMonitor:
+        """Record every generation ``target`` runs from now on; returns self."""
+        if not isinstance(target, EvolutionEngine):
+            raise ValidationError(f"target must be an EvolutionEngine, got {type(target).__name__}")
+        target.add_callback(self.on_generation)
+        self._target = target
+        self.attached = True
+        return self
+
+    def detach(self) -> None:
+        """Stop recording generations of the attached engine."""
+        if self._target is not None and self.attached:
+            self._target.remove_callback(self.on_generation)
+        super().detach()
+
+    def on_generation(self, stats: GenerationStats) -> None:
+        """Record one generation's statistics (the engine's per-generation callback)."""
+        try:
+            self._best(stats.best_fitness)
+            self._mean(stats.mean_fitness)
+            self._worst(stats.worst_fitness)
+            self._diversity(stats.diversity)
+            self._generation(stats.generation)
+            self._evaluations(stats.evaluations)
+            self._generation_latency(stats.duration_s)
+            self._generation_ok(1)
+            self._heartbeat()
+        except Exception:
+            self._failed("a generation")
+
+    def run_finished(self, seconds: float, error: BaseException | None) -> None:
+        """Record a whole run: its wall time and success, or the error's class name."""
+        try:
+            self.recorder.record_latency(seconds, "run")
+            if error is None:
+                self.recorder.record_success("run")
+            else:
+                self.recorder.record_error("run", type(error).__name__)
+        except Exception:
+            self._failed("a run")
+
+
+class ObservableEvolutionEngine(EvolutionEngine):
+    """An ``EvolutionEngine`` that records every generation (and every run) it performs.
+
+    Same constructor as ``EvolutionEngine`` plus ``component_id`` (default: a fresh id) and
+    ``engine`` (default: the process-wide observability engine). ``monitor`` is its
+    ``EvolutionMonitor``.
+    """
+
+    def __init__(
+        self,
+        config: EvolutionConfig | None = None,
+        *,
+        callback: Callback | None = None,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+    ) -> None:
+        super().__init__(config, callback=callback)
+        self._timing_run = False  # run() of an async fitness function goes through evolve()
+        self.monitor = EvolutionMonitor(
+            component_id=component_id, engine=engine, metadata=self.config.to_dict()
+        ).attach(self)
+
+    def run(
+        self,
+        fitness_fn: FitnessFn,
+        *,
+        population: Sequence[ConversationalGenome] | None = None,
+        callback: Callback | None = None,
+    ) -> EvolutionResult:
+        """``EvolutionEngine.run``, also recording the run's wall time or its error."""
+        start = time.perf_counter()
+        self._timing_run = True
+        try:
+            result = super().run(fitness_fn, population=population, callback=callback)
+        except Exception as exc:
+            self.monitor.run_finished(time.perf_counter() - start, exc)
+            raise
+        finally:
+            self._timing_run = False
+        self.monitor.run_finished(time.perf_counter() - start, None)
+        return result
+
+    async def evolve(
+        self,
+        population: Sequence[ConversationalGenome],
+        fitness_fn: FitnessFn,
+        *,
+        generations: int | None = None,
+        callback: Callback | None = None,
+    ) -> ConversationalGenome:
+        """``EvolutionEngine.evolve``, also recording the run's wall time or its error."""
+        if self._timing_run:  # called by run(): run() records it
+            return await super().evolve(
+                population, fitness_fn, generations=generations, callback=callback
+            )
+        start = time.perf_counter()
+        try:
+            best = await super().evolve(
+                population, fitness_fn, generations=generations, callback=callback
+            )
+        except Exception as exc:
+            self.monitor.run_finished(time.perf_counter() - start, exc)
+            raise
+        self.monitor.run_finished(time.perf_counter() - start, None)
+        return best
+
+
+# -- kraken --------------------------------------------------------------------------------------
+class KrakenMonitor(ComponentMonitor):
+    """Records each sequence (and batch) a ``KrakenLNN`` processes.
+
+    Latency, sequence and step counts and the memory-buffer fill are recorded for every
+    sequence. Reservoir state statistics (mean, std and max |x| of the last sequence's states)
+    and the heartbeat are taken at most once per ``state_interval_s`` seconds: three reductions
+    over a ``T x reservoir_size`` array cost several times the rest of the recording, and a
+    once-a-second view of the activations is what a dashboard shows. ``state_interval_s=0``
+    takes them after every sequence.
+    """
+
+    component_type = ComponentType.KRAKEN_LNN
+
+    def __init__(
+        self,
+        *,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        state_interval_s: float = 1.0,
+    ) -> None:
+        if (
+            isinstance(state_interval_s, bool)
+            or not isinstance(state_interval_s, int | float)
+            or not 0 <= state_interval_s < float("inf")
+        ):
+            raise ValidationError(
+                f"state_interval_s must be a finite number of seconds >= 0, "
+                f"got {state_interval_s!r}"
+            )
+        super().__init__(component_id=component_id, engine=engine, metadata=metadata)
+        self.state_interval_s = float(state_interval_s)
+        self._sequence_latency = self._latency("sequence")
+        self._sequence_ok = self._success("sequence")
+        self._batch_latency = self._latency("batch")
+        self._batch_ok = self._success("batch")
+        self._sequences = self._counter(KRAKEN_SEQUENCES)
+        self._steps = self._counter(KRAKEN_STEPS)
+        self._memory_size = self._gauge(KRAKEN_MEMORY_SIZE)
+        self._memory_capacity = self._gauge(KRAKEN_MEMORY_CAPACITY)
+        self._consolidations = self._gauge(KRAKEN_CONSOLIDATIONS)
+        self._act_mean = self._gauge(KRAKEN_ACTIVATION_MEAN)
+        self._act_std = self._gauge(KRAKEN_ACTIVATION_STD)
+        self._act_max = self._gauge(KRAKEN_ACTIVATION_MAX_ABS)
+        self._next_state = float("-inf")  # perf_counter time of the next state sample
+        self._target: KrakenLNN | None = None
+
+    def attach(self, target: KrakenLNN) -> KrakenMonitor:
+        """Record what ``target`` processes from now on; returns self.
+
+        ``KrakenLNN`` has no observer hook, so a plain network gets ``process_sequence`` and
+        ``process_batch`` wrapped on the instance (the async variants call them);
+        ``ObservableKrakenLNN`` calls the monitor from its own methods instead.
+        """
+        if not isinstance(target, KrakenLNN):
+            raise ValidationError(f"target must be a KrakenLNN, got {type(target).__name__}")
+        self._target = target
+        self.attached = True
+        try:
+            self._memory_capacity(target.memory_capacity)
+        except Exception:
+            self._failed("the memory capacity")
+        if not isinstance(target, ObservableKrakenLNN):
+            self._wrap(target)
+        return self
+
+    def _wrap(self, target: KrakenLNN) -> None:
+        sequence = type(target).process_sequence.__get__(target)
+        batch = type(target).process_batch.__get__(target)
+        monitor = self
+
+        def process_sequence(sequence_: object, *, continue_state: bool = False) -> ReservoirResult:
+            return monitor.time_sequence(target, sequence, sequence_, continue_state)
+
+        def process_batch(sequences: object) -> BatchResult:
+            return monitor.time_batch(target, batch, sequences)
+
+        process_sequence.__doc__ = KrakenLNN.process_sequence.__doc__
+        process_batch.__doc__ = KrakenLNN.process_batch.__doc__
+        # Instance attributes shadow the class's methods; detach() removes them again.
+        target.__dict__["process_sequence"] = process_sequence
+        target.__dict__["process_batch"] = process_batch
+
+    def detach(self) -> None:
+        """Stop recording; a wrapped plain network gets its own methods back."""
+        target = self._target
+        if target is not None and self.attached and not isinstance(target, ObservableKrakenLNN):
+            for name in ("process_sequence", "process_batch"):
+                target.__dict__.pop(name, None)
+        super().detach()
+
+    def time_sequence(
+        self,
+        target: KrakenLNN,
+        run: Callable[..., ReservoirResult],
+        sequence: object,
+        continue_state: bool,
+    ) -> ReservoirResult:
+        """Run ``run(sequence, continue_state=...)`` and record it (or its error)."""
+        if not self.attached:
+            return run(sequence, continue_state=continue_state)
+        start = time.perf_counter()
+        try:
+            result = run(sequence, continue_state=continue_state)
+        except Exception as exc:
+            self._record_error("sequence", exc)
+            raise
+        end = time.perf_counter()
+        try:
+            self._sequence_latency(end - start)
+            self._sequence_ok(1)
+            self._sequences(1)
+            self._steps(len(result.states))
+            self._memory_size(len(target.memory))
+            if end >= self._next_state:
+                self._sample_state(target, result.states, end)
+        except Exception:
+            self._failed("a sequence")
+        return result
+
+    def time_batch(
+        self, target: KrakenLNN, run: Callable[[object], BatchResult], sequences: object
+    ) -> BatchResult:
+        """Run ``run(sequences)`` and record it as one batch operation (or its error)."""
+        if not self.attached:
+            return run(sequences)
+        start = time.perf_counter()
+        try:
+            result = run(sequences)
+        except Exception as exc:
+            self._record_error("batch", exc)
+            raise
+        end = time.perf_counter()
+        try:
+            batch, steps = result.states.shape[0], result.states.shape[1]
+            self._batch_latency(end - start)
+            self._batch_ok(1)
+            self._sequences(batch)
+            self._steps(batch * steps)
+            self._memory_size(len(target.memory))
+            if end >= self._next_state:
+                self._sample_state(target, result.states, end)
+        except Exception:
+            self._failed("a batch")
+        return result
+
+    def _sample_state(self, target: KrakenLNN, states: Any, now: float) -> None:
+        self._next_state = now + self.state_interval_s
+        # The same figures get_network_state() reports for the last sequence or batch.
+        self._act_mean(float(states.mean()))
+        self._act_std(float(states.std()))
+        self._act_max(float(abs(states).max()))
+        self._consolidations(target.memory.consolidations)
+        self.recorder.heartbeat()
+
+    def _record_error(self, operation: str, exc: BaseException) -> None:
+        try:
+            self.recorder.record_error(operation, type(exc).__name__)
+        except Exception:
+            self._failed("an error")
+
+
+class ObservableKrakenLNN(KrakenLNN):
+    """A ``KrakenLNN`` that records every sequence and batch it processes.
+
+    Same constructor as ``KrakenLNN`` plus ``component_id``, ``engine`` and
+    ``state_interval_s`` (see ``KrakenMonitor``). ``monitor`` is its ``KrakenMonitor``.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+        state_interval_s: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.monitor = KrakenMonitor(
+            component_id=component_id,
+            engine=engine,
+            metadata=_kraken_metadata(self),
+            state_interval_s=state_interval_s,
+        ).attach(self)
+
+    def process_sequence(
+        self, sequence: object, *, continue_state: bool = False
+    ) -> ReservoirResult:
+        """``KrakenLNN.process_sequence``, recorded (latency, memory fill, state statistics)."""
+        return self.monitor.time_sequence(self, super().process_sequence, sequence, continue_state)
+
+    def process_batch(self, sequences: object) -> BatchResult:
+        """``KrakenLNN.process_batch``, recorded as one batch operation."""
+        return self.monitor.time_batch(self, super().process_batch, sequences)
+
+
+def _kraken_metadata(kraken: KrakenLNN) -> dict[str, Any]:
+    return {
+        "reservoir_size": kraken.reservoir_size,
+        "connectivity": kraken.connectivity,
+        "spectral_radius": kraken.spectral_radius,
+        "leak_rate": kraken.leak_rate,
+        "temperature": kraken.temperature,
+        "input_size": kraken.input_size,
+        "memory_capacity": kraken.memory_capacity,
+    }
+
+
+# -- nlp agent -----------------------------------------------------------------------------------
+class AgentMonitor(ComponentMonitor):
+    """Records each request of an ``NLPAgent`` from the ``RequestRecord`` its listeners get."""
+
+    component_type = ComponentType.NLP_AGENT
+
+    def __init__(
+        self,
+        *,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(component_id=component_id, engine=engine, metadata=metadata)
+        self._request_latency = self._latency("request")
+        self._request_ok = self._success("request")
+        self._tokens_in = self._counter(AGENT_TOKENS, direction="in")
+        self._tokens_out = self._counter(AGENT_TOKENS, direction="out")
+        self._ttft = self._timer(AGENT_TTFT)
+        self._rate = self.recorder.collector.distribution(AGENT_TOKENS_PER_SECOND, self._labels)
+        self._target: NLPAgent | None = None
+
+    def attach(self, target: NLPAgent) -> AgentMonitor:
+        """Record every request ``target`` makes from now on; returns self."""
+        if not isinstance(target, NLPAgent):
+            raise ValidationError(f"target must be an NLPAgent, got {type(target).__name__}")
+        target.add_listener(self.on_request)
+        self._target = target
+        self.attached = True
+        return self
+
+    def detach(self) -> None:
+        """Stop recording requests of the attached agent."""
+        if self._target is not None:
+            self._target.remove_listener(self.on_request)
+        super().detach()
+
+    def on_request(self, record: RequestRecord) -> None:
+        """Record one finished request (the agent's listener)."""
+        try:
+            self._request_latency(record.latency_s)
+            if record.ok:
+                self._request_ok(1)
+            else:
+                self.recorder.record_error("request", record.error_kind or "unknown")
+            self._tokens_in(record.tokens_in)
+            self._tokens_out(record.tokens_out)
+            if record.ttft_s is not None:
+                self._ttft(record.ttft_s)
+            rate = record.tokens_per_second
+            if rate is not None:
+                self._rate.observe(rate)
+            self.recorder.heartbeat()
+        except Exception:
+            self._failed("a request")
+
+
+class ObservableNLPAgent(NLPAgent):
+    """An ``NLPAgent`` that records every request: latency, tokens, errors by kind.
+
+    Same constructor as ``NLPAgent`` plus ``component_id`` and ``engine``. ``monitor`` is its
+    ``AgentMonitor``.
+    """
+
+    def __init__(
+        self,
+        genome: ConversationalGenome,
+        config: AgentConfig,
+        *,
+        component_id: str | None = None,
+        engine: ObservabilityEngine | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(genome, config, **kwargs)
+        self.monitor = AgentMonitor(
+            component_id=component_id,
+            engine=engine,
+            metadata={
+                "provider": self.provider_name,
+                "model": config.model,
+                "synthetic": self.synthetic,
+            },
+        ).attach(self)
+
+
+# -- observe() and the factories -----------------------------------------------------------------
+_OBSERVABLE = "EvolutionEngine, KrakenLNN, NLPAgent"
+#: Where observe() leaves the monitor of a plain workload object, so it is not attached twice.
+_MONITOR_ATTR = "_allele_monitor"
+
+
+def observe(
+    component: object,
+    *,
+    component_id: str | None = None,
+    engine: ObservabilityEngine | None = None,
+) -> ComponentMonitor:
+    """Attach the right monitor to ``component`` and return it.
+
+    ``EvolutionEngine`` -> ``EvolutionMonitor``, ``KrakenLNN`` -> ``KrakenMonitor``,
+    ``NLPAgent`` -> ``AgentMonitor``. An ``Observable*`` object already has one: its
+    ``monitor`` is returned. Anything else raises ``ValidationError`` naming its type.
+    """
+    if isinstance(component, ObservableEvolutionEngine | ObservableKrakenLNN | ObservableNLPAgent):
+        return component.monitor
+    existing = getattr(component, _MONITOR_ATTR, None)
+    if isinstance(existing, ComponentMonitor) and existing.attached:
+        return existing  # observing twice would count everything twice
+    monitor: ComponentMonitor
+    if isinstance(component, EvolutionEngine):
+        monitor = EvolutionMonitor(
+            component_id=component_id, engine=engine, metadata=component.config.to_dict()
+        ).attach(component)
+    elif isinstance(component, KrakenLNN):
+        monitor = KrakenMonitor(
+            component_id=component_id, engine=engine, metadata=_kraken_metadata(component)
+        ).attach(component)
+    elif isinstance(component, NLPAgent):
+        monitor = AgentMonitor(
+            component_id=component_id,
+            engine=engine,
+            metadata={
+                "provider": component.provider_name,
+                "model": component.config.model,
+                "synthetic": component.synthetic,
+            },
+        ).attach(component)
+    else:
+        kind = type(component)
+        raise ValidationError(
+            f"cannot observe a {kind.__module__}.{kind.__qualname__}; observable components: "
+            f"{_OBSERVABLE}"
+        )
+    setattr(component, _MONITOR_ATTR, monitor)
+    return monitor
+
+
+def create_observable_evolution_engine(
+    config: EvolutionConfig | None = None,
+    *,
+    callback: Callback | None = None,
+    component_id: str | None = None,
+    engine: ObservabilityEngine | None = None,
+) -> ObservableEvolutionEngine:
+    """An ``ObservableEvolutionEngine`` for ``config`` (default settings when None)."""
+    return ObservableEvolutionEngine(
+        config, callback=callback, component_id=component_id, engine=engine
+    )
+
+
+def create_observable_kraken_lnn(
+    *args: Any,
+    component_id: str | None = None,
+    engine: ObservabilityEngine | None = None,
+    state_interval_s: float = 1.0,
+    **kwargs: Any,
+) -> ObservableKrakenLNN:
+    """An ``ObservableKrakenLNN``; the arguments are ``KrakenLNN``'s (reservoir_size, ...)."""
+    return ObservableKrakenLNN(
+        *args,
+        component_id=component_id,
+        engine=engine,
+        state_interval_s=state_interval_s,
+        **kwargs,
+    )
+
+
+def create_observable_nlp_agent(
+    genome: ConversationalGenome,
+    config: AgentConfig,
+    *,
+    component_id: str | None = None,
+    engine: ObservabilityEngine | None = None,
+    **kwargs: Any,
+) -> ObservableNLPAgent:
+    """An ``ObservableNLPAgent`` for ``genome`` and ``config`` (``kwargs`` go to ``NLPAgent``:
+    ``transport``, ``provider``, ``sleep``)."""
+    return ObservableNLPAgent(genome, config, component_id=component_id, engine=engine, **kwargs)
+
+
+# -- setup and teardown --------------------------------------------------------------------------
+async def setup_observability_monitoring(
+    engine: ObservabilityEngine | None = None,
+) -> ObservabilityEngine:
+    """Start the observability engine (default: the process-wide one) and return it.
+
+    Background sampling, alert evaluation and, when a store is configured
+    (``ALLELE_STORE_URI``), persistence start here; starting a running engine does nothing.
+    """
+    target = engine if engine is not None else get_observability_engine()
+    return await target.astart()
+
+
+async def teardown_observability_monitoring(engine: ObservabilityEngine | None = None) -> None:
+    """Stop the observability engine (default: the process-wide one), flushing what it holds
+    to the store. Recording into it stays possible; it is simply no longer sampled."""
+    target = engine if engine is not None else get_observability_engine()
+    await target.astop()
+
+
+__all__ = [
+    "AgentMonitor",
+    "ComponentMonitor",
+    "EvolutionMonitor",
+    "KrakenMonitor",
+    "ObservableEvolutionEngine",
+    "ObservableKrakenLNN",
+    "ObservableNLPAgent",
+    "create_observable_evolution_engine",
+    "create_observable_kraken_lnn",
+    "create_observable_nlp_agent",
+    "observe",
+    "setup_observability_monitoring",
+    "teardown_observability_monitoring",
+]
