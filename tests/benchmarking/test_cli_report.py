@@ -221,3 +221,29 @@ def test_calibrate_runs_the_suite_twice_and_stores_noise(store_uri: str, tmp_pat
     assert set(noise) == {"kernel='sum',size=100", "kernel='sum',size=1000"}
     assert all(v >= 0 for v in noise.values())
     assert len(list_runs(store_uri, "tiny")) == 2
+
+
+def test_changes_finds_the_run_where_a_cell_stepped(store_uri: str) -> None:
+    from datetime import timedelta
+
+    from allele.observability.benchmarking.storage import save_run
+
+    first = None
+    ids = []
+    for i in range(12):
+        run = _run(1.3 if i >= 7 else 1.0, 100 + i, "")
+        first = first or run.created_at
+        run.created_at = first + timedelta(minutes=i)
+        ids.append(save_run(store_uri, run))
+    result = runner.invoke(
+        app, ["bench", "changes", "evo", "--store", store_uri, "--format", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["runs"] == ids
+    assert list(data["change_points"]) == [SLOW]
+    (point,) = data["change_points"][SLOW]
+    assert point["index"] == 7 and point["suite_id"] == ids[7]
+    assert point["relative_change"] == pytest.approx(0.3, abs=0.03)
+    text = runner.invoke(app, ["bench", "changes", "evo", "--store", store_uri])
+    assert f"{SLOW}: step at run #7" in text.output

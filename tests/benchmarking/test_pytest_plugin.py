@@ -123,3 +123,15 @@ def test_results_can_go_to_a_store(tmp_path: Path) -> None:
     run = storage.load_run(uri, "pytest")
     assert [c.key for c in run.cells] == ["benchmark='test_b.py::test_len'"]
     assert len(run.cells[0].samples["time_s"]) == 3
+
+
+def test_an_unusable_store_fails_the_session_with_a_message(tmp_path: Path) -> None:
+    (tmp_path / "test_b.py").write_text(
+        "def test_len(allele_bench):\n    allele_bench(len, [1, 2])\n"
+    )
+    result = _pytest(
+        tmp_path, "test_b.py", "--allele-bench-store=bogus://nowhere", "--allele-bench-samples=2"
+    )
+    assert result.returncode == 1
+    assert "allele_bench: could not save the results" in result.stderr
+    assert "bogus" in result.stderr

@@ -360,3 +360,50 @@ def calibrate(
         f"median {summary['median']:.1%}, p90 {summary['p90']:.1%}, max {summary['max']:.1%}",
         highlight=False,
     )
+
+
+@bench_app.command("changes")
+def changes(
+    suite: str = typer.Argument(..., help="Suite name whose stored history to scan."),
+    limit: int = typer.Option(50, "--limit", help="Latest runs to scan (oldest first)."),
+    metric: str = _METRIC,
+    fmt: str = typer.Option("terminal", "--format", help="terminal or json."),
+    store: str | None = _STORE,
+) -> None:
+    """Change points in a suite's stored history: the runs where a cell's level stepped."""
+    from allele.errors import AlleleError
+    from allele.observability.benchmarking.changepoint import suite_change_points
+    from allele.observability.benchmarking.storage import runs_history
+
+    if fmt not in ("terminal", "json"):
+        raise _fail(f"--format must be terminal or json; got {fmt!r}")
+    if limit < 3:
+        raise _fail(f"--limit must be at least 3 runs, got {limit}")
+    inputs = _Inputs(store)
+    try:
+        history = runs_history(inputs.store, suite, limit=limit)
+        found = suite_change_points(history, metric=metric)
+    except AlleleError as exc:
+        raise _fail(str(exc)) from None
+    if fmt == "json":
+        payload = {
+            "suite": suite,
+            "runs": [r.suite_id for r in history],
+            "change_points": {k: [p.to_dict() for p in v] for k, v in found.items()},
+        }
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    from rich.console import Console
+
+    from allele.observability.benchmarking.report.summary import format_shift, format_value
+
+    console = Console(highlight=False)
+    console.print(f"{suite}: {len(history)} runs scanned, {len(found)} cells with a step")
+    for key, points in found.items():
+        for p in points:
+            console.print(
+                f"{key}: step at run #{p.index} ({p.suite_id}): "
+                f"{format_value(p.before, metric)} -> {format_value(p.after, metric)} "
+                f"({format_shift(p.relative_change)})",
+                markup=False,
+            )

@@ -25,6 +25,7 @@ import functools
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -275,14 +276,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if not json_path and not store_uri:
         return
     run = _session_run(config, cells)
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(run.to_dict(), indent=2), encoding="utf-8")
-    if store_uri:
-        from allele.observability.benchmarking.storage import save_run
+    try:
+        if json_path:
+            path = Path(json_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(run.to_dict(), indent=2), encoding="utf-8")
+        if store_uri:
+            from allele.observability.benchmarking.storage import save_run
 
-        save_run(store_uri, run)
+            save_run(store_uri, run)
+    except Exception as exc:  # a report, not a traceback through pytest's internals
+        sys.stderr.write(f"allele_bench: could not save the results: {exc}\n")
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _session_run(config: pytest.Config, cells: list[Any]) -> Any:
