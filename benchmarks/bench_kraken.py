@@ -36,7 +36,14 @@ TARGET_P95_MS = {100: 1.0, 1000: 20.0}
 
 def build(units: int) -> tuple[KrakenLNN, Reservoir]:
     """Our reservoir and reservoirpy's with the same hyper-parameters."""
-    ours = KrakenLNN(reservoir_size=units, seed=0, **PARAMS)
+    ours = KrakenLNN(
+        reservoir_size=units,
+        connectivity=PARAMS["connectivity"],
+        spectral_radius=PARAMS["spectral_radius"],
+        leak_rate=PARAMS["leak_rate"],
+        input_scaling=PARAMS["input_scaling"],
+        seed=0,
+    )
     theirs = Reservoir(
         units=units,
         sr=PARAMS["spectral_radius"],

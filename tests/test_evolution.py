@@ -302,6 +302,17 @@ def test_lineage_links_children_to_parents() -> None:
     assert not initial_ids & {p for g in final for p in g.parent_ids}
 
 
+def test_children_of_an_older_population_continue_its_generation_count() -> None:
+    engine = EvolutionEngine(_config(generations=2, elitism=1))
+    population = [g.copy() for g in engine.initialize_population()]
+    for g in population:
+        g.generation = 7
+    asyncio.run(engine.evolve(population, TargetPersonality(TARGET)))
+    assert engine.last_result is not None
+    generations = sorted({g.generation for g in engine.last_result.population})
+    assert generations[-1] == 9 and set(generations) <= {7, 8, 9}
+
+
 def test_first_generation_parents_are_initial_genomes() -> None:
     engine = EvolutionEngine(_config(generations=1, elitism=0))
     population = engine.initialize_population()

@@ -69,6 +69,14 @@ def test_spectral_radius_is_exact(size: int) -> None:
     assert k.get_network_state()["spectral_radius"] == pytest.approx(0.8, rel=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_arpack_path_finds_the_largest_eigenvalue(seed: int) -> None:
+    # Above DENSE_EIG_UP_TO the radius comes from ARPACK; random spectra fill a disc, so a
+    # narrow Krylov space could return a smaller eigenvalue. Checked against LAPACK.
+    k = KrakenLNN(reservoir_size=450, connectivity=0.05, spectral_radius=1.1, seed=seed)
+    assert np.abs(np.linalg.eigvals(k.recurrent_weights)).max() == pytest.approx(1.1, rel=1e-9)
+
+
 def test_connectivity_sets_weight_density() -> None:
     k = KrakenLNN(reservoir_size=200, connectivity=0.05, seed=0)
     density = np.count_nonzero(k.recurrent_weights) / 200**2
@@ -142,9 +150,16 @@ def test_noise_free_processing_is_stateless_by_default() -> None:
 def test_results_do_not_alias_internal_state() -> None:
     k = KrakenLNN(reservoir_size=30, seed=1)
     result = k.process_sequence(np.ones(10))
+    before = k.get_network_state()
     result.final_state[:] = 99.0
+    result.states[:] = 99.0
     assert k.state_.max() < 1.0
     assert k.memory.traces()[0].vector.max() < 1.0
+    assert k.get_network_state() == before
+    batch = k.process_batch(np.ones((2, 10)))
+    before = k.get_network_state()
+    batch.states[:] = 99.0
+    assert k.get_network_state() == before
 
 
 @pytest.mark.parametrize("size", [60, SPARSE_FROM_SIZE + 4])

@@ -224,6 +224,8 @@ class _Run:
         self.serial = np.arange(n, dtype=np.int64)
         self.parents = np.full((n, 2), -1, dtype=np.int64)
         self.born = np.array([g.generation for g in population], dtype=np.int64)
+        # Children are one generation younger than the youngest input genome and on.
+        self.base_generation = int(self.born.max())
         self.initial_ids = [g.genome_id for g in population]
         self.initial_parents = [g.parent_ids for g in population]
         self.run_id = uuid.uuid4().hex[:12]
@@ -264,6 +266,11 @@ class _Run:
         if fitness is not None:
             g.fitness = fitness
         return g
+
+    @property
+    def born_now(self) -> int:
+        """The genome generation of offspring bred in the current run generation."""
+        return self.base_generation + self.generation
 
     # -- one generation -------------------------------------------------------------------------
     def start_initial(self) -> np.ndarray:
@@ -316,7 +323,7 @@ class _Run:
             return [(int(s), (-1, -1), int(b)) for s, b in zip(self.serial, self.born, strict=True)]
         rows = np.flatnonzero(self._changed)
         base = self.next_serial
-        gen = self.generation + 1
+        gen = self.base_generation + self.generation + 1
         return [
             (base + int(i), (int(p[0]), int(p[1])), gen)
             for i, p in zip(rows, self._off_parents[rows], strict=True)
@@ -343,7 +350,7 @@ class _Run:
             self.serial = np.concatenate([self.serial[elite], serial])
             self.parents = np.concatenate([self.parents[elite], self._off_parents])
             self.born = np.concatenate(
-                [self.born[elite], np.full(n_off, self.generation, dtype=np.int64)]
+                [self.born[elite], np.full(n_off, self.born_now, dtype=np.int64)]
             )
             evaluated = len(values)
             self.evaluations += evaluated
@@ -380,7 +387,7 @@ class _Run:
         return self.genome(b.values, b.fitness, b.serial, b.parents, b.born)
 
     def population(self) -> list[ConversationalGenome]:
-        """The current population as independent genomes (fittest first is NOT implied)."""
+        """The current population as independent genomes (elites first, then offspring)."""
         return [
             self.genome(
                 self.values[i],
