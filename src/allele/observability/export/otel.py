@@ -10,9 +10,10 @@ callbacks read the source's samples (see ``export.samples``) at each collection:
   ``<name>_sum`` (points the source holds; they may go down when a collector's ring wraps, so
   not monotonic counters).
 
-Series labels become attributes. Metric names that appear after the bridge was made are picked
-up by ``sync()``, which every callback also runs: a new metric is observed from the next
-collection on. Needs the ``otel`` extra (opentelemetry-sdk for a MeterProvider).
+Series labels become attributes. Metric names that appear after the bridge was made need a call
+to ``sync()`` (e.g. from the engine's tick) to get instruments. Callbacks cannot do it
+themselves: the SDK holds its measurement lock during a collection and registering an instrument
+then deadlocks. Needs the ``otel`` extra (opentelemetry-sdk for a MeterProvider).
 """
 
 from __future__ import annotations
@@ -102,7 +103,6 @@ class OtelBridge:
         self, name: str, values: Callable[[Sample], Iterable[tuple[float, dict[str, str]]]]
     ) -> Callable[[Any], list[Any]]:
         def observe(_options: Any) -> list[Any]:
-            self.sync()
             found = []
             for sample in self._read(name):
                 attributes = dict(sample.key.labels)

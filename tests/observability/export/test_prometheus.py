@@ -1,0 +1,194 @@
+"""The Prometheus exposition: format details, values from a collector and a store, and serving."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from allele.errors import ValidationError
+from allele.observability.export.prometheus import (
+    CONTENT_TYPE,
+    escape_label_value,
+    exposition,
+    format_value,
+    metrics_asgi_app,
+)
+from allele.observability.export.samples import store_samples
+from allele.observability.export.server import MetricsServer
+
+from .conftest import LATENCIES, T0
+
+ALLELE = [sys.executable, "-c", "from allele.cli import main; main()"]
+
+
+def _families(text: str) -> dict[str, object]:
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _values(family) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+
+
+def test_collector_exposition_parses_with_the_reference_parser(collector, clock):
+    text = exposition(collector, window_s=10)
+    families = _families(text)
+    assert families["requests"].type == "counter"
+    assert _values(families["requests"]) == {("requests_total", (("route", "/chat"),)): 100.0}
+    memory = families["memory_bytes"]
+    assert memory.type == "gauge"
+    # The label value had a quote and a backslash: escaped on the wire, intact after parsing.
+    assert _values(memory) == {
+        ("memory_bytes", (("component_id", 'kraken "1"\\x'),)): 1000.0 + LATENCIES[-1]
+    }
+    latency = _values(families["latency_seconds"])
+    assert families["latency_seconds"].type == "summary"
+    route = (("route", "/chat"),)
+    assert latency[("latency_seconds_count", route)] == 100
+    assert latency[("latency_seconds_sum", route)] == pytest.approx(LATENCIES.sum())
+    # Quantiles cover the last 10 s: the points folded at T0+90 .. T0+99 (now is T0+100).
+    recent = LATENCIES[90:]
+    for q in (0.5, 0.95, 0.99):
+        key = ("latency_seconds", (("quantile", str(q)), *route))
+        assert latency[key] == pytest.approx(np.quantile(recent, q))
+
+
+def test_text_has_one_help_and_type_per_family_and_counters_end_in_total(collector):
+    text = exposition(collector)
+    lines = text.splitlines()
+    assert lines.count("# TYPE requests_total counter") == 1
+    assert lines.count("# TYPE latency_seconds summary") == 1
+    assert sum(line.startswith("# HELP memory_bytes ") for line in lines) == 1
+    assert 'memory_bytes{component_id="kraken \\"1\\"\\\\x"} ' in text
+    assert text.endswith("\n")
+
+
+def test_empty_quantile_window_is_nan(collector, clock):
+    clock.advance(10_000)
+    families = _families(exposition(collector, window_s=5))
+    quantiles = [s for s in families["latency_seconds"].samples if "quantile" in s.labels]
+    assert len(quantiles) == 3 and all(math.isnan(s.value) for s in quantiles)
+
+
+def test_store_exposition_serves_the_latest_stored_values(store):
+    families = _families(exposition(store, window_s=10))
+    route = (("route", "/chat"),)
+    assert _values(families["requests"]) == {("requests_total", route): 100.0}
+    assert _values(families["memory_bytes"]) == {("memory_bytes", (("host", "a\nb"),)): 1099.0}
+    latency = _values(families["latency_seconds"])
+    assert latency[("latency_seconds_count", route)] == 100
+    # The window ends at the series' last point (inclusive): the last 10 s hold 11 points.
+    expected = np.quantile(LATENCIES[89:], 0.95)
+    assert latency[("latency_seconds", (("quantile", "0.95"), *route))] == pytest.approx(expected)
+
+
+def test_store_samples_accept_an_explicit_now(store):
+    (timer,) = store_samples(store, "latency_seconds", window_s=5, now=T0 + 49)
+    assert dict(timer.quantiles)[0.5] == pytest.approx(np.quantile(LATENCIES[44:50], 0.5))
+
+
+def test_escaping_and_value_formatting():
+    assert escape_label_value('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+    assert [format_value(v) for v in (math.nan, math.inf, -math.inf, 2.0)] == [
+        "NaN",
+        "+Inf",
+        "-Inf",
+        "2.0",
+    ]
+
+
+def test_unknown_sources_and_bad_windows_are_rejected(collector):
+    with pytest.raises(ValidationError, match="cannot read metrics from a int"):
+        exposition(42)
+    with pytest.raises(ValidationError, match="window_s=0"):
+        exposition(collector, window_s=0)
+
+
+async def _call(app, method: str, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    await app({"type": "http", "method": method, "path": path, "headers": []}, receive, send)
+    start, body = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+    return start["status"], dict(start["headers"]), body
+
+
+async def test_asgi_app_answers_get_head_404_and_405(collector):
+    app = metrics_asgi_app(collector)
+    status, headers, body = await _call(app, "GET", "/metrics")
+    assert status == 200 and headers[b"content-type"] == CONTENT_TYPE.encode()
+    assert "requests" in _families(body.decode())
+    status, headers, body = await _call(app, "HEAD", "/metrics")
+    assert status == 200 and body == b"" and int(headers[b"content-length"]) > 0
+    assert (await _call(app, "GET", "/other"))[0] == 404
+    status, headers, _ = await _call(app, "POST", "/metrics")
+    assert status == 405 and headers[b"allow"] == b"GET, HEAD"
+
+
+async def test_asgi_app_completes_the_lifespan_protocol(collector):
+    messages = asyncio.Queue()
+    for kind in ("lifespan.startup", "lifespan.shutdown"):
+        messages.put_nowait({"type": kind})
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    await metrics_asgi_app(collector)({"type": "lifespan"}, messages.get, send)
+    assert [m["type"] for m in sent] == [
+        "lifespan.startup.complete",
+        "lifespan.shutdown.complete",
+    ]
+
+
+def test_in_process_server_is_scraped_over_http(collector):
+    with MetricsServer(metrics_asgi_app(collector), port=0) as server:
+        response = httpx.get(server.url, timeout=10)
+        missing = httpx.get(server.url.replace("/metrics", "/nope"), timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPE
+    assert set(_families(response.text)) == {"requests", "memory_bytes", "latency_seconds"}
+    assert missing.status_code == 404
+
+
+def test_serve_metrics_command_serves_a_store_to_a_real_scrape(store):
+    process = subprocess.Popen(
+        [*ALLELE, "serve-metrics", "--port", "0", "--store", store.uri],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "Serving metrics" in line, process.stderr.read() if process.stderr else line
+        url = line.rsplit(" at ", 1)[1].strip()
+        response = httpx.get(url, timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    families = _families(response.text)
+    assert _values(families["requests"]) == {("requests_total", (("route", "/chat"),)): 100.0}
+    assert families["latency_seconds"].type == "summary"
+
+
+def test_serve_metrics_reports_a_bad_store_uri():
+    done = subprocess.run(
+        [*ALLELE, "serve-metrics", "--store", "nope://x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "nope" in done.stderr
