@@ -1,0 +1,353 @@
+"""Recording and reading metrics: exact aggregates, threads, drain, drops, components."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from allele.errors import ValidationError
+from allele.observability.clock import ManualClock
+from allele.observability.collector import (
+    DROPPED_METRIC,
+    ComponentMetricsCollector,
+    MetricsCollector,
+)
+from allele.observability.types import ComponentType, HealthStatus, MetricType
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(start=1_800_000_000.0)
+
+
+@pytest.fixture
+def collector(clock: ManualClock) -> MetricsCollector:
+    return MetricsCollector(clock=clock)
+
+
+def test_percentiles_are_exact_against_numpy(collector: MetricsCollector) -> None:
+    data = np.random.default_rng(7).lognormal(mean=-3, sigma=1.2, size=5000)
+    handle = collector.histogram("latency_seconds", {"op": "chat"})
+    for value in data:
+        handle.observe(float(value))
+    summary = collector.summary("latency_seconds", {"op": "chat"}, window_s=60)
+    assert summary.count == 5000
+    assert summary.p50 == pytest.approx(np.percentile(data, 50), rel=1e-12)
+    assert summary.p95 == pytest.approx(np.percentile(data, 95), rel=1e-12)
+    assert summary.p99 == pytest.approx(np.percentile(data, 99), rel=1e-12)
+    assert summary.mean == pytest.approx(data.mean(), rel=1e-12)
+    assert summary.sum == pytest.approx(data.sum(), rel=1e-12)
+    assert (summary.min, summary.max) == (data.min(), data.max())
+
+
+def test_handles_are_created_once_and_shared(collector: MetricsCollector) -> None:
+    a = collector.counter("jobs_total", {"queue": "x"})
+    assert collector.counter("jobs_total", {"queue": "x"}) is a
+    assert collector.counter("jobs_total", {"queue": "y"}) is not a
+
+
+def test_name_kind_and_label_errors_at_handle_creation(collector: MetricsCollector) -> None:
+    with pytest.raises(ValidationError, match="invalid metric name 'bad-name'"):
+        collector.counter("bad-name")
+    with pytest.raises(ValidationError, match="invalid label name"):
+        collector.gauge("ok", {"bad label": "x"})
+    collector.counter("requests_total")
+    with pytest.raises(ValidationError, match="already a counter; cannot also be a gauge"):
+        collector.gauge("requests_total")
+    with pytest.raises(ValidationError, match="no metric named 'never_recorded'"):
+        collector.summary("never_recorded")
+
+
+def test_series_cardinality_is_bounded(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, max_series=3)
+    for i in range(3):
+        collector.counter("c_total", {"id": i})
+    with pytest.raises(ValidationError, match="too many series"):
+        collector.counter("c_total", {"id": 99})
+
+
+def test_bad_values_are_dropped_and_counted_never_raised(collector: MetricsCollector) -> None:
+    hist = collector.histogram("h")
+    counter = collector.counter("c_total")
+    for value in (1.0, float("nan"), float("inf"), "3", None, 2, np.float32(4.0)):
+        hist.observe(value)  # type: ignore[arg-type]
+    counter.inc()
+    counter.inc(-5)
+    counter.inc(float("nan"))
+    counter.inc(2.5)
+    summary = collector.summary("h", window_s=60)
+    assert summary.count == 3 and summary.sum == 7.0
+    assert collector.summary("c_total", window_s=60).last == 3.5
+    assert collector.dropped() == {
+        "nan": 2,
+        "inf": 1,
+        "not_a_number": 2,
+        "negative_increment": 1,
+    }
+    drops = {dict(k.labels)["reason"]: s.last for k, s in collector.query(DROPPED_METRIC)}
+    assert drops == {"nan": 2.0, "inf": 1.0, "not_a_number": 2.0, "negative_increment": 1.0}
+
+
+def test_strict_mode_raises_at_the_call_site(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, strict=True)
+    hist = collector.histogram("h")
+    with pytest.raises(ValidationError, match="got nan"):
+        hist.observe(float("nan"))
+    with pytest.raises(ValidationError, match="counter increments must be finite numbers >= 0"):
+        collector.counter("c_total").inc(-1)
+    with pytest.raises(ValidationError, match="not_a_number"):
+        collector.gauge("g").set("high")  # type: ignore[arg-type]
+    hist.observe(0.5)
+    assert collector.summary("h").count == 1
+
+
+def test_threads_record_an_exact_total(collector: MetricsCollector) -> None:
+    threads, per_thread = 8, 20_000
+    counter = collector.counter("work_total")
+    hist = collector.histogram("work_seconds")
+    barrier = threading.Barrier(threads)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(per_thread):
+            counter.inc()
+            hist.observe(1.0)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert collector.summary("work_total").last == threads * per_thread
+    observed = [b.values for b in collector.drain() if b.key.name == "work_seconds"]
+    assert np.concatenate(observed).size == threads * per_thread
+
+
+def test_drain_returns_every_point_exactly_once_under_concurrent_writes() -> None:
+    collector = MetricsCollector(capacity=64)
+    hist = collector.histogram("events")
+    total = 200_000
+    done = threading.Event()
+    drained: list[np.ndarray] = []
+
+    def writer() -> None:
+        for i in range(total):
+            hist.observe(i)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while not done.is_set():
+        drained.extend(b.values for b in collector.drain())
+    thread.join()
+    drained.extend(b.values for b in collector.drain())
+    values = np.concatenate(drained)
+    assert values.size == total
+    assert np.array_equal(np.sort(values), np.arange(total, dtype=float))
+    assert collector.drain() == []
+
+
+def test_drain_batches_carry_keys_and_cumulative_counters(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    counter = collector.counter("req_total", {"route": "a"})
+    counter.inc()
+    counter.inc(2)
+    first = {b.key.name: b for b in collector.drain()}
+    assert first["req_total"].values.tolist() == [3.0]
+    assert first["req_total"].timestamps.tolist() == [clock.time()]
+    assert first["req_total"].key.kind is MetricType.COUNTER
+    assert first["req_total"].key.labels == (("route", "a"),)
+    clock.advance(5)
+    counter.inc()
+    second = {b.key.name: b for b in collector.drain()}
+    assert second["req_total"].values.tolist() == [4.0]
+    assert second["req_total"].timestamps.tolist() == [clock.time()]
+
+
+def test_windows_select_points_by_fold_time(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    hist = collector.histogram("h")
+    hist.observe(100.0)
+    collector.fold()
+    clock.advance(120)
+    hist.observe(1.0)
+    hist.observe(3.0)
+    last_minute = collector.summary("h", window_s=60)
+    assert (last_minute.count, last_minute.mean, last_minute.max) == (2, 2.0, 3.0)
+    assert collector.summary("h", window_s=300).count == 3
+    assert collector.summary("h", window_s=60).rate == pytest.approx(2 / 60)
+
+
+def test_counter_increase_and_rate_over_a_window(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    counter = collector.counter("ops_total")
+    counter.inc(10)
+    collector.fold()
+    clock.advance(100)
+    counter.inc(6)
+    collector.fold()
+    summary = collector.summary("ops_total", window_s=60)
+    assert summary.increase == 6.0 and summary.last == 16.0
+    assert summary.rate == pytest.approx(0.1)
+    assert collector.summary("ops_total", window_s=1000).increase == 16.0
+
+
+def test_ring_capacity_bounds_memory_and_marks_truncation(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, capacity=100)
+    hist = collector.histogram("h")
+    for i in range(250):
+        hist.observe(float(i))
+    summary = collector.summary("h", window_s=60)
+    assert summary.count == 100 and summary.min == 150.0 and summary.truncated
+    _, values = collector.points("h")
+    assert values.tolist() == [float(i) for i in range(150, 250)]
+    for i in range(30):  # wrap around the ring
+        hist.observe(1000.0 + i)
+    assert collector.points("h")[1][-1] == 1029.0
+    assert collector.points("h")[1][0] == 180.0
+
+
+def test_retention_cleanup_forgets_old_points(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, retention_s=60)
+    gauge = collector.gauge("g")
+    gauge.set(1)
+    collector.fold()
+    clock.advance(61)
+    gauge.set(2)
+    assert collector.cleanup() == 1
+    assert collector.points("g")[1].tolist() == [2.0]
+
+
+def test_gauge_last_and_query_pooling(collector: MetricsCollector) -> None:
+    collector.gauge("temp", {"room": "a"}).set(20)
+    collector.gauge("temp", {"room": "a"}).set(21)
+    collector.gauge("temp", {"room": "b"}).set(30)
+    per_room = {dict(k.labels)["room"]: s.last for k, s in collector.query("temp")}
+    assert per_room == {"a": 21.0, "b": 30.0}
+    [(key, pooled)] = collector.query("temp", pool=True)
+    assert pooled.count == 3 and pooled.max == 30.0 and key.labels == ()
+    assert collector.query("unknown_metric") == []
+
+
+def test_timer_context_manager_and_decorators(collector: MetricsCollector) -> None:
+    timer = collector.timer("step_seconds")
+    with timer.time():
+        pass
+
+    @timer.time()
+    def step(x: int) -> int:
+        return x * 2
+
+    @timer.time()
+    async def astep() -> str:
+        await asyncio.sleep(0)
+        return "ok"
+
+    assert step(4) == 8
+    assert asyncio.run(astep()) == "ok"
+    summary = collector.summary("step_seconds")
+    assert summary.count == 3 and summary.min is not None and summary.min >= 0
+
+
+async def test_recording_from_many_coroutines(collector: MetricsCollector) -> None:
+    counter = collector.counter("async_total")
+
+    async def task() -> None:
+        for _ in range(1000):
+            counter.inc()
+            await asyncio.sleep(0) if _ % 100 == 0 else None
+
+    await asyncio.gather(*(task() for _ in range(20)))
+    assert collector.summary("async_total").last == 20_000
+
+
+# --- components -----------------------------------------------------------------------------------
+
+
+def test_component_timer_records_latency_success_and_errors(
+    collector: MetricsCollector,
+) -> None:
+    component = ComponentMetricsCollector(collector, "agent-1", ComponentType.NLP_AGENT)
+    for _ in range(3):
+        with component.timer("chat"):
+            pass
+    with pytest.raises(TimeoutError), component.timer("chat"):
+        raise TimeoutError
+
+    @component.timer("plan")
+    def plan() -> int:
+        return 1
+
+    assert plan() == 1
+    perf = component.performance(window_s=60)
+    assert perf.operation_count == 5 and perf.error_count == 1
+    assert perf.error_rate == pytest.approx(0.2)
+    assert perf.latency_p95_s is not None and perf.latency_p95_s >= 0
+    errors = collector.query("allele_component_errors_total", {"component_id": "agent-1"})
+    assert [(dict(k.labels)["error_type"], s.last) for k, s in errors] == [("TimeoutError", 1.0)]
+
+
+def test_component_latency_percentiles_and_resources(collector: MetricsCollector) -> None:
+    component = ComponentMetricsCollector(collector, "k", ComponentType.KRAKEN_LNN)
+    latencies = np.linspace(0.01, 1.0, 100)
+    for value in latencies:
+        component.record_latency(float(value), "process")
+        component.record_success("process")
+    component.record_resource_usage(cpu_percent=55.0, memory_bytes=1e6, reservoir_size=100)
+    component.record_custom_metric("kraken_spectral_radius", 0.9)
+    perf = component.performance(window_s=60)
+    assert perf.latency_p99_s == pytest.approx(np.percentile(latencies, 99))
+    assert (perf.cpu_percent, perf.memory_bytes) == (55.0, 1e6)
+    assert collector.summary("allele_component_reservoir_size", component.labels).last == 100
+    spectral = collector.summary("kraken_spectral_radius", component.labels)
+    assert spectral.last == 0.9
+
+
+def test_health_follows_heartbeat_age_and_error_rate(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    component = ComponentMetricsCollector(
+        collector,
+        "evo",
+        ComponentType.EVOLUTION_ENGINE,
+        heartbeat_timeout_s=30,
+        health_window_s=60,
+    )
+    assert component.health() is HealthStatus.UNKNOWN
+    component.heartbeat()
+    assert component.health() is HealthStatus.HEALTHY
+    clock.advance(31)
+    assert component.health() is HealthStatus.DEGRADED
+    clock.advance(60)
+    assert component.health() is HealthStatus.UNHEALTHY
+    component.heartbeat()
+    for _ in range(19):
+        component.record_success()
+    component.record_error()
+    assert component.health() is HealthStatus.DEGRADED  # 5% errors
+    for _ in range(10):
+        component.record_error()
+    assert component.health() is HealthStatus.UNHEALTHY  # 11 / 30
+    clock.advance(61)  # the errors leave the window
+    component.heartbeat()
+    assert component.health() is HealthStatus.HEALTHY
+
+
+def test_component_snapshot_is_json_ready(collector: MetricsCollector) -> None:
+    component = ComponentMetricsCollector(
+        collector, "g", ComponentType.GENOME, metadata={"traits": 8}
+    )
+    component.heartbeat()
+    snapshot = component.publish_health()
+    data = snapshot.to_dict()
+    assert data["component_type"] == "genome" and data["health"] == "healthy"
+    assert data["metadata"] == {"traits": 8}
+    assert collector.summary("allele_component_error_rate", component.labels).last == 0.0
+    with pytest.raises(ValidationError, match="component_id"):
+        ComponentMetricsCollector(collector, "", ComponentType.GENOME)
