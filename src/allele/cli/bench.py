@@ -90,8 +90,8 @@ def run(
         )
     except KeyboardInterrupt:
         console.print(
-            "[yellow]interrupted[/yellow]: finished cells are stored; continue with "
-            f"`allele bench run {suite} --resume`"
+            "[yellow]interrupted[/yellow]: what was measured is stored; continue with the "
+            f"same command plus --resume (`allele bench run {suite} ... --resume`)"
         )
         raise typer.Exit(130) from None
     except AlleleError as exc:

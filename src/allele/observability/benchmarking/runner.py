@@ -75,12 +75,21 @@ def run_suite(
     ``runs`` overrides the suite's process runs per cell. Raises KeyboardInterrupt after
     marking the stored run ``interrupted`` when interrupted.
     """
-    suite = suite.resolved(runs=runs)
+    from allele.observability.benchmarking.config import get_matrix_benchmark_settings
+
+    settings = get_matrix_benchmark_settings()
+    # On Ray, a suite that names no worker count uses every CPU of the cluster.
+    cluster_wide = (
+        executor == "ray" and suite.workers is None and ("workers" not in settings.model_fields_set)
+    )
+    suite = suite.resolved(settings, runs=runs)
     assert suite.runs is not None and suite.workers is not None and suite.timeout is not None
     runner = (
         executor
         if isinstance(executor, Executor)
-        else create_executor(executor, workers=suite.workers, address=address)
+        else create_executor(
+            executor, workers=0 if cluster_wide else suite.workers, address=address
+        )
     )
     run, cells = _start_run(suite, store, resume, runner.name)
     reporter: Progress = (

@@ -102,7 +102,7 @@ class Executor(ABC):
 
 
 def create_executor(name: str, workers: int = 1, address: str | None = None) -> Executor:
-    """The executor called ``name`` ("local" or "ray")."""
+    """The executor called ``name`` ("local" or "ray"); ``workers=0`` on Ray means every CPU."""
     from allele.errors import ConfigurationError
 
     if name == "local":
@@ -110,7 +110,7 @@ def create_executor(name: str, workers: int = 1, address: str | None = None) -> 
 
         if address is not None:
             raise ConfigurationError("--address is only used with --executor ray")
-        return LocalExecutor(workers=workers)
+        return LocalExecutor(workers=max(1, workers))
     if name == "ray":
         from allele.observability.benchmarking.executors.ray import RayExecutor
 
