@@ -112,6 +112,7 @@ def test_register_component_records_and_reports(engine: ObservabilityEngine) -> 
     assert snapshot.health is HealthStatus.UNHEALTHY  # 50% errors
     assert snapshot.metadata == {"population": 100}
     assert set(engine.get_all_component_metrics()) == {"evo-1"}
+    assert engine.get_component_metrics()["evo-1"].component_id == "evo-1"
     names = {r.name for r in engine.alerts.rules()}
     assert "evolution_engine_error_rate_high" in names and "system_high_cpu" in names
 

@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 from allele.errors import ValidationError
 from allele.observability.alerts import AlertManager
@@ -366,8 +366,19 @@ class ObservabilityEngine:
         with self._lock:
             return list(self._components.values())
 
-    def get_component_metrics(self, component_id: str) -> ComponentMetrics:
-        """Return one component's snapshot (health, heartbeat, performance)."""
+    @overload
+    def get_component_metrics(self, component_id: str) -> ComponentMetrics: ...
+
+    @overload
+    def get_component_metrics(self, component_id: None = None) -> dict[str, ComponentMetrics]: ...
+
+    def get_component_metrics(
+        self, component_id: str | None = None
+    ) -> ComponentMetrics | dict[str, ComponentMetrics]:
+        """Return one component's snapshot (health, heartbeat, performance), or with no id
+        every registered component's snapshot by id."""
+        if component_id is None:
+            return self.get_all_component_metrics()
         return self.get_component(component_id).get_metrics()
 
     def get_all_component_metrics(self) -> dict[str, ComponentMetrics]:
