@@ -596,7 +596,7 @@ def memory_capacity_profile(
     n_train: int = 2000,
     n_test: int = 1000,
     washout: int | None = None,
-    ridge: float = 1e-8,
+    ridge: float = 1e-5,
     seed: int = 0,
 ) -> np.ndarray:
     """Jaeger's linear memory capacity per delay: for k = 1..max_delay, the squared
@@ -607,6 +607,9 @@ def memory_capacity_profile(
     ``n_test``. The network's weights are used as they are; its readout, memory buffer and
     counters are left untouched. ``max_delay`` defaults to ``2 * reservoir_size`` (capacity
     cannot exceed the reservoir size, so later delays only add estimation noise).
+    ``ridge`` is added to the diagonal of the raw Gram matrix: 1e-5 keeps the score rising with
+    reservoir size both for saturated (default) and near-linear reservoirs, where 1e-8 let a
+    500-unit default reservoir overfit its 2000 training steps and score below a 100-unit one.
     """
     n = kraken.reservoir_size
     k_max = 2 * n if max_delay is None else _check_int("max_delay", max_delay, 1, 100_000)

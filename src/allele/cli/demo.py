@@ -10,6 +10,7 @@ suite is written to ``--output`` and a summary table is printed.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def demo(
     except AlleleError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
-    console.print(_summary_table(rows))
+    for table in _summary_tables(rows):
+        console.print(table)
     for report in reports:
         console.print(f"report: [bold]{report.resolve()}[/bold]", highlight=False)
 
@@ -109,34 +111,54 @@ def _run_one(
         rows.append(
             {
                 "suite": run.name,
-                "cell": " ".join(f"{k}={v}" for k, v in cell.params.items()),
+                "params": cell.params,
                 "status": cell.status,
                 "time": cell.metrics.get("latency_p50_s"),
                 "quality_name": quality,
                 "quality": cell.metrics.get(quality),
                 "verdict": verdict.verdict if verdict is not None else "",
+                "shift": verdict.shift if verdict is not None else math.nan,
             }
         )
     return report, rows
 
 
-def _summary_table(rows: list[dict[str, Any]]) -> Any:
+def _summary_tables(rows: list[dict[str, Any]]) -> list[Any]:
+    """One table per suite: a column per parameter, time per operation, quality, change."""
     from rich.table import Table
 
     from allele.cli.bench import format_seconds
 
-    table = Table(title="allele demo", title_justify="left")
-    table.add_column("suite")
-    table.add_column("cell", overflow="fold")
-    table.add_column("time per op (p50)", justify="right")
-    table.add_column("best fitness / memory capacity", justify="right")
-    table.add_column("vs last demo")
-    for row in rows:
-        quality = row["quality"]
-        shown = f"{quality:.4g}" if quality is not None else "-"
-        if row["status"] != "ok":
-            shown = f"[red]{row['status']}[/red]"
-        colour = {"regression": "red", "improvement": "green"}.get(row["verdict"], "")
-        verdict = f"[{colour}]{row['verdict']}[/{colour}]" if colour else row["verdict"]
-        table.add_row(row["suite"], row["cell"], format_seconds(row["time"]), shown, verdict)
-    return table
+    tables = []
+    for suite in dict.fromkeys(row["suite"] for row in rows):
+        suite_rows = [row for row in rows if row["suite"] == suite]
+        params = list(dict.fromkeys(k for row in suite_rows for k in row["params"]))
+        table = Table(title=suite, title_justify="left")
+        for name in params:
+            table.add_column(name, justify="right")
+        table.add_column("time per op (p50)", justify="right")
+        table.add_column(
+            suite_rows[0]["quality_name"].replace("_", " ") or "quality", justify="right"
+        )
+        table.add_column("vs last demo")
+        for row in suite_rows:
+            quality = row["quality"]
+            shown = f"{quality:.4g}" if quality is not None else "-"
+            if row["status"] != "ok":
+                shown = f"[red]{row['status']}[/red]"
+            table.add_row(
+                *(str(row["params"].get(name, "")) for name in params),
+                format_seconds(row["time"]),
+                shown,
+                _change(row["verdict"], row["shift"]),
+            )
+        tables.append(table)
+    return tables
+
+
+def _change(verdict: str, shift: float) -> str:
+    if not verdict:
+        return ""
+    text = verdict if math.isnan(shift) else f"{shift:+.1%} {verdict}"
+    colour = {"regression": "red", "improvement": "green"}.get(verdict)
+    return f"[{colour}]{text}[/{colour}]" if colour else text
