@@ -385,6 +385,15 @@ def test_memory_capacity_rises_with_reservoir_size() -> None:
     assert all(score <= n for score, n in zip(scores, (20, 50, 200), strict=True))
 
 
+def test_memory_capacity_does_not_fall_with_size_at_the_default_parameters() -> None:
+    # The benchmark suites report this score for the default reservoir: a bigger reservoir must
+    # not score lower (a too-weak readout ridge once made 500 units overfit and score lowest).
+    scores = [
+        memory_capacity_score(KrakenLNN(reservoir_size=n, seed=0), seed=0) for n in (50, 200, 500)
+    ]
+    assert scores[0] < scores[1] < scores[2]
+
+
 def test_memory_capacity_profile_decays_with_delay() -> None:
     k = KrakenLNN(reservoir_size=50, spectral_radius=0.9, leak_rate=1.0, input_scaling=0.1, seed=3)
     profile = memory_capacity_profile(k, max_delay=60, seed=2)
