@@ -1,0 +1,223 @@
+"""Monitoring overhead: the evolution and Kraken workloads, monitored against unmonitored.
+
+Anchor: the same workload object type without monitoring (``EvolutionEngine``, ``KrakenLNN``);
+ours: ``ObservableEvolutionEngine`` / ``ObservableKrakenLNN`` recording into an
+``ObservabilityEngine`` whose background thread runs (system sampling and alert evaluation every
+second, flushing to a SQLite store every second) during the monitored runs only.
+
+Workloads: evolution at population 50 for 100 generations (vectorised ``TargetPersonality``
+fitness); Kraken: 200 sequences of 50 steps through a 100-unit reservoir.
+
+Method: blocks of back-to-back runs of about ``--block`` seconds each, monitored and plain
+blocks interleaved (ABAB...), the observability engine started before each monitored block
+and stopped after it (outside the timing), so every background tick and flush that lands in a
+monitored block is paid inside it. A block's figure is its wall time per run; reported are the
+medians over blocks and the median of the per-pair ratios (monitored / plain of neighbouring
+blocks), which cancels the machine's slow drifts. A second, low-noise figure times the
+recording hot path alone (the callback / wrapper calls per run) and divides by the plain run.
+
+Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]``
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy is imported: honest single-thread timings
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from allele.evolution import EvolutionConfig, EvolutionEngine  # noqa: E402
+from allele.fitness import TargetPersonality  # noqa: E402
+from allele.kraken import KrakenLNN  # noqa: E402
+from allele.observability.config import ObservabilitySettings  # noqa: E402
+from allele.observability.engine import ObservabilityEngine  # noqa: E402
+from allele.observability.integration import (  # noqa: E402
+    ObservableEvolutionEngine,
+    ObservableKrakenLNN,
+)
+
+TARGET = {"empathy": 0.9, "engagement": 0.2, "conciseness": 0.6, "adaptability": 0.8}
+POPULATION, GENERATIONS = 50, 100
+SEQUENCES, STEPS, RESERVOIR = 200, 50, 100
+TARGET_PCT = 1.0
+
+
+def _block(run: Callable[[], object], seconds: float) -> tuple[float, float]:
+    """Wall and CPU seconds per run over back-to-back runs filling about ``seconds``.
+
+    CPU is the whole process's (every thread, the monitoring thread included), so it counts
+    background work even when it ran on the other core, and other programs' load does not
+    inflate it the way it inflates wall time.
+    """
+    gc.collect()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
+    while True:
+        run()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return elapsed / n, (time.process_time() - cpu) / n
+
+
+def ab(
+    monitored: Callable[[], object],
+    plain: Callable[[], object],
+    obs: ObservabilityEngine,
+    blocks: int,
+    block_s: float,
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Interleaved monitored / plain blocks (order alternating per pair); per-run (wall, CPU)
+    seconds of each block."""
+    for fn in (monitored, plain):  # warm-up: caches, allocator, first-call costs
+        fn()
+    mon: list[tuple[float, float]] = []
+    pla: list[tuple[float, float]] = []
+    for i in range(blocks):
+        order = ("m", "p") if i % 2 == 0 else ("p", "m")
+        for which in order:
+            if which == "m":
+                obs.start()
+                try:
+                    mon.append(_block(monitored, block_s))
+                finally:
+                    obs.stop()
+            else:
+                pla.append(_block(plain, block_s))
+    return mon, pla
+
+
+def hot_path_share(record: Callable[[], None], calls_per_run: int, plain_run_s: float) -> float:
+    """Percent of a plain run that ``calls_per_run`` calls of the recording path cost."""
+    repeats = []
+    for _ in range(7):
+        start = time.perf_counter()
+        for _ in range(calls_per_run):
+            record()
+        repeats.append((time.perf_counter() - start) / calls_per_run)
+    return 100.0 * statistics.median(repeats) * calls_per_run / plain_run_s
+
+
+def _paired_pct(mon: list[float], pla: list[float]) -> tuple[float, float, float]:
+    """Median, lower and upper quartile of the per-pair overheads, in percent."""
+    ratios = [100.0 * (a / b - 1.0) for a, b in zip(mon, pla, strict=True)]
+    q1, med, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return med, q1, q3
+
+
+def report(
+    what: str,
+    mon: list[tuple[float, float]],
+    pla: list[tuple[float, float]],
+    hot_pct: float,
+) -> None:
+    wall_m, wall_p = [w for w, _ in mon], [w for w, _ in pla]
+    cpu_m, cpu_p = [c for _, c in mon], [c for _, c in pla]
+    wall, wq1, wq3 = _paired_pct(wall_m, wall_p)
+    cpu, cq1, cq3 = _paired_pct(cpu_m, cpu_p)
+    print(
+        f"RATIO monitoring overhead {what}: monitored={statistics.median(wall_m) * 1e3:.3f}ms "
+        f"plain={statistics.median(wall_p) * 1e3:.3f}ms overhead={wall:+.2f}% "
+        f"(target < {TARGET_PCT:g}%)"
+    )
+    print(
+        f"  detail {what}: wall pair overheads IQR {wq1:+.2f}% .. {wq3:+.2f}% over "
+        f"{len(mon)} pairs; process CPU {statistics.median(cpu_m) * 1e3:.3f}ms vs "
+        f"{statistics.median(cpu_p) * 1e3:.3f}ms = {cpu:+.2f}% (IQR {cq1:+.2f}% .. {cq3:+.2f}%); "
+        f"recording hot path alone {hot_pct:.3f}% of a plain run"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter blocks")
+    parser.add_argument("--blocks", type=int, default=None, help="block pairs per workload")
+    parser.add_argument("--block", type=float, default=None, help="seconds per block")
+    parser.add_argument(
+        "--no-store", action="store_true", help="skip the runs that persist to SQLite"
+    )
+    args = parser.parse_args()
+    blocks = args.blocks or (4 if args.quick else 10)
+    block_s = args.block or (0.5 if args.quick else 1.1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, store_uri in (
+            ("", "none"),
+            (" +sqlite", f"sqlite:///{Path(tmp) / 'overhead.db'}"),
+        ):
+            if label and args.no_store:
+                continue
+            # Sampling, health and alert evaluation every second (the default is every 10 s).
+            settings = ObservabilitySettings(
+                store_uri=store_uri,
+                collection_interval=1.0,
+                flush_interval=1.0,
+                alerting_enabled=True,
+                settings_file=None,
+            )
+            obs = ObservabilityEngine(settings, notifiers=[])
+            try:
+                run_evolution(obs, blocks, block_s, label)
+                run_kraken(obs, blocks, block_s, label)
+            finally:
+                obs.close()
+
+
+def run_evolution(obs: ObservabilityEngine, blocks: int, block_s: float, label: str) -> None:
+    config = EvolutionConfig(population_size=POPULATION, generations=GENERATIONS, seed=7)
+    fitness = TargetPersonality(TARGET)
+    plain_engine = EvolutionEngine(config)
+    observed = ObservableEvolutionEngine(config, engine=obs)
+    mon, pla = ab(
+        lambda: observed.run(fitness), lambda: plain_engine.run(fitness), obs, blocks, block_s
+    )
+    assert observed.monitor.errors == 0
+    assert observed.last_result is not None and plain_engine.last_result is not None
+    assert observed.last_result.best_fitness == plain_engine.last_result.best_fitness
+    stats = plain_engine.last_result.history[-1]
+    on_generation = observed.monitor.on_generation
+    plain_s = statistics.median(w for w, _ in pla)
+    hot = hot_path_share(lambda: on_generation(stats), GENERATIONS + 1, plain_s)
+    report(f"evolution pop={POPULATION} gens={GENERATIONS}{label}", mon, pla, hot)
+
+
+def run_kraken(obs: ObservabilityEngine, blocks: int, block_s: float, label: str) -> None:
+    sequences = np.random.default_rng(3).uniform(-1.0, 1.0, (SEQUENCES, STEPS))
+    observed = ObservableKrakenLNN(reservoir_size=RESERVOIR, seed=5, engine=obs)
+    # The plain side runs the base class's method on the very same network: two networks
+    # built alike still differ by a few percent (where their weight arrays sit in memory).
+    unmonitored = KrakenLNN.process_sequence
+
+    def monitored() -> None:
+        for seq in sequences:
+            observed.process_sequence(seq)
+
+    def plain() -> None:
+        for seq in sequences:
+            unmonitored(observed, seq)
+
+    mon, pla = ab(monitored, plain, obs, blocks, block_s)
+    assert observed.monitor.errors == 0
+    assert observed.sequences_processed > 0
+    # The hot path alone: the wrapper around an already-computed result.
+    result = unmonitored(observed, sequences[0])
+    monitor = observed.monitor
+    hot = hot_path_share(
+        lambda: monitor.time_sequence(observed, lambda s, continue_state: result, None, False),
+        SEQUENCES,
+        statistics.median(w for w, _ in pla),
+    )
+    report(f"kraken seqs={SEQUENCES} steps={STEPS} reservoir={RESERVOIR}{label}", mon, pla, hot)
+
+
+if __name__ == "__main__":
+    main()
