@@ -1,0 +1,175 @@
+"""``allele alerts ...``: list, acknowledge and resolve the alerts persisted in the store.
+
+The store holds what running engines flushed; acknowledging or resolving here records who, when
+and why in the store (the running engine keeps that handling when it next saves the alert).
+Exit codes: 0 done, 1 an unknown or already resolved alert id, or a store that cannot be read.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import typer
+
+from allele.cli import app
+
+alerts_app = typer.Typer(help="Persisted alerts: list, acknowledge, resolve.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+_STORE_HELP = "Store URI (default: $ALLELE_STORE_URI or sqlite:///allele.db)."
+
+
+class StateFilter(StrEnum):
+    FIRING = "firing"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    ACKNOWLEDGED = "acknowledged"
+
+
+def select_alerts(alerts: list[dict[str, Any]], state: StateFilter | None) -> list[dict[str, Any]]:
+    """The alerts in ``state``; ``acknowledged`` means acknowledged and not yet resolved."""
+    if state is None:
+        return alerts
+    if state is StateFilter.ACKNOWLEDGED:
+        return [a for a in alerts if a.get("acknowledged_by") and a.get("state") != "resolved"]
+    return [a for a in alerts if a.get("state") == state.value]
+
+
+def alerts_table(alerts: list[dict[str, Any]], title: str = "Alerts") -> Any:
+    """A rich table of stored alerts (newest first as given)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", expand=False)
+    table.add_column("id", overflow="fold", no_wrap=False, min_width=32)
+    table.add_column("rule")
+    table.add_column("severity")
+    table.add_column("state")
+    table.add_column("value", justify="right")
+    table.add_column("component", overflow="fold")
+    table.add_column("since")
+    table.add_column("handled")
+    for alert in alerts:
+        table.add_row(
+            str(alert.get("alert_id", "")),
+            str(alert.get("rule_name", "")),
+            _severity(str(alert.get("severity", ""))),
+            _state(str(alert.get("state", ""))),
+            _value(alert),
+            str((alert.get("labels") or {}).get("component_id", "-")),
+            _short_time(alert.get("fired_at") or alert.get("started_at")),
+            _handled(alert),
+        )
+    return table
+
+
+def _severity(severity: str) -> str:
+    color = {"info": "cyan", "warning": "yellow", "error": "red", "critical": "bold red"}
+    return f"[{color.get(severity, 'white')}]{severity}[/]"
+
+
+def _state(state: str) -> str:
+    color = {"firing": "red", "pending": "yellow", "resolved": "green"}
+    return f"[{color.get(state, 'white')}]{state}[/]"
+
+
+def _value(alert: dict[str, Any]) -> str:
+    value, threshold = alert.get("value"), alert.get("threshold")
+    symbol = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "==", "ne": "!="}
+    op = symbol.get(str(alert.get("operator", "")), "?")
+    if isinstance(value, int | float) and isinstance(threshold, int | float):
+        return f"{value:.4g} {op} {threshold:.4g}"
+    return "-"
+
+
+def _short_time(text: object) -> str:
+    # ISO 8601 UTC from the store; seconds are enough on a terminal.
+    return str(text)[:19].replace("T", " ") if text else "-"
+
+
+def _handled(alert: dict[str, Any]) -> str:
+    parts = []
+    if alert.get("acknowledged_by"):
+        parts.append(f"ack: {alert['acknowledged_by']}")
+    if alert.get("resolved_by"):
+        parts.append(f"resolved: {alert['resolved_by']}")
+    return ", ".join(parts) or "-"
+
+
+@alerts_app.command("list")
+def list_alerts(
+    state: StateFilter | None = typer.Option(
+        None, "--state", help="Only alerts in this state (acknowledged = acknowledged, active)."
+    ),
+    store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the alerts as JSON."),
+) -> None:
+    """List the stored alerts, newest first."""
+    import json
+
+    from rich.console import Console
+
+    from allele.errors import AlleleError
+    from allele.observability.store import open_store
+
+    try:
+        with open_store(store_uri) as store:
+            alerts = select_alerts(store.load_alerts(), state)
+    except AlleleError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    if as_json:
+        typer.echo(json.dumps(alerts, indent=2))
+        return
+    console = Console()
+    if not alerts:
+        which = f" in state {state.value!r}" if state is not None else ""
+        console.print(f"no stored alerts{which}")
+        return
+    console.print(alerts_table(alerts, title=f"Alerts ({len(alerts)})"))
+
+
+def _handle(
+    action: str, alert_id: str, by: str, comment: str | None, store_uri: str | None
+) -> None:
+    from rich.console import Console
+
+    from allele.errors import AlleleError
+    from allele.observability.store import open_store
+
+    try:
+        with open_store(store_uri) as store:
+            if action == "acknowledge":
+                alert = store.acknowledge_alert(alert_id, by, comment)
+            else:
+                alert = store.resolve_alert(alert_id, by, comment)
+    except AlleleError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
+    done = "acknowledged" if action == "acknowledge" else "resolved"
+    Console().print(
+        f"{done} alert {alert_id} ({alert.get('rule_name')}, now {alert.get('state')}) by {by}"
+        + (f": {comment}" if comment else "")
+    )
+
+
+@alerts_app.command("ack")
+def acknowledge(
+    alert_id: str = typer.Argument(..., help="The alert's id (see `allele alerts list`)."),
+    by: str = typer.Option(..., "--by", help="Who acknowledges it."),
+    comment: str | None = typer.Option(None, "--comment", help="Why, or what happens next."),
+    store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """Acknowledge an active alert: record who has seen it, when and why."""
+    _handle("acknowledge", alert_id, by, comment, store_uri)
+
+
+@alerts_app.command("resolve")
+def resolve(
+    alert_id: str = typer.Argument(..., help="The alert's id (see `allele alerts list`)."),
+    by: str = typer.Option(..., "--by", help="Who resolves it."),
+    comment: str | None = typer.Option(None, "--comment", help="What was done."),
+    store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """Resolve an active alert by hand: record who, when and why."""
+    _handle("resolve", alert_id, by, comment, store_uri)

@@ -1,0 +1,190 @@
+"""``allele alerts list/ack/resolve`` and ``allele monitor --once`` against a real SQLite store
+filled by the observability engine and its flusher."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from allele.cli import app
+from allele.evolution import EvolutionConfig
+from allele.fitness import TargetPersonality
+from allele.observability.collector import LATENCY_METRIC
+from allele.observability.config import ObservabilitySettings
+from allele.observability.engine import ObservabilityEngine
+from allele.observability.integration import ObservableEvolutionEngine, ObservableKrakenLNN
+from allele.observability.store import open_store
+from allele.observability.types import AlertRule
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def store_uri(tmp_path):
+    """A SQLite store holding two components, their series, one firing and one pending alert."""
+    uri = f"sqlite:///{tmp_path / 'monitor.db'}"
+    settings = ObservabilitySettings(store_uri=uri, collection_interval=3600, flush_interval=3600)
+    obs = ObservabilityEngine(settings, notifiers=[])
+    obs.alerts.add_rule(
+        AlertRule(
+            name="evolution_generation_seen",
+            metric=LATENCY_METRIC,
+            operator="gt",
+            threshold=0.0,
+            aggregation="max",
+            window_s=600,
+            labels={"component_type": "evolution_engine", "operation": "generation"},
+            severity="warning",
+        )
+    )
+    obs.alerts.add_rule(
+        AlertRule(
+            name="kraken_sequences_slow_for_an_hour",
+            metric=LATENCY_METRIC,
+            operator="gt",
+            threshold=0.0,
+            aggregation="max",
+            window_s=600,
+            for_s=3600,
+            labels={"component_type": "kraken_lnn"},
+            severity="error",
+        )
+    )
+    obs.start()
+    try:
+        evo = ObservableEvolutionEngine(
+            EvolutionConfig(population_size=10, generations=3, seed=1),
+            engine=obs,
+            component_id="evo-cli",
+        )
+        evo.run(TargetPersonality({"empathy": 0.5}))
+        kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-cli")
+        kraken.process_sequence([0.1, 0.2, 0.3])
+        obs.alerts.evaluate()
+    finally:
+        obs.stop()  # flushes points, alert changes and component snapshots
+        obs.close()
+    return uri
+
+
+def stored_alerts(uri):
+    with open_store(uri) as store:
+        return {a["rule_name"]: a for a in store.load_alerts()}
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def test_list_shows_every_stored_alert(store_uri):
+    result = invoke("alerts", "list", "--store", store_uri)
+    assert result.exit_code == 0, result.output
+    alerts = stored_alerts(store_uri)
+    assert set(alerts) == {"evolution_generation_seen", "kraken_sequences_slow_for_an_hour"}
+    for alert in alerts.values():
+        assert alert["alert_id"] in result.output
+        assert alert["rule_name"] in result.output
+
+
+def test_list_filters_by_state(store_uri):
+    alerts = stored_alerts(store_uri)
+    firing = invoke("alerts", "list", "--state", "firing", "--store", store_uri, "--json")
+    pending = invoke("alerts", "list", "--state", "pending", "--store", store_uri, "--json")
+    assert firing.exit_code == 0 and pending.exit_code == 0
+    assert [a["rule_name"] for a in json.loads(firing.output)] == ["evolution_generation_seen"]
+    assert [a["alert_id"] for a in json.loads(pending.output)] == [
+        alerts["kraken_sequences_slow_for_an_hour"]["alert_id"]
+    ]
+    resolved = invoke("alerts", "list", "--state", "resolved", "--store", store_uri)
+    assert resolved.exit_code == 0 and "no stored alerts in state 'resolved'" in resolved.output
+
+
+def test_ack_records_who_and_why_and_the_acknowledged_filter_finds_it(store_uri):
+    alert_id = stored_alerts(store_uri)["evolution_generation_seen"]["alert_id"]
+    result = invoke(
+        "alerts",
+        "ack",
+        alert_id,
+        "--by",
+        "ops@example",
+        "--comment",
+        "looking",
+        "--store",
+        store_uri,
+    )
+    assert result.exit_code == 0, result.output
+    assert "acknowledged" in result.output
+    saved = stored_alerts(store_uri)["evolution_generation_seen"]
+    assert saved["acknowledged_by"] == "ops@example"
+    assert saved["acknowledgement_comment"] == "looking"
+    assert saved["state"] == "firing"
+    listed = invoke("alerts", "list", "--state", "acknowledged", "--store", store_uri, "--json")
+    assert [a["alert_id"] for a in json.loads(listed.output)] == [alert_id]
+
+
+def test_resolve_changes_the_state_and_a_second_resolve_fails(store_uri):
+    alert_id = stored_alerts(store_uri)["kraken_sequences_slow_for_an_hour"]["alert_id"]
+    result = invoke("alerts", "resolve", alert_id, "--by", "ana", "--store", store_uri)
+    assert result.exit_code == 0, result.output
+    saved = stored_alerts(store_uri)["kraken_sequences_slow_for_an_hour"]
+    assert (saved["state"], saved["resolved_by"]) == ("resolved", "ana")
+    again = invoke("alerts", "resolve", alert_id, "--by", "ana", "--store", store_uri)
+    assert again.exit_code == 1
+    assert "resolved" in again.output
+
+
+@pytest.mark.parametrize("action", ["ack", "resolve"])
+def test_unknown_alert_id_is_a_clear_error_with_exit_code_1(store_uri, action):
+    result = invoke("alerts", action, "no-such-alert", "--by", "me", "--store", store_uri)
+    assert result.exit_code == 1
+    assert "no-such-alert" in result.output and "error" in result.output
+
+
+def test_ack_needs_who(store_uri):
+    alert_id = stored_alerts(store_uri)["evolution_generation_seen"]["alert_id"]
+    result = invoke("alerts", "ack", alert_id, "--store", store_uri)
+    assert result.exit_code == 2  # typer: missing --by
+
+
+def test_monitor_once_renders_components_alerts_series_and_the_system(store_uri):
+    result = invoke("monitor", "--once", "--store", store_uri)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "evo-cli" in out and "kr-cli" in out
+    assert "evolution_engine" in out and "kraken_lnn" in out
+    assert "evolution_generation_seen" in out and "kraken_sequences_slow_for_an_hour" in out
+    assert "Alerts (2 active" in out
+    assert "allele_evolution_best_fitness" in out or "Latest series" in out
+    assert "System (this machine)" in out
+
+
+def test_monitor_once_shows_acknowledgements_and_resolved_alerts(store_uri):
+    alerts = stored_alerts(store_uri)
+    invoke(
+        "alerts",
+        "resolve",
+        alerts["kraken_sequences_slow_for_an_hour"]["alert_id"],
+        "--by",
+        "ana",
+        "--store",
+        store_uri,
+    )
+    result = invoke("monitor", "--once", "--store", store_uri)
+    assert result.exit_code == 0, result.output
+    assert "1 active, 1 recently resolved" in result.output
+    assert "resolved: ana" in result.output
+
+
+def test_monitor_reads_the_store_from_the_environment(store_uri, monkeypatch):
+    monkeypatch.setenv("ALLELE_STORE_URI", store_uri)
+    result = runner.invoke(app, ["monitor", "--once"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "evo-cli" in result.output
+
+
+def test_monitor_with_an_unusable_store_exits_1(tmp_path):
+    result = invoke("monitor", "--once", "--store", "nosuchdb://x")
+    assert result.exit_code == 1
+    assert "nosuchdb" in result.output
