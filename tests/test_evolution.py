@@ -49,30 +49,66 @@ def _same_result(a: EvolutionResult, b: EvolutionResult) -> bool:
 @pytest.mark.parametrize(
     ("field", "value", "match"),
     [
-        ("population_size", 1, r"population_size must be an integer in \[2, "),
-        ("population_size", 10.0, "population_size must be an integer.*float"),
-        ("population_size", True, "population_size must be an integer.*bool"),
-        ("generations", -1, r"generations must be an integer in \[0, "),
-        ("mutation_rate", 1.5, r"mutation_rate must be a number in \[0.0, 1.0\]"),
-        ("mutation_rate", math.nan, "mutation_rate must be a number"),
-        ("mutation_rate", "0.1", "mutation_rate must be a number.*str"),
-        ("mutation_strength", 0.0, r"mutation_strength must be a number in \(0.0, 1.0\]"),
-        ("mutation_strength", 2.0, r"mutation_strength must be a number in \(0.0, 1.0\]"),
-        ("crossover_rate", -0.1, r"crossover_rate must be a number in \[0.0, 1.0\]"),
-        ("elitism", 30, r"elitism must be an integer in \[0, 29\]"),
-        ("elitism", -1, r"elitism must be an integer in \[0, 29\]"),
-        ("tournament_size", 0, r"tournament_size must be an integer in \[1, 30\]"),
-        ("tournament_size", 31, r"tournament_size must be an integer in \[1, 30\]"),
-        ("blend_alpha", 1.5, r"blend_alpha must be a number in \[0.0, 1.0\]"),
-        ("seed", -3, r"seed must be an integer in \[0, "),
-        ("seed", 1.5, "seed must be an integer"),
-        ("target_fitness", math.inf, "target_fitness must be a finite number"),
-        ("target_fitness", math.nan, "target_fitness must be a number"),
+        ("population_size", 1, r"population_size must be an integer in \[2, 10000000\], got 1"),
+        ("population_size", 10.0, "population_size must be an integer.*got float 10.0"),
+        ("population_size", True, "population_size must be an integer.*got bool"),
+        ("generations", -1, r"generations must be an integer in \[0, 10000000\], got -1"),
+        ("generations", "5", "generations must be an integer.*got str"),
+        ("mutation_rate", 1.5, r"mutation_rate must be a number in \[0, 1\], got 1.5"),
+        ("mutation_rate", math.nan, r"mutation_rate must be a number in \[0, 1\], got nan"),
+        ("mutation_rate", "0.1", r"mutation_rate must be a number in \[0, 1\], got str"),
+        ("mutation_strength", 0.0, r"mutation_strength must be a number in \(0, 1\], got 0.0"),
+        ("mutation_strength", 2.0, r"mutation_strength must be a number in \(0, 1\], got 2.0"),
+        ("mutation_strength", None, r"mutation_strength must be a number in \(0, 1\].*NoneType"),
+        ("crossover_rate", -0.1, r"crossover_rate must be a number in \[0, 1\], got -0.1"),
+        ("crossover_rate", True, r"crossover_rate must be a number in \[0, 1\], got bool"),
+        ("elitism", 30, r"elitism must be an integer in \[0, 29\], got 30"),
+        ("elitism", -1, r"elitism must be an integer in \[0, 29\], got -1"),
+        ("elitism", 1.0, r"elitism must be an integer in \[0, 29\], got float"),
+        ("tournament_size", 0, r"tournament_size must be an integer in \[1, 30\], got 0"),
+        ("tournament_size", 31, r"tournament_size must be an integer in \[1, 30\], got 31"),
+        ("tournament_size", "3", r"tournament_size must be an integer in \[1, 30\], got str"),
+        ("blend_alpha", 1.5, r"blend_alpha must be a number in \[0, 1\], got 1.5"),
+        ("blend_alpha", -0.5, r"blend_alpha must be a number in \[0, 1\], got -0.5"),
+        ("seed", -3, r"seed must be an integer in \[0, 9223372036854775807\], got -3"),
+        ("seed", 1.5, r"seed must be an integer in \[0, .*got float"),
+        ("target_fitness", math.inf, r"target_fitness must be a number in \(-inf, inf\), got inf"),
+        ("target_fitness", math.nan, r"target_fitness must be a number in \(-inf, inf\)"),
+        ("target_fitness", "high", r"target_fitness must be a number.*got str"),
     ],
 )
 def test_config_rejects_each_bad_field(field: str, value: object, match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         _config(**{field: value})
+
+
+def test_every_config_field_is_validated() -> None:
+    # Each field of EvolutionConfig appears in the table above, so none goes unchecked.
+    from dataclasses import fields
+
+    checked = {
+        mark.args[1][i][0]
+        for mark in test_config_rejects_each_bad_field.pytestmark  # type: ignore[attr-defined]
+        if mark.name == "parametrize"
+        for i in range(len(mark.args[1]))
+    }
+    assert checked == {f.name for f in fields(EvolutionConfig)}
+
+
+def test_config_accepts_the_bounds() -> None:
+    config = EvolutionConfig(
+        population_size=2,
+        generations=0,
+        mutation_rate=1.0,
+        mutation_strength=1.0,
+        crossover_rate=0.0,
+        elitism=1,
+        tournament_size=2,
+        blend_alpha=0.0,
+        seed=0,
+        target_fitness=-5.0,
+    )
+    assert config.elitism == 1 and config.tournament_size == 2
 
 
 def test_config_from_mapping_rejects_unknown_keys_and_round_trips() -> None:
@@ -485,3 +521,85 @@ def test_per_genome_function_sees_lineage() -> None:
     assert all(g.fitness is None for g in seen)
     assert all(g.generation == 0 for g in seen[:30])
     assert all(g.generation >= 1 and g.parent_ids for g in seen[30:])
+
+
+# -- identity, exactness and determinism across every path ------------------------------------
+def _assert_no_shared_objects(
+    best: ConversationalGenome, population: list[ConversationalGenome], *others: object
+) -> None:
+    """No genome, and no genome's trait array, appears twice among best, population, others."""
+    genomes = [best, *population, *(o for o in others if isinstance(o, ConversationalGenome))]
+    assert len({id(g) for g in genomes}) == len(genomes)
+    arrays = [g._values for g in genomes]
+    for (i, a), (j, b) in itertools.combinations(enumerate(arrays), 2):
+        assert not np.shares_memory(a, b), f"genomes {i} and {j} share their traits"
+
+
+@pytest.mark.parametrize("kind", ["vectorised", "per-genome", "async per-genome"])
+async def test_evolve_returns_an_unshared_best_with_exact_fitness(kind: str) -> None:
+    fit = PersonaTradeoff(weight=0.4)
+
+    def per_genome(genome: ConversationalGenome) -> float:
+        return float(fit(genome.values[None, :])[0])
+
+    async def async_per_genome(genome: ConversationalGenome) -> float:
+        await asyncio.sleep(0)
+        return per_genome(genome)
+
+    fn = {"vectorised": fit, "per-genome": per_genome, "async per-genome": async_per_genome}[kind]
+    # No variation: offspring are exact copies of their parents, the case most prone to aliasing.
+    for overrides in ({}, {"mutation_rate": 0.0, "crossover_rate": 0.0}):
+        engine = EvolutionEngine(_config(generations=6, **overrides))
+        population = engine.initialize_population(size=30)
+        best = await engine.evolve(population, fn)
+        result = engine.last_result
+        assert result is not None
+        _assert_no_shared_objects(best, result.population, result.best, *population)
+        assert best is not result.best and best == result.best
+        # the traits give exactly the recorded fitness, re-evaluated both ways
+        assert per_genome(best) == best.fitness
+        assert fit(population_to_array([best]))[0] == best.fitness
+        assert best.fitness == max(h.best_fitness for h in result.history)
+        for g in result.population:
+            assert per_genome(g) == g.fitness
+
+
+def test_run_result_shares_no_genome_or_array() -> None:
+    engine = EvolutionEngine(_config(generations=4, mutation_rate=0.0, crossover_rate=0.0))
+    result = engine.run(TargetPersonality(TARGET))
+    _assert_no_shared_objects(result.best, result.population, engine.best_genome)
+
+
+def test_fitness_function_cannot_corrupt_the_run_through_its_genome() -> None:
+    fit = TargetPersonality(TARGET)
+
+    def vandal(genome: ConversationalGenome) -> float:
+        score = float(fit(genome.values[None, :])[0])
+        genome.set_trait_value("empathy", 0.0)  # must not leak into the population
+        return score
+
+    vandalised = EvolutionEngine(_config(generations=5)).run(vandal)
+    clean = EvolutionEngine(_config(generations=5)).run(fit)
+    assert _same_result(vandalised, clean)
+
+
+@pytest.mark.parametrize("kind", ["vectorised", "async per-genome"])
+async def test_evolve_is_deterministic_per_seed(kind: str) -> None:
+    fit = TargetPersonality(TARGET)
+
+    async def scored(genome: ConversationalGenome) -> float:
+        # finish out of order: the result must not depend on completion order
+        await asyncio.sleep(0.001 * (hash(genome.genome_id) % 3))
+        return float(fit(genome.values[None, :])[0])
+
+    fn = fit if kind == "vectorised" else scored
+
+    async def once(seed: int) -> EvolutionResult:
+        engine = EvolutionEngine(_config(generations=4, seed=seed))
+        await engine.evolve(engine.initialize_population(size=30), fn)
+        assert engine.last_result is not None
+        return engine.last_result
+
+    a, b, c = await once(21), await once(21), await once(22)
+    assert _same_result(a, b)
+    assert not _same_result(a, c)

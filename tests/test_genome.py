@@ -71,6 +71,10 @@ def test_set_trait_value_validates_and_clears_fitness() -> None:
         g.set_trait_value("empathy", 2.0)
     with pytest.raises(ValidationError, match="unknown trait 'wit'"):
         g.get_trait_value("wit")
+    with pytest.raises(ValidationError, match=r"unknown trait \['empathy'\]"):
+        g.get_trait_value(["empathy"])  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="'empathy' must be a real number.*bool"):
+        g.set_trait_value("empathy", False)
     assert g.get_trait_value("empathy") == 0.25  # failed sets changed nothing
 
 
@@ -84,6 +88,9 @@ def test_set_trait_value_validates_and_clears_fitness() -> None:
         ({"generation": 1.5}, "generation must be an integer >= 0"),
         ({"parent_ids": "abc"}, "parent_ids must be a sequence of strings"),
         ({"parent_ids": [1, 2]}, "parent_ids must be a sequence of strings"),
+        ({"parent_ids": 5}, "parent_ids must be a sequence of strings"),
+        ({"parent_ids": None}, "parent_ids must be a sequence of strings"),
+        ({"traits": {("empathy",): 0.5}}, r"unknown trait \('empathy',\)"),
         ({"genome_id": ""}, "genome_id must be a non-empty string"),
         ({"traits": [0.5] * 8}, "traits must be a mapping"),
     ],
@@ -111,15 +118,19 @@ def test_mutate_and_crossover_reject_bad_parameters() -> None:
     g = ConversationalGenome()
     with pytest.raises(ValidationError, match=r"rate must be a number in \[0, 1\]"):
         g.mutate(rate=1.5)
-    with pytest.raises(ValidationError, match="strength must be a finite number > 0"):
+    with pytest.raises(ValidationError, match=r"strength must be a number in \(0, inf\), got 0"):
         g.mutate(strength=0)
-    with pytest.raises(ValidationError, match="strength must be a finite number > 0"):
+    with pytest.raises(ValidationError, match=r"strength must be a number in \(0, inf\)"):
         g.mutate(strength=math.nan)
+    with pytest.raises(ValidationError, match=r"strength must be a number in \(0, inf\)"):
+        g.mutate(strength=math.inf)
+    with pytest.raises(ValidationError, match="rate must be a number.*bool"):
+        g.mutate(rate=True)
     with pytest.raises(ValidationError, match="rng must be a numpy Generator"):
         g.mutate(rng="seed")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="needs another ConversationalGenome"):
         g.crossover({"empathy": 0.1})  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="alpha must be a finite number >= 0"):
+    with pytest.raises(ValidationError, match=r"alpha must be a number in \[0, inf\)"):
         g.crossover(ConversationalGenome(), alpha=-0.1)
 
 
@@ -227,6 +238,27 @@ def _valid_dict() -> dict[str, object]:
         (lambda d: d.__setitem__("parent_ids", "p"), "parent_ids must be a list"),
         (lambda d: d.__setitem__("parent_ids", [3]), "parent_ids must be a sequence of strings"),
         (lambda d: d.__setitem__("genome_id", 12), "genome_id must be a non-empty string"),
+        (lambda d: d.__setitem__("genome_id", ""), "genome_id must be a non-empty string"),
+        (lambda d: d.__setitem__("genome_id", ["a"]), "genome_id must be a non-empty string"),
+        (lambda d: d.__setitem__("genome_id", None), "genome_id must be a non-empty string"),
+        (lambda d: d.__setitem__("traits", None), "needs a 'traits' mapping"),
+        (lambda d: d.__setitem__("traits", "empathy=1"), "needs a 'traits' mapping"),
+        (lambda d: d["traits"].__setitem__("empathy", True), "'empathy' must be a real.*bool"),
+        (lambda d: d["traits"].__setitem__("empathy", "0.5"), "'empathy' must be a real.*str"),
+        (lambda d: d["traits"].__setitem__("empathy", None), "'empathy' must be a real.*None"),
+        (lambda d: d["traits"].__setitem__("empathy", math.nan), "'empathy' must be in"),
+        (lambda d: d["traits"].__setitem__("empathy", -0.5), "'empathy' must be in"),
+        (lambda d: d["traits"].__setitem__("empathy", {"v": 0.5}), "'empathy' must be a real"),
+        (lambda d: d["traits"].__setitem__("empathy", [0.5]), "'empathy' must be a real.*list"),
+        (lambda d: d.__setitem__("fitness", True), "fitness must be a finite number"),
+        (lambda d: d.__setitem__("fitness", math.nan), "fitness must be a finite number"),
+        (lambda d: d.__setitem__("fitness", [0.5]), "fitness must be a finite number"),
+        (lambda d: d.__setitem__("generation", True), "generation must be an integer"),
+        (lambda d: d.__setitem__("generation", 1.5), "generation must be an integer"),
+        (lambda d: d.__setitem__("generation", "3"), "generation must be an integer"),
+        (lambda d: d.__setitem__("parent_ids", None), "parent_ids must be a list"),
+        (lambda d: d.__setitem__("parent_ids", {"p": 1}), "parent_ids must be a list"),
+        (lambda d: d.__setitem__("parent_ids", [["p"]]), "parent_ids must be a sequence of str"),
     ],
 )
 def test_malformed_dicts_are_rejected(mutate, match: str) -> None:  # type: ignore[no-untyped-def]
@@ -237,8 +269,55 @@ def test_malformed_dicts_are_rejected(mutate, match: str) -> None:  # type: igno
 
 
 def test_from_dict_rejects_non_mapping() -> None:
-    with pytest.raises(ValidationError, match="must be a mapping, got list"):
-        ConversationalGenome.from_dict([1, 2])  # type: ignore[arg-type]
+    for bad, kind in [([1, 2], "list"), (None, "NoneType"), ("{}", "str")]:
+        with pytest.raises(ValidationError, match=f"must be a mapping, got {kind}"):
+            ConversationalGenome.from_dict(bad)  # type: ignore[arg-type]
+
+
+def test_from_dict_fills_omitted_metadata_with_documented_defaults() -> None:
+    traits = dict.fromkeys(TRAIT_NAMES, 0.25)
+    g = ConversationalGenome.from_dict({"traits": traits})
+    assert g.traits == traits and g.fitness is None and g.generation == 0 and g.parent_ids == ()
+    assert len(g.genome_id) == 32
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(genomes, st.sampled_from(sorted(_valid_dict())), json_values)
+def test_any_corrupted_field_gives_a_genome_or_a_validation_error(
+    g: ConversationalGenome, field: str, garbage: object
+) -> None:
+    # Whatever JSON-shaped value lands in a field, from_dict either accepts it as valid data
+    # or raises ValidationError -- never a TypeError, KeyError or a half-built genome.
+    data = g.to_dict()
+    data[field] = garbage
+    try:
+        back = ConversationalGenome.from_dict(data)
+    except ValidationError:
+        return
+    assert back.to_dict()[field] == garbage
+    assert np.all((back.values >= 0) & (back.values <= 1))
+
+
+@settings(max_examples=100, deadline=None)
+@given(genomes, st.sampled_from(TRAIT_NAMES), json_values)
+def test_any_corrupted_trait_gives_a_genome_or_a_validation_error(
+    g: ConversationalGenome, trait: str, garbage: object
+) -> None:
+    data = g.to_dict()
+    data["traits"][trait] = garbage
+    try:
+        back = ConversationalGenome.from_dict(data)
+    except ValidationError as exc:
+        assert repr(trait) in str(exc)  # the message names the trait
+        return
+    assert isinstance(garbage, int | float) and back.get_trait_value(trait) == garbage
 
 
 # -- population arrays -----------------------------------------------------------------------

@@ -37,7 +37,6 @@ import asyncio
 import inspect
 import logging
 import math
-import numbers
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from allele.errors import ValidationError
+from allele.errors import ValidationError, check_int, check_real
 from allele.fitness import check_fitness_value, check_fitness_values, is_vectorized
 from allele.genome import N_TRAITS, ConversationalGenome, population_to_array
 
@@ -62,29 +61,6 @@ _MAX_GENERATIONS = 10_000_000
 
 
 # -- configuration ---------------------------------------------------------------------------
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(
-            f"{name} must be an integer in [{low}, {high}], got {type(value).__name__} {value!r}"
-        )
-    if not low <= int(value) <= high:
-        raise ValidationError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-
-
-def _check_real(
-    name: str, value: object, low: float, high: float, *, low_open: bool = False
-) -> None:
-    interval = f"{'(' if low_open else '['}{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValidationError(
-            f"{name} must be a number in {interval}, got {type(value).__name__} {value!r}"
-        )
-    number = float(value)
-    inside = (low < number if low_open else low <= number) and number <= high
-    if math.isnan(number) or not inside:
-        raise ValidationError(f"{name} must be a number in {interval}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class EvolutionConfig:
     """The genetic algorithm's settings, each checked on creation (ValidationError names the
@@ -107,22 +83,21 @@ class EvolutionConfig:
     target_fitness: float | None = None
 
     def __post_init__(self) -> None:
-        _check_int("population_size", self.population_size, 2, _MAX_POPULATION)
-        _check_int("generations", self.generations, 0, _MAX_GENERATIONS)
-        _check_real("mutation_rate", self.mutation_rate, 0.0, 1.0)
-        _check_real("mutation_strength", self.mutation_strength, 0.0, 1.0, low_open=True)
-        _check_real("crossover_rate", self.crossover_rate, 0.0, 1.0)
-        _check_int("elitism", self.elitism, 0, self.population_size - 1)
-        _check_int("tournament_size", self.tournament_size, 1, self.population_size)
-        _check_real("blend_alpha", self.blend_alpha, 0.0, 1.0)
+        check_int("population_size", self.population_size, 2, _MAX_POPULATION)
+        check_int("generations", self.generations, 0, _MAX_GENERATIONS)
+        check_real("mutation_rate", self.mutation_rate, 0.0, 1.0)
+        check_real("mutation_strength", self.mutation_strength, 0.0, 1.0, low_open=True)
+        check_real("crossover_rate", self.crossover_rate, 0.0, 1.0)
+        check_int("elitism", self.elitism, 0, self.population_size - 1)
+        check_int("tournament_size", self.tournament_size, 1, self.population_size)
+        check_real("blend_alpha", self.blend_alpha, 0.0, 1.0)
         if self.seed is not None:
-            _check_int("seed", self.seed, 0, 2**63 - 1)
+            check_int("seed", self.seed, 0, 2**63 - 1)
         if self.target_fitness is not None:
-            _check_real("target_fitness", self.target_fitness, -math.inf, math.inf)
-            if not math.isfinite(float(self.target_fitness)):
-                raise ValidationError(
-                    f"target_fitness must be a finite number or None, got {self.target_fitness!r}"
-                )
+            check_real(
+                "target_fitness", self.target_fitness, -math.inf, math.inf,
+                low_open=True, high_open=True,
+            )  # fmt: skip
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EvolutionConfig:
@@ -471,7 +446,7 @@ class EvolutionEngine:
         """``size`` genomes (default ``config.population_size``) with uniform random traits,
         drawn from the engine's seeded generator."""
         n = self.config.population_size if size is None else size
-        _check_int("size", n, 2, _MAX_POPULATION)
+        check_int("size", n, 2, _MAX_POPULATION)
         values = self._rng.random((n, N_TRAITS))
         return [ConversationalGenome()._with_values(row) for row in values]
 
@@ -549,7 +524,7 @@ class EvolutionEngine:
         """
         _check_fitness_fn(fitness_fn)
         if generations is not None:
-            _check_int("generations", generations, 0, _MAX_GENERATIONS)
+            check_int("generations", generations, 0, _MAX_GENERATIONS)
         run = self._start(population)
         observers = self._observers(callback)
         limit = self.config.generations if generations is None else generations

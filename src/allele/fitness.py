@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from allele.errors import ValidationError
-from allele.genome import N_TRAITS, TRAIT_INDEX, TRAIT_NAMES, validate_trait
+from allele.errors import ValidationError, check_real
+from allele.genome import N_TRAITS, TRAIT_NAMES, trait_index, validate_trait
 
 TraitsLike = Mapping[str, float] | np.ndarray | list[float] | tuple[float, ...]
 
@@ -122,7 +122,7 @@ def traits_vector(traits: TraitsLike, *, name: str = "target") -> np.ndarray:
     if isinstance(traits, Mapping):
         vector = np.full(N_TRAITS, 0.5)
         for trait, value in traits.items():
-            vector[TRAIT_INDEX.get(trait, 0)] = validate_trait(trait, value)
+            vector[trait_index(trait)] = validate_trait(trait, value)
         return vector
     arr = np.asarray(traits, dtype=float)
     if arr.shape != (N_TRAITS,):
@@ -203,15 +203,9 @@ class PersonaTradeoff(VectorizedFitness):
         weight: float = 0.5,
     ) -> None:
         super().__init__(name="persona_tradeoff")
-        if (
-            isinstance(weight, bool)
-            or not isinstance(weight, numbers.Real)
-            or not 0.0 <= float(weight) <= 1.0
-        ):
-            raise ValidationError(f"weight must be a number in [0, 1], got {weight!r}")
         self.persona_a: np.ndarray = traits_vector(persona_a, name="persona_a")
         self.persona_b: np.ndarray = traits_vector(persona_b, name="persona_b")
-        self.weight: float = float(weight)
+        self.weight: float = check_real("weight", weight, 0.0, 1.0)
 
     def objectives(self, population: np.ndarray) -> np.ndarray:
         """The two objective values per row, shape ``(N, 2)``: closeness to A and to B."""

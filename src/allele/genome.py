@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from allele.errors import ValidationError
+from allele.errors import ValidationError, check_real
 
 TRAIT_NAMES: tuple[str, ...] = (
     "empathy",
@@ -33,10 +33,17 @@ DEFAULT_TRAIT_VALUE = 0.5
 _DICT_KEYS = frozenset({"genome_id", "traits", "fitness", "generation", "parent_ids"})
 
 
+def trait_index(name: object) -> int:
+    """The column of trait ``name`` in ``TRAIT_NAMES`` order; unknown names raise."""
+    index = TRAIT_INDEX.get(name) if isinstance(name, str) else None
+    if index is None:
+        raise ValidationError(f"unknown trait {name!r}; allowed traits: {', '.join(TRAIT_NAMES)}")
+    return index
+
+
 def validate_trait(name: object, value: object) -> float:
     """Return ``value`` as a float after checking ``name`` is a trait and ``value`` is in [0, 1]."""
-    if not isinstance(name, str) or name not in TRAIT_INDEX:
-        raise ValidationError(f"unknown trait {name!r}; allowed traits: {', '.join(TRAIT_NAMES)}")
+    trait_index(name)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValidationError(
             f"trait {name!r} must be a real number in [0, 1], got {type(value).__name__} {value!r}"
@@ -99,11 +106,13 @@ class ConversationalGenome:
             if not isinstance(traits, Mapping):
                 raise ValidationError(f"traits must be a mapping of name to value, got {traits!r}")
             for name, value in traits.items():
-                values[TRAIT_INDEX.get(name, 0)] = validate_trait(name, value)
+                values[trait_index(name)] = validate_trait(name, value)
         self._values = values
         self.fitness_: float | None = _validate_fitness(fitness)
         self.generation: int = _validate_generation(generation)
-        if isinstance(parent_ids, str) or not all(isinstance(p, str) for p in parent_ids):
+        if not isinstance(parent_ids, Sequence) or isinstance(parent_ids, str | bytes):
+            raise ValidationError(f"parent_ids must be a sequence of strings, got {parent_ids!r}")
+        if not all(isinstance(p, str) for p in parent_ids):
             raise ValidationError(f"parent_ids must be a sequence of strings, got {parent_ids!r}")
         self.parent_ids: tuple[str, ...] = tuple(parent_ids)
 
@@ -120,15 +129,12 @@ class ConversationalGenome:
 
     def get_trait_value(self, name: str) -> float:
         """The value of trait ``name``."""
-        if name not in TRAIT_INDEX:
-            raise ValidationError(
-                f"unknown trait {name!r}; allowed traits: {', '.join(TRAIT_NAMES)}"
-            )
-        return float(self._values[TRAIT_INDEX[name]])
+        return float(self._values[trait_index(name)])
 
     def set_trait_value(self, name: str, value: float) -> None:
         """Set trait ``name`` to ``value`` (validated); clears the recorded fitness."""
-        self._values[TRAIT_INDEX.get(name, 0)] = validate_trait(name, value)
+        number = validate_trait(name, value)
+        self._values[trait_index(name)] = number
         self.fitness_ = None
 
     @property
@@ -149,8 +155,8 @@ class ConversationalGenome:
     ) -> ConversationalGenome:
         """A mutated child: each trait, with probability ``rate``, gets Gaussian noise of sd
         ``strength``, clipped to [0, 1]. The parent is left unchanged."""
-        _check_unit("rate", rate)
-        _check_positive("strength", strength)
+        check_real("rate", rate, 0.0, 1.0)
+        check_real("strength", strength, 0.0, math.inf, low_open=True, high_open=True)
         gen = _resolve_rng(rng)
         mask = gen.random(N_TRAITS) < rate
         child = self._values + mask * gen.normal(0.0, strength, N_TRAITS)
@@ -169,7 +175,7 @@ class ConversationalGenome:
             raise ValidationError(
                 f"crossover needs another ConversationalGenome, got {type(other).__name__}"
             )
-        _check_positive("alpha", alpha, allow_zero=True)
+        check_real("alpha", alpha, 0.0, math.inf, high_open=True)
         gen = _resolve_rng(rng)
         u = gen.uniform(-alpha, 1.0 + alpha, N_TRAITS)
         child = self._values + u * (other._values - self._values)
@@ -210,7 +216,13 @@ class ConversationalGenome:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ConversationalGenome:
-        """Rebuild a genome from ``to_dict`` output; malformed input raises ValidationError."""
+        """Rebuild a genome from ``to_dict`` output; malformed input raises ValidationError.
+
+        ``traits`` must hold all eight traits and no other; ``genome_id``, ``fitness``,
+        ``generation`` and ``parent_ids`` may be omitted (a fresh id, None, 0 and no parents),
+        but when present they must be valid -- an explicit ``genome_id: null`` is rejected
+        rather than silently replaced.
+        """
         if not isinstance(data, Mapping):
             raise ValidationError(f"genome data must be a mapping, got {type(data).__name__}")
         unknown = set(data) - _DICT_KEYS
@@ -223,6 +235,10 @@ class ConversationalGenome:
         missing = [t for t in TRAIT_NAMES if t not in data["traits"]]
         if missing:
             raise ValidationError(f"genome data is missing trait(s) {missing}")
+        if "genome_id" in data and not isinstance(data["genome_id"], str):
+            raise ValidationError(
+                f"genome_id must be a non-empty string, got {data['genome_id']!r}"
+            )
         parent_ids = data.get("parent_ids", ())
         if not isinstance(parent_ids, list | tuple):
             raise ValidationError(f"parent_ids must be a list of strings, got {parent_ids!r}")
@@ -253,19 +269,6 @@ class ConversationalGenome:
             f"ConversationalGenome(id={self.genome_id[:8]}, gen={self.generation}, "
             f"fitness={self.fitness_}, {traits})"
         )
-
-
-def _check_unit(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
-        raise ValidationError(f"{name} must be a number in [0, 1], got {value!r}")
-
-
-def _check_positive(name: str, value: object, allow_zero: bool = False) -> None:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    number = float(value) if ok else math.nan  # type: ignore[arg-type]
-    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValidationError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 def population_to_array(genomes: Iterable[ConversationalGenome]) -> np.ndarray:

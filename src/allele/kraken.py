@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import numbers
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from allele.errors import ConfigurationError, ValidationError
+from allele.errors import ConfigurationError, ValidationError, check_int, check_real
 
 #: From this size on the recurrent weights are held as a CSR matrix (see the module docstring).
 SPARSE_FROM_SIZE = 256
@@ -45,30 +44,6 @@ SPARSE_FROM_SIZE = 256
 DENSE_EIG_UP_TO = 400
 #: ``aprocess_sequence`` runs inline below this many unit-steps (thread hand-off costs more).
 INLINE_WORK = 20_000
-
-
-# -- validation ------------------------------------------------------------------------------
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(
-            f"{name} must be an integer in [{low}, {high}], got {type(value).__name__} {value!r}"
-        )
-    if not low <= int(value) <= high:
-        raise ValidationError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _check_real(name: str, value: object, low: float, high: float, *, low_open: bool) -> float:
-    interval = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValidationError(
-            f"{name} must be a number in {interval}, got {type(value).__name__} {value!r}"
-        )
-    number = float(value)
-    inside = (low < number if low_open else low <= number) and number <= high
-    if math.isnan(number) or not inside:
-        raise ValidationError(f"{name} must be a number in {interval}, got {value!r}")
-    return number
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -143,7 +118,7 @@ class TemporalMemory:
     """
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = _check_int("memory_capacity", capacity, 0, 1_000_000)
+        self.capacity = check_int("memory_capacity", capacity, 0, 1_000_000)
         self._traces: list[MemoryTrace] = []
         # _similarity[i] = cos(trace i, trace i + 1) for the first len - 1 slots; a fixed
         # array so that finding the best pair is one argmax, not a list conversion.
@@ -198,7 +173,7 @@ class TemporalMemory:
 
     def recall(self, state: np.ndarray, k: int = 1) -> list[MemoryTrace]:
         """Copies of the ``k`` traces most similar (cosine) to ``state``, best first."""
-        _check_int("k", k, 1, 1_000_000)
+        check_int("k", k, 1, 1_000_000)
         query = np.asarray(state, dtype=float)
         ranked = sorted(
             range(len(self._traces)), key=lambda i: -_cosine(self._traces[i].vector, query)
@@ -235,19 +210,19 @@ class KrakenLNN:
         memory_capacity: int = 1000,
         bias_scaling: float = 0.0,
     ) -> None:
-        self.reservoir_size = _check_int("reservoir_size", reservoir_size, 1, 100_000)
-        self.connectivity = _check_real("connectivity", connectivity, 0.0, 1.0, low_open=True)
-        self.spectral_radius = _check_real(
+        self.reservoir_size = check_int("reservoir_size", reservoir_size, 1, 100_000)
+        self.connectivity = check_real("connectivity", connectivity, 0.0, 1.0, low_open=True)
+        self.spectral_radius = check_real(
             "spectral_radius", spectral_radius, 0.0, 10.0, low_open=True
         )
-        self.input_scaling = _check_real("input_scaling", input_scaling, 0.0, 100.0, low_open=True)
-        self.leak_rate = _check_real("leak_rate", leak_rate, 0.0, 1.0, low_open=True)
-        self.noise = _check_real("noise", noise, 0.0, 10.0, low_open=False)
-        self.temperature = _check_real("temperature", temperature, 0.0, 100.0, low_open=True)
-        self.seed = None if seed is None else _check_int("seed", seed, 0, 2**63 - 1)
-        self.input_size = _check_int("input_size", input_size, 1, 100_000)
-        self.memory_capacity = _check_int("memory_capacity", memory_capacity, 0, 1_000_000)
-        self.bias_scaling = _check_real("bias_scaling", bias_scaling, 0.0, 100.0, low_open=False)
+        self.input_scaling = check_real("input_scaling", input_scaling, 0.0, 100.0, low_open=True)
+        self.leak_rate = check_real("leak_rate", leak_rate, 0.0, 1.0, low_open=True)
+        self.noise = check_real("noise", noise, 0.0, 10.0)
+        self.temperature = check_real("temperature", temperature, 0.0, 100.0, low_open=True)
+        self.seed = None if seed is None else check_int("seed", seed, 0, 2**63 - 1)
+        self.input_size = check_int("input_size", input_size, 1, 100_000)
+        self.memory_capacity = check_int("memory_capacity", memory_capacity, 0, 1_000_000)
+        self.bias_scaling = check_real("bias_scaling", bias_scaling, 0.0, 100.0)
 
         self._rng = np.random.default_rng(self.seed)
         self._build_weights()
@@ -463,8 +438,8 @@ class KrakenLNN:
             raise ValidationError(
                 f"targets must have shape {expected} or {(*expected, 'k')}, got {y.shape}"
             )
-        _check_int("washout", washout, 0, steps - 1)
-        lam = _check_real("ridge", ridge, 0.0, 1e6, low_open=False)
+        check_int("washout", washout, 0, steps - 1)
+        lam = check_real("ridge", ridge, 0.0, 1e6)
         rng = np.random.default_rng(None if self.seed is None else self.seed + 1)
         states = self._drive(x, np.zeros(self.reservoir_size), rng)
         if y.ndim == len(expected):
@@ -612,11 +587,11 @@ def memory_capacity_profile(
     500-unit default reservoir overfit its 2000 training steps and score below a 100-unit one.
     """
     n = kraken.reservoir_size
-    k_max = 2 * n if max_delay is None else _check_int("max_delay", max_delay, 1, 100_000)
-    skip = max(100, k_max) if washout is None else _check_int("washout", washout, 0, 10**7)
+    k_max = 2 * n if max_delay is None else check_int("max_delay", max_delay, 1, 100_000)
+    skip = max(100, k_max) if washout is None else check_int("washout", washout, 0, 10**7)
     skip = max(skip, k_max)  # every target u(t - k) must exist
-    _check_int("n_train", n_train, n + 2, 10**7)
-    _check_int("n_test", n_test, 10, 10**7)
+    check_int("n_train", n_train, n + 2, 10**7)
+    check_int("n_test", n_test, 10, 10**7)
     rng = np.random.default_rng(seed)
     length = skip + n_train + n_test
     u = rng.uniform(-0.5, 0.5, length)
@@ -627,9 +602,7 @@ def memory_capacity_profile(
     t_idx = np.arange(skip, length)
     targets = u[t_idx[:, None] - delays[None, :]]  # (steps, k_max)
     train, test = slice(0, n_train), slice(n_train, None)
-    readout = _ridge(
-        states[t_idx][train], targets[train], _check_real("ridge", ridge, 0.0, 1e6, low_open=False)
-    )
+    readout = _ridge(states[t_idx][train], targets[train], check_real("ridge", ridge, 0.0, 1e6))
     predicted = states[t_idx][test] @ readout[1:] + readout[0]
     return _squared_correlation(predicted, targets[test])
 
