@@ -44,7 +44,7 @@ def require(module: str, extra: str) -> object:
 
     try:
         return importlib.import_module(module)
-    except ImportError as exc:  # pragma: no cover - depends on the environment
+    except ImportError as exc:
         raise DependencyError(
             f"{module!r} is not installed; install it with: pip install 'allele[{extra}]'"
         ) from exc
