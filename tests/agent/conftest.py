@@ -160,15 +160,39 @@ def json_reply(data: Any, status: int = 200, **headers: str) -> Reply:
 def openai_stream(
     texts: list[str], usage: tuple[int, int] | None = (11, 7), done: bool = True
 ) -> list[bytes]:
-    chunks = []
-    for text in texts:
-        chunk = {
+    """Chunks as OpenAI sends them with ``stream_options.include_usage``.
+
+    A first chunk with only the role, one chunk per text, a ``finish_reason`` chunk, every one
+    with ``"usage": null``, then a usage-only chunk whose ``choices`` is empty, then ``[DONE]``.
+    ``usage=None`` is a server that ignores ``include_usage`` (no usage key at all).
+    """
+
+    def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+        data: dict[str, Any] = {
+            "id": "chatcmpl-1",
             "object": "chat.completion.chunk",
-            "choices": [{"index": 0, "delta": {"content": text}}],
+            "created": 1700000000,
+            "model": "test-model",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
-        chunks.append(f"data: {json.dumps(chunk)}\n\n".encode())
+        if usage is not None:
+            data["usage"] = None
+        return f"data: {json.dumps(data)}\n\n".encode()
+
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    chunks += [chunk({"content": text}) for text in texts]
+    chunks.append(chunk({}, "stop"))
     if usage is not None:
-        last = {"choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}}
+        last = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": usage[0] + usage[1],
+            },
+        }
         chunks.append(f"data: {json.dumps(last)}\n\n".encode())
     if done:
         chunks.append(b"data: [DONE]\n\n")
@@ -189,15 +213,26 @@ def sse_reply(chunks: list[bytes], **kwargs: Any) -> Reply:
 
 
 def ollama_stream(texts: list[str], counts: tuple[int, int] | None = (13, 5)) -> list[bytes]:
+    """NDJSON lines as Ollama's /api/chat streams them; the last has ``done`` and the counts."""
     lines = [
-        json.dumps({"model": "m", "message": {"role": "assistant", "content": t}, "done": False})
+        json.dumps(
+            {
+                "model": "m",
+                "created_at": "2025-01-01T00:00:00Z",
+                "message": {"role": "assistant", "content": t},
+                "done": False,
+            }
+        )
         for t in texts
     ]
     if counts is not None:
         final = {
             "model": "m",
+            "created_at": "2025-01-01T00:00:01Z",
             "message": {"role": "assistant", "content": ""},
             "done": True,
+            "done_reason": "stop",
+            "total_duration": 1_000_000,
             "prompt_eval_count": counts[0],
             "eval_count": counts[1],
         }

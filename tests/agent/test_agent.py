@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from allele.agent import AgentConfig, AgentStateError, NLPAgent, RequestRecord
+from allele.agent.history import message_tokens
 from allele.errors import ValidationError
 from allele.genome import ConversationalGenome
 
@@ -106,3 +107,22 @@ async def test_metrics_summaries():
     latency = metrics["latency_s"]
     assert latency["p50"] <= latency["p95"] <= latency["max"]
     assert set(metrics["tokens_per_second"]) == {"mean", "p50", "p95", "max"}
+
+
+async def test_tokens_per_minute_limit_counts_prompt_and_budget_then_settles(sleeps):
+    async with NLPAgent(ConversationalGenome(), config(history_length=0)) as probe:
+        prompt = message_tokens(probe.system_prompt) + message_tokens("hi")
+        budget = probe.sampling.max_tokens
+    used = prompt + 8  # the synthetic provider reports the prompt estimate and 8 reply tokens
+    reserved = prompt + budget
+    capacity = 2 * used + reserved + 30  # three requests fit, the fourth is 30 tokens short of U
+    cfg = config(history_length=0, tokens_per_minute=capacity)
+    async with NLPAgent(ConversationalGenome(), cfg, sleep=sleeps) as agent:
+        for _ in range(3):
+            await agent.complete("hi")
+        assert sleeps.delays == []  # unused budget was refunded after each reply
+        await agent.complete("hi")
+    # The fourth reservation leaves the bucket used - 30 tokens in debt, refilled at capacity/60 /s.
+    (wait,) = sleeps.delays
+    assert wait == pytest.approx((used - 30) * 60 / capacity, rel=1e-3)
+    assert agent.get_metrics()["rate_limit_wait_s"] == pytest.approx(wait)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from allele.agent import AuthenticationError, NLPAgent, ProtocolError, RateLimitError
+from allele.agent import NLPAgent, ProtocolError, RateLimitError, ServerError
 from allele.errors import ConfigurationError
 from allele.genome import ConversationalGenome
 
@@ -85,22 +85,6 @@ async def test_rate_limit_error_event_is_typed(server, wire, make_config, sleeps
             [c async for c in agent.chat("q")]
 
 
-async def test_wrong_key_is_an_authentication_error(server, wire, make_config, sleeps):
-    server.script(
-        wire.json_reply(
-            {
-                "type": "error",
-                "error": {"type": "authentication_error", "message": "invalid x-api-key"},
-            },
-            401,
-        )
-    )
-    async with agent_for(server, make_config, sleeps) as agent:
-        with pytest.raises(AuthenticationError, match="invalid x-api-key"):
-            [c async for c in agent.chat("q")]
-    assert len(server.received) == 1
-
-
 async def test_stream_without_message_stop_is_a_protocol_error(server, wire, make_config, sleeps):
     server.script(wire.sse_reply(wire.anthropic_stream(["cut"])[:-1]))
     async with agent_for(server, make_config, sleeps) as agent:
@@ -116,3 +100,30 @@ async def test_missing_key_is_a_configuration_error_naming_the_variable(
     with pytest.raises(ConfigurationError, match="TEST_ANTHROPIC_KEY"):
         await agent.initialize()
     assert server.received == []
+
+
+async def test_http_529_overloaded_is_retried_after_retry_after(server, wire, make_config, sleeps):
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    server.script(
+        wire.json_reply(overloaded, 529, **{"retry-after": "3"}),
+        wire.sse_reply(wire.anthropic_stream(["back"])),
+    )
+    async with agent_for(server, make_config, sleeps) as agent:
+        assert [c async for c in agent.chat("q")] == ["back"]
+    assert sleeps.delays == [3.0] and agent.get_metrics()["retries"] == 1
+
+
+async def test_error_event_after_text_is_raised_not_retried(server, wire, make_config, sleeps):
+    error = (
+        b'event: error\ndata: {"type": "error", "error": '
+        b'{"type": "overloaded_error", "message": "Overloaded"}}\n\n'
+    )
+    events = [*wire.anthropic_stream(["partial"])[:4], error]
+    server.script(wire.sse_reply(events))
+    got: list[str] = []
+    async with agent_for(server, make_config, sleeps) as agent:
+        with pytest.raises(ServerError, match="overloaded_error: Overloaded"):
+            async for chunk in agent.chat("q"):
+                got.append(chunk)
+    assert got == ["partial"] and len(server.received) == 1
+    assert agent.get_metrics()["errors_by_kind"] == {"server": 1}

@@ -88,3 +88,34 @@ def test_synthetic_provider_is_announced(tmp_path):
     result = runner.invoke(app, ["chat", "--provider", "synthetic", "--seed", "5", "-m", "x"])
     assert result.exit_code == 0
     assert "synthetic provider" in result.stderr and result.stdout.strip()
+
+
+def test_connection_refused_is_one_clear_line_and_exit_1(refused_url):
+    result = runner.invoke(
+        app, ["chat", "--model", "m", "--base-url", refused_url, "--retries", "1", "-m", "hi"]
+    )
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        f"error: ProviderConnectionError: cannot connect to openai at {refused_url}: "
+        "All connection attempts failed (gave up after 2 attempts)"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_interactive_turn_failure_is_reported_and_the_session_continues(server, wire):
+    cut = wire.openai_stream(["par", "tial", " more"])
+    server.script(
+        wire.sse_reply(cut, cut_after=3),  # role chunk, "par", "tial", then the socket dies
+        wire.sse_reply(wire.openai_stream(["recovered"])),
+    )
+    result = runner.invoke(
+        app, ["chat", "--model", "m", "--base-url", server.url], input="one\ntwo\n"
+    )
+    assert result.exit_code == 1  # a turn failed
+    # The partial reply's line is ended, so the next reply starts on its own line.
+    assert result.stdout == "partial\nrecovered\n"
+    assert result.stderr.count("error: ProtocolError: openai stream was cut mid-reply") == 1
+    # Only the completed exchange is history: the second request does not carry the first.
+    assert [m["content"] for m in server.received[1].json["messages"][1:]] == ["two"]

@@ -18,7 +18,7 @@ from allele.errors import ConfigurationError, ValidationError
         ("context_window", 10, ">= 256"),
         ("max_retries", -1, ">= 0"),
         ("requests_per_minute", 0, "> 0.0"),
-        ("provider", "cohere", "'openai', 'ollama', 'anthropic', 'synthetic'"),
+        ("provider", "cohere", "'openai', 'ollama', 'anthropic' or 'synthetic'"),
     ],
 )
 def test_invalid_field_names_field_and_allowed_range(field, value, allowed):

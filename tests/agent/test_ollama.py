@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from allele.agent import NLPAgent, ProtocolError, ServerError
+from allele.agent import BadRequestError, NLPAgent, ProtocolError, ServerError
 from allele.genome import ConversationalGenome
 
 GENOME = ConversationalGenome(traits={"creativity": 0.0, "conciseness": 1.0})
@@ -82,8 +82,10 @@ async def test_error_line_after_text_is_not_retried(server, wire, make_config, s
     assert len(server.received) == 1
 
 
-async def test_malformed_line_is_a_protocol_error(server, wire, make_config, sleeps):
-    server.script(wire.Reply(chunks=[b"not json\n"]))
+async def test_unknown_model_is_a_bad_request_quoting_ollama(server, wire, make_config, sleeps):
+    missing = {"error": "model 'llama3.2' not found, try pulling it first"}
+    server.script(wire.json_reply(missing, 404))
     async with agent_for(server, make_config, sleeps) as agent:
-        with pytest.raises(ProtocolError, match="malformed JSON"):
+        with pytest.raises(BadRequestError, match="not found, try pulling it first"):
             [c async for c in agent.chat("q")]
+    assert len(server.received) == 1 and sleeps.delays == []

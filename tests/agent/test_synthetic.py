@@ -11,6 +11,7 @@ from allele.agent import (
     ProviderCallError,
     RequestRecord,
 )
+from allele.agent.providers import SyntheticProvider
 from allele.genome import ConversationalGenome
 
 INSTANT = {"ttft_s": 0.0, "per_token_s": 0.0}
@@ -120,3 +121,45 @@ async def test_injected_retryable_errors_are_retried(sleeps):
             await reply(agent, f"m{i}")
     metrics = agent.get_metrics()
     assert metrics["successes"] == 5 and metrics["retries"] == len(sleeps.delays) > 0
+
+
+class ManualClock:
+    """A monotonic clock that moves only when the provider sleeps on it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+async def run_latency_model(stream: bool = True, **synthetic) -> list[float]:
+    settings = {"reply_tokens_min": 5, "reply_tokens_max": 5, **synthetic}
+    config = AgentConfig(provider="synthetic", synthetic=settings, streaming=stream)
+    clock = ManualClock()
+    provider = SyntheticProvider(config, clock=clock, sleep=clock.sleep)
+    async with NLPAgent(ConversationalGenome(), config, provider=provider) as agent:
+        assert len([c async for c in agent.chat("hi")]) == (5 if stream else 1)
+    return clock.sleeps
+
+
+async def test_latency_model_is_ttft_then_per_token():
+    delays = await run_latency_model(ttft_s=0.5, per_token_s=0.1, jitter=0.0)
+    assert delays == pytest.approx([0.5, 0.1, 0.1, 0.1, 0.1])
+    # A whole (non-streamed) reply takes the same total time, delivered at the end.
+    whole = await run_latency_model(stream=False, ttft_s=0.5, per_token_s=0.1, jitter=0.0)
+    assert sum(whole) == pytest.approx(0.9)
+
+
+async def test_latency_jitter_is_bounded_and_deterministic_per_seed():
+    settings = {"ttft_s": 0.5, "per_token_s": 0.1, "jitter": 0.2}
+    first = await run_latency_model(seed=3, **settings)
+    assert first == await run_latency_model(seed=3, **settings)
+    assert first != await run_latency_model(seed=4, **settings)
+    assert 0.4 <= first[0] <= 0.6 and all(0.08 <= d <= 0.12 for d in first[1:])
+    assert len(set(first[1:])) > 1  # jitter actually varies the per-token delay

@@ -235,6 +235,7 @@ class NLPAgent:
             error_kind = None
         except ProviderCallError as exc:
             error_kind = exc.kind
+            exc.attempts = attempts
             raise
         except Exception as exc:
             error_kind = f"unexpected:{type(exc).__name__}"

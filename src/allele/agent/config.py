@@ -89,7 +89,8 @@ def configuration_error(
             problems.append(f"{model.__name__}: {message}")
             continue
         name = ".".join(str(p) for p in loc)
-        allowed = _describe_allowed(model, loc)
+        # A literal's own message already lists the choices.
+        allowed = "" if err["type"] == "literal_error" else _describe_allowed(model, loc)
         # A secret must not reach an error message, even when it is the invalid value.
         shown = "<hidden>" if loc[0] == "api_key" else repr(err.get("input"))
         detail = f"{model.__name__} field {name!r}: {message} (got {shown}"

@@ -12,7 +12,8 @@ from allele.errors import AlleleError, ProviderError
 class ProviderCallError(ProviderError):
     """A provider request failed; ``kind`` names the failure, ``status`` the HTTP code if any.
 
-    ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if it did.
+    ``retry_after`` is the wait in seconds the server asked for (``Retry-After``), if it did;
+    ``attempts`` is how many times the agent sent the request before giving up.
     """
 
     kind = "provider"
@@ -30,6 +31,7 @@ class ProviderCallError(ProviderError):
         self.status = status
         self.provider = provider
         self.retry_after = retry_after
+        self.attempts = 1
 
 
 class AuthenticationError(ProviderCallError):

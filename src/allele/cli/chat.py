@@ -1,7 +1,8 @@
 """``allele chat``: talk to an LLM through an NLPAgent, one-shot (``-m``) or line by line.
 
 The reply streams to stdout; errors and ``--stats`` go to stderr, so stdout is only the reply.
-Exit codes: 0 success, 1 a provider request failed, 2 invalid options or genome.
+Errors are one line each (no traceback). Exit codes: 0 success, 1 a provider request failed,
+2 invalid options or genome, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -51,11 +52,29 @@ def _load_genome(path: Path | None, traits: list[str]) -> ConversationalGenome:
 
 
 async def _reply(agent: NLPAgent, message: str) -> None:
-    async for chunk in agent.chat(message):
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    wrote = False
+    try:
+        async for chunk in agent.chat(message):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+            wrote = True
+    finally:
+        # End the (possibly partial) reply's line so an error message starts on its own line;
+        # print nothing when nothing arrived.
+        if wrote or sys.exc_info()[0] is None:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def _print_error(err: Any, exc: BaseException, *, name: bool = True) -> None:
+    """Print ``exc`` as one ``error:`` line, its text escaped from rich markup."""
+    from rich.markup import escape
+
+    text = f"{type(exc).__name__}: {exc}" if name else str(exc)
+    attempts = getattr(exc, "attempts", 1)
+    if attempts > 1:
+        text += f" (gave up after {attempts} attempts)"
+    err.print("[red]error:[/red] " + escape(text.replace("\n", " ")))
 
 
 async def _session(agent: NLPAgent, message: str | None, err: Any) -> int:
@@ -84,7 +103,7 @@ async def _session(agent: NLPAgent, message: str | None, err: Any) -> int:
             except ProviderError as exc:
                 # One failed turn should not end an interactive conversation.
                 failed = True
-                err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+                _print_error(err, exc)
     return 1 if failed else 0
 
 
@@ -138,7 +157,8 @@ def chat(
     from allele.agent import AgentConfig, NLPAgent
     from allele.errors import AlleleError, ProviderError, ValidationError
 
-    err = Console(stderr=True, highlight=False)
+    # soft_wrap: an error stays one line however narrow the terminal (and grep-able in logs).
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         genome = _load_genome(genome_file, trait)
         settings: dict[str, Any] = {
@@ -156,7 +176,7 @@ def chat(
             settings["api_key_env"] = api_key_env
         agent = NLPAgent(genome, AgentConfig(**settings))
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _print_error(err, exc, name=False)
         raise typer.Exit(2) from None
     if agent.synthetic:
         err.print(
@@ -166,14 +186,16 @@ def chat(
     try:
         code = asyncio.run(_session(agent, message, err))
     except ProviderError as exc:
-        sys.stdout.write("\n")
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        _print_error(err, exc)
         code = 1
+    except KeyboardInterrupt:
+        err.print("[dim]interrupted[/dim]")
+        code = 130
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _print_error(err, exc, name=False)
         code = 2
     except AlleleError as exc:
-        err.print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        _print_error(err, exc)
         code = 1
     if stats:
         _print_stats(agent.get_metrics(), err)

@@ -118,6 +118,7 @@ class HTTPProvider(Provider):
         self.config = config
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._api_key: str | None = None
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         """Return the request headers (authentication included)."""
@@ -137,9 +138,10 @@ class HTTPProvider(Provider):
 
     async def open(self) -> None:
         if self._client is None:
+            self._api_key = self.config.resolve_api_key()
             self._client = httpx.AsyncClient(
                 base_url=self.config.base_url,
-                headers=self.headers(self.config.resolve_api_key()),
+                headers=self.headers(self._api_key),
                 timeout=httpx.Timeout(self.config.request_timeout),
                 transport=self._transport,
             )
@@ -157,9 +159,13 @@ class HTTPProvider(Provider):
             retry_after = None if ms is None else ms / 1000.0
         if retry_after is None:
             retry_after = parse_retry_after(headers.get("retry-after"))
+        message = _error_message(response)
+        if self._api_key:
+            # Some servers echo the key they rejected; it must not reach logs or tracebacks.
+            message = message.replace(self._api_key, "<redacted>")
         return error_for_status(
             response.status_code,
-            _error_message(response),
+            message,
             provider=self.name,
             retry_after=retry_after,
         )

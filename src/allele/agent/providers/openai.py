@@ -57,7 +57,7 @@ class OpenAIProvider(HTTPProvider):
             if data == "[DONE]":
                 return
             chunk = loads_object(data, self.name)
-            if "error" in chunk:
+            if chunk.get("error") is not None:
                 raise self._stream_error(chunk["error"])
             choices = chunk.get("choices")
             if choices:
@@ -79,7 +79,7 @@ class OpenAIProvider(HTTPProvider):
         raise ProtocolError(f"{self.name} stream ended before 'data: [DONE]'", provider=self.name)
 
     def parse_reply(self, data: dict[str, Any]) -> tuple[str, Usage]:
-        if "error" in data:
+        if data.get("error") is not None:
             raise self._stream_error(data["error"])
         try:
             content = data["choices"][0]["message"]["content"]

@@ -27,7 +27,7 @@ import asyncio
 import hashlib
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from allele.agent.config import AgentConfig
 from allele.agent.errors import (
@@ -63,9 +63,18 @@ class SyntheticProvider(Provider):
     name = "synthetic"
     synthetic = True
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """``clock`` and ``sleep`` schedule the latency model (a test may drive them by hand)."""
         self.config = config
         self.settings = config.synthetic
+        self._clock = clock
+        self._sleep = sleep
         self._requests = 0
 
     def _text_rng(self, request: ChatRequest) -> random.Random:
@@ -98,15 +107,15 @@ class SyntheticProvider(Provider):
         tokens_in = message_tokens(request.system) + sum(
             message_tokens(m["content"]) for m in request.messages
         )
-        start = time.monotonic()
+        start = self._clock()
         due = 0.0
 
         async def wait(index: int) -> None:
             nonlocal due
             due += delays[index]
-            remaining = start + due - time.monotonic()
+            remaining = start + due - self._clock()
             if remaining > 0:
-                await asyncio.sleep(remaining)
+                await self._sleep(remaining)
 
         await wait(0)
         if fault in _BEFORE_FIRST_TOKEN:
