@@ -224,6 +224,53 @@ def test_retention_cleanup_forgets_old_points(clock: ManualClock) -> None:
     assert collector.points("g")[1].tolist() == [2.0]
 
 
+def test_snapshot_totals_cover_everything_ever_recorded(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, capacity=10, retention_s=60)
+    hist = collector.histogram("h", {"op": "a"})
+    requests = collector.counter("requests_total")
+    gauge = collector.gauge("g")
+    seen = []
+    for i in range(25):
+        hist.observe(float(i))
+        requests.inc(2)
+        gauge.set(float(i))
+        collector.fold()
+        clock.advance(1.0)
+        seen.append(collector.snapshot("h", window_s=5)[0].count)
+    assert seen == list(range(1, 26))  # the ring holds 10, the totals keep counting
+    by_name = {s.key.name: s for s in collector.snapshot(window_s=5)}
+    assert list(by_name) == ["g", "h", "requests_total"]  # sorted by name
+    h = by_name["h"]
+    assert (h.count, h.sum, h.last) == (25, float(sum(range(25))), 24.0)
+    # The window: points folded at the last 5 ticks (now is 25 s after the first).
+    assert h.window.count == 5 and h.window.p50 == pytest.approx(
+        np.percentile([20, 21, 22, 23, 24], 50)
+    )
+    assert (by_name["requests_total"].sum, by_name["requests_total"].last) == (50.0, 50.0)
+    assert by_name["requests_total"].count == 25
+    # Retention forgets every point; the totals and a gauge's last value stay.
+    clock.advance(1000)
+    collector.cleanup()
+    assert collector.points("h", {"op": "a"})[1].size == 0
+    by_name = {s.key.name: s for s in collector.snapshot()}
+    assert (by_name["h"].count, by_name["h"].window.count) == (25, 0)
+    assert by_name["g"].last == 24.0
+    assert collector.metric_names() == {
+        "g": MetricType.GAUGE,
+        "h": MetricType.HISTOGRAM,
+        "requests_total": MetricType.COUNTER,
+    }
+
+
+def test_snapshot_counts_drops_of_the_same_fold(collector: MetricsCollector) -> None:
+    collector.gauge("g").set(float("nan"))
+    [drops] = collector.snapshot(DROPPED_METRIC)
+    assert (drops.key.labels, drops.sum) == ((("reason", "nan"),), 1.0)
+    assert collector.snapshot("g")[0].count == 0 and collector.snapshot("g")[0].last is None
+    with pytest.raises(ValidationError, match="window_s=0"):
+        collector.snapshot(window_s=0)
+
+
 def test_gauge_last_and_query_pooling(collector: MetricsCollector) -> None:
     collector.gauge("temp", {"room": "a"}).set(20)
     collector.gauge("temp", {"room": "a"}).set(21)

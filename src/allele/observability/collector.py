@@ -27,6 +27,10 @@ percentiles, computed exactly with numpy (linear interpolation, numpy's default)
 retained point in the window. Each series retains at most ``capacity`` points (a ring buffer)
 and none older than ``retention_s``; when more points than ``capacity`` fall in a window, the
 summary covers the newest ``capacity`` of them (``Summary.truncated`` says so).
+
+``snapshot(name, window_s)`` gives each series' cumulative count and sum since the collector
+started (kept by the fold, so the hot path is unchanged), its latest value and the window's
+Summary: what exporters expose, since ring eviction and retention never make those totals drop.
 """
 
 from __future__ import annotations
@@ -128,12 +132,15 @@ class _Series:
 
     __slots__ = (
         "buf",
+        "count",
         "handle",
         "key",
+        "last",
         "pending_n",
         "pending_ts",
         "pending_values",
         "ring",
+        "sum",
         "total",
     )
 
@@ -145,6 +152,11 @@ class _Series:
         self.pending_values: list[np.ndarray] = []
         self.pending_n = 0
         self.total = 0.0  # counters: the running cumulative value
+        # Since the collector started, never reset by ring eviction or retention: what a
+        # scrape exposes as a summary's _count/_sum must not go down.
+        self.count = 0  # valid values folded in (observations, sets, increments)
+        self.sum = 0.0  # their sum (for a counter, its total)
+        self.last: float | None = None  # the latest valid value (a counter: its total)
         self.handle: Any = None
 
 
@@ -322,6 +334,24 @@ class Summary:
             return self.sum if self.count else None
         value: float | None = getattr(self, agg.value)
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesSnapshot:
+    """One series now: totals since the collector started, latest value, recent window.
+
+    ``count`` is how many valid values were folded in (observations, gauge sets, counter
+    increments) and ``sum`` their sum (a counter's total); neither ever decreases, whatever the
+    ring buffer or retention forgot (``sum`` can decrease only for negative observations).
+    ``last`` is the latest value (a gauge's current value, a counter's total), None before the
+    first. ``window`` is the ``Summary`` of the retained points of the last ``window_s`` s.
+    """
+
+    key: SeriesKey
+    count: int
+    sum: float
+    last: float | None
+    window: Summary
 
 
 def summarize(
@@ -549,7 +579,10 @@ class MetricsCollector:
             if drops:
                 self._dropped.update(drops)
                 for reason, n in drops.items():
-                    self._dropped_counter(reason).inc(n)
+                    handle = self._dropped_counter(reason)
+                    handle.inc(n)
+                    # Folded now, so a read right after this fold already counts these drops.
+                    self._fold_series(self._series[handle.key], now, _Tally())
 
     def _fold_series(self, series: _Series, now: float, drops: _Tally[str]) -> None:
         buf = series.buf
@@ -562,9 +595,13 @@ class MetricsCollector:
         values = _clean(raw, series.key.kind, drops)
         if values.size == 0:
             return
+        added = float(values.sum())
+        series.count += int(values.size)
+        series.sum += added
         if series.key.kind is MetricType.COUNTER:
-            series.total += float(values.sum())
+            series.total += added
             values = np.array([series.total])
+        series.last = float(values[-1])
         ts = np.full(values.size, now)
         series.ring.extend(ts, values)
         series.pending_ts.append(ts)
@@ -630,6 +667,40 @@ class MetricsCollector:
         """Return the keys of every series (or of the series named ``name``)."""
         with self._lock:
             return [k for k in self._series if name is None or k.name == name]
+
+    def metric_names(self) -> dict[str, MetricType]:
+        """Return every metric name recorded so far with its kind, names sorted."""
+        with self._lock:
+            return dict(sorted(self._kinds.items()))
+
+    def snapshot(self, name: str | None = None, window_s: float = 60.0) -> list[SeriesSnapshot]:
+        """Return the state of every series (or of those named ``name``), sorted by name and
+        labels: cumulative count and sum since the collector started, the latest value, and
+        the aggregate of the last ``window_s`` seconds.
+
+        Unlike ``points()``, the totals cover everything ever recorded, not just the retained
+        points, so successive snapshots never see them go down (what Prometheus ``_count`` /
+        ``_sum`` and ``rate()`` need).
+        """
+        if not (isinstance(window_s, int | float) and 0 < window_s < float("inf")):
+            raise ValidationError(f"window_s={window_s!r} must be a positive number of seconds")
+        with self._lock:
+            self.fold()
+            now = self.clock.time()
+            chosen = sorted(
+                (s for k, s in self._series.items() if name is None or k.name == name),
+                key=lambda s: (s.key.name, s.key.labels),
+            )
+            return [
+                SeriesSnapshot(
+                    key=s.key,
+                    count=s.count,
+                    sum=s.sum,
+                    last=s.last,
+                    window=self._summarize([s], window_s, now),
+                )
+                for s in chosen
+            ]
 
     def kind_of(self, name: str) -> MetricType | None:
         """Return the kind of metric ``name``, or None if nothing of that name exists."""

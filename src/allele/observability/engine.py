@@ -18,7 +18,8 @@ persistence, behind one object -- and the process-wide instance.
 What runs in the background (one daemon thread, started by ``start()``):
 
 * every tick (1 s, or the collection interval if shorter): fold recorded points into the
-  collector, which stamps their time (so timestamps have about one tick of resolution);
+  collector, which stamps their time (so timestamps have about one tick of resolution), then
+  call the tick listeners (``add_tick_listener``; e.g. the OpenTelemetry bridge's ``sync``);
 * every ``collection_interval`` seconds: sample the process, the machine and the GPUs (recorded
   as ``allele_system_*``, ``allele_process_*`` and ``allele_gpu_*`` series), publish each
   component's error rate and heartbeat age as gauges, and evaluate the alert rules;
@@ -37,7 +38,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, overload
 
 from allele.errors import ValidationError
@@ -136,6 +137,7 @@ class ObservabilityEngine:
         self._watcher: SettingsWatcher | None = None
         self._follow_global = follow_global_settings
         self._errors = 0
+        self._tick_listeners: tuple[Callable[[], object], ...] = ()
         if follow_global_settings:
             add_settings_listener(self._on_global_settings)
 
@@ -221,8 +223,8 @@ class ObservabilityEngine:
         next_collect = time.monotonic() + interval
         next_cleanup = time.monotonic() + CLEANUP_INTERVAL_S
         while not self._stop.wait(tick):
+            self.tick()
             try:
-                self.collector.fold()
                 now = time.monotonic()
                 if now >= next_collect:
                     self.collect_once()
@@ -235,6 +237,37 @@ class ObservabilityEngine:
             except Exception:  # the monitor must outlive its own bugs
                 self._errors += 1
                 logger.exception("observability background tick failed")
+
+    def add_tick_listener(self, listener: Callable[[], object]) -> None:
+        """Have ``listener()`` called on every tick, right after the fold.
+
+        It runs on the engine's thread holding no lock of the engine or the collector, so it
+        may read the collector or wait on other locks (``OtelBridge.sync`` registers new
+        instruments this way, outside any OpenTelemetry collection). Its exceptions are logged
+        and counted in the status, never raised. Adding the same listener twice is a no-op.
+        """
+        if listener not in self._tick_listeners:
+            # Replaced, never mutated: the tick iterates the tuple it read without a lock.
+            self._tick_listeners = (*self._tick_listeners, listener)
+
+    def remove_tick_listener(self, listener: Callable[[], object]) -> None:
+        """Stop calling ``listener`` on ticks (nothing happens if it was not added)."""
+        self._tick_listeners = tuple(f for f in self._tick_listeners if f != listener)
+
+    def tick(self) -> None:
+        """Fold recorded points into the collector and call the tick listeners, as the
+        background thread does every tick (callers without the thread may tick themselves)."""
+        try:
+            self.collector.fold()
+        except Exception:  # the monitor must outlive its own bugs
+            self._errors += 1
+            logger.exception("observability fold failed")
+        for listener in self._tick_listeners:
+            try:
+                listener()
+            except Exception:
+                self._errors += 1
+                logger.exception("observability tick listener %r failed", listener)
 
     def collect_once(self) -> SystemMetrics | None:
         """Sample the system, publish component health and evaluate alerts now; return the

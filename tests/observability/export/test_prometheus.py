@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import numpy as np
@@ -13,6 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from allele.errors import ValidationError
+from allele.observability.clock import ManualClock
+from allele.observability.collector import MetricsCollector
 from allele.observability.export.prometheus import (
     CONTENT_TYPE,
     escape_label_value,
@@ -28,7 +32,7 @@ from .conftest import LATENCIES, T0
 ALLELE = [sys.executable, "-c", "from allele.cli import main; main()"]
 
 
-def _families(text: str) -> dict[str, object]:
+def _families(text: str) -> dict[str, Any]:
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
@@ -57,6 +61,52 @@ def test_collector_exposition_parses_with_the_reference_parser(collector, clock)
     for q in (0.5, 0.95, 0.99):
         key = ("latency_seconds", (("quantile", str(q)), *route))
         assert latency[key] == pytest.approx(np.quantile(recent, q))
+
+
+def test_summary_count_and_sum_cover_every_observation_and_never_decrease():
+    """Scrapes while the ring buffer (capacity 50) wraps: totals keep growing for rate()."""
+    clock = ManualClock(start=T0)
+    collector = MetricsCollector(clock=clock, capacity=50)
+    latency = collector.timer("latency_seconds")
+    requests = collector.counter("requests")
+    recorded: list[float] = []
+    scrapes = []
+    for batch in range(4):  # 4 x 40 = 160 observations, more than 3 ring capacities
+        for i in range(40):
+            value = 0.001 * (batch * 40 + i + 1)
+            latency.observe(value)
+            requests.inc()
+            recorded.append(value)
+            clock.advance(0.5)
+            collector.fold()
+        latency_family = _values(_families(exposition(collector, window_s=10))["latency_seconds"])
+        requests_family = _values(_families(exposition(collector))["requests"])
+        scrapes.append(
+            (
+                latency_family[("latency_seconds_count", ())],
+                latency_family[("latency_seconds_sum", ())],
+                requests_family[("requests_total", ())],
+            )
+        )
+        assert scrapes[-1][0] == len(recorded)
+        assert scrapes[-1][1] == pytest.approx(sum(recorded))
+        assert scrapes[-1][2] == len(recorded)
+    counts = [count for count, _, _ in scrapes]
+    assert counts == [40, 80, 120, 160] and collector.points("latency_seconds")[1].size == 50
+    assert all(b[1] > a[1] for a, b in itertools.pairwise(scrapes))
+    # Quantiles still cover only the window: observation k was folded at T0 + k/2 and now is
+    # T0 + 80, so the last 10 s (start inclusive) hold observations 140..160.
+    quantile = latency_family[("latency_seconds", (("quantile", "0.5"),))]
+    assert quantile == pytest.approx(np.quantile(recorded[-21:], 0.5))
+
+
+def test_a_counter_is_exposed_at_zero_and_a_gauge_from_its_first_value(clock):
+    collector = MetricsCollector(clock=clock)
+    collector.counter("jobs", {"queue": "a"})
+    collector.gauge("depth")
+    families = _families(exposition(collector))
+    assert _values(families["jobs"]) == {("jobs_total", (("queue", "a"),)): 0.0}
+    assert "depth" not in families
 
 
 def test_text_has_one_help_and_type_per_family_and_counters_end_in_total(collector):
@@ -137,7 +187,7 @@ async def test_asgi_app_answers_get_head_404_and_405(collector):
 
 
 async def test_asgi_app_completes_the_lifespan_protocol(collector):
-    messages = asyncio.Queue()
+    messages: asyncio.Queue[dict[str, str]] = asyncio.Queue()
     for kind in ("lifespan.startup", "lifespan.shutdown"):
         messages.put_nowait({"type": kind})
     sent: list[dict] = []

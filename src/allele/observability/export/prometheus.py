@@ -6,7 +6,8 @@ Mapping (chosen once, here):
   unless the name already ends with it);
 * gauges: ``# TYPE <name> gauge`` with the latest value;
 * histograms, timers and distributions: **summaries** -- ``<name>{quantile="0.5|0.95|0.99"}``
-  over the last ``window_s`` seconds, plus ``<name>_sum`` and ``<name>_count``. Summaries, not
+  over the last ``window_s`` seconds, plus ``<name>_sum`` and ``<name>_count`` of everything
+  recorded (a live collector's totals since it started: they never go down). Summaries, not
   ``_bucket`` histograms, because the collector keeps raw points and computes exact quantiles
   on read; buckets would need bucket bounds chosen per metric in advance.
 

@@ -8,22 +8,28 @@ What a sample holds, by kind:
 * counter: ``value`` is the cumulative total (the collector drains counters as running totals,
   so the store's latest point is the total too);
 * gauge: ``value`` is the latest point;
-* histogram, timer, distribution: ``count`` and ``sum`` of every point the source holds -- all
-  stored points for a store, the retained points (ring buffer: ``capacity`` points no older than
-  ``retention_s``) for a live collector -- and the 0.5/0.95/0.99 ``quantiles`` of the points of
-  the last ``window_s`` seconds (NaN when that window is empty).
+* histogram, timer, distribution: ``count`` and ``sum`` of every point -- for a live collector
+  everything recorded since it started (its ``snapshot()`` totals, which never go down, whatever
+  the ring buffer forgot), for a store every stored point -- and the 0.5/0.95/0.99 ``quantiles``
+  of the points of the last ``window_s`` seconds (NaN when that window is empty).
+
+A live collector's counters appear from the moment their handle exists (at 0 before the first
+increment, as Prometheus clients do); its gauges from their first value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from allele.errors import ValidationError
 from allele.observability.types import MetricType, SeriesKey
+
+if TYPE_CHECKING:
+    from allele.observability.collector import SeriesSnapshot
 
 QUANTILES = (0.5, 0.95, 0.99)
 DISTRIBUTIONS = frozenset({MetricType.HISTOGRAM, MetricType.TIMER, MetricType.DISTRIBUTION})
@@ -43,11 +49,7 @@ class Sample:
 class CollectorLike(Protocol):
     """The reading side of ``MetricsCollector`` that samples need."""
 
-    def series_keys(self, name: str | None = None) -> list[SeriesKey]: ...
-
-    def points(
-        self, name: str, labels: Any = None, kind: MetricType | None = None
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+    def snapshot(self, name: str | None = None, window_s: float = 60.0) -> list[SeriesSnapshot]: ...
 
 
 SampleSource = Callable[[str | None], list[Sample]]
@@ -69,22 +71,22 @@ def _check_window(window_s: float) -> float:
 def collector_samples(
     collector: CollectorLike, name: str | None = None, window_s: float = 600.0
 ) -> list[Sample]:
-    """Samples of every series (or of metric ``name``) in a live collector."""
+    """Samples of every series (or of metric ``name``) in a live collector, from its snapshot."""
     window = _check_window(window_s)
-    clock = getattr(collector, "clock", None)
     samples = []
-    for key in sorted(collector.series_keys(name), key=lambda k: (k.name, k.labels)):
-        ts, values = collector.points(key.name, dict(key.labels), key.kind)
-        if values.size == 0:
-            continue
+    for snap in collector.snapshot(name, window):
+        key = snap.key
         if key.kind in DISTRIBUTIONS:
-            now = clock.time() if clock is not None else float(ts[-1])
-            recent = values[ts >= now - window]
-            samples.append(
-                Sample(key, None, int(values.size), float(values.sum()), _quantiles(recent))
+            recent = snap.window
+            quantiles = tuple(
+                (q, float("nan") if v is None else v)
+                for q, v in zip(QUANTILES, (recent.p50, recent.p95, recent.p99), strict=True)
             )
-        else:
-            samples.append(Sample(key, float(values[-1])))
+            samples.append(Sample(key, None, snap.count, snap.sum, quantiles))
+        elif key.kind is MetricType.COUNTER:
+            samples.append(Sample(key, snap.sum, snap.count, snap.sum))
+        elif snap.last is not None:
+            samples.append(Sample(key, snap.last, snap.count, snap.sum))
     return samples
 
 
@@ -127,7 +129,7 @@ def sample_source(source: Any, window_s: float = 600.0) -> SampleSource:
             return store_samples(source, name, window_s)
 
         return from_store
-    if hasattr(source, "series_keys") and hasattr(source, "points"):
+    if hasattr(source, "snapshot") and hasattr(source, "series_keys"):
 
         def from_collector(name: str | None = None) -> list[Sample]:
             return collector_samples(source, name, window_s)
