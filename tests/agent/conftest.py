@@ -343,6 +343,26 @@ def sleeps() -> SleepRecorder:
     return SleepRecorder()
 
 
+class ManualClock:
+    """A monotonic clock that only moves when something sleeps on it (records the sleeps)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
 def fast_config(**overrides: Any) -> AgentConfig:
     settings: dict[str, Any] = {
         "model": "test-model",

@@ -119,3 +119,21 @@ def test_interactive_turn_failure_is_reported_and_the_session_continues(server, 
     assert result.stderr.count("error: ProtocolError: openai stream was cut mid-reply") == 1
     # Only the completed exchange is history: the second request does not carry the first.
     assert [m["content"] for m in server.received[1].json["messages"][1:]] == ["two"]
+
+
+def test_ollama_provider_whole_reply(server, wire):
+    final = {
+        "model": "llama3.2",
+        "message": {"role": "assistant", "content": "Bonjour."},
+        "done": True,
+        "prompt_eval_count": 9,
+        "eval_count": 3,
+    }
+    server.script(wire.json_reply(final))
+    args = ["chat", "--provider", "ollama", "--model", "llama3.2", "--base-url", server.url]
+    result = runner.invoke(app, [*args, "--no-stream", "-m", "salut"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "Bonjour.\n"
+    (request,) = server.received
+    assert request.path == "/api/chat" and request.json["stream"] is False
+    assert request.json["model"] == "llama3.2"

@@ -160,11 +160,23 @@ async def test_malformed_json_body_is_a_protocol_error(server, wire, make_config
             await agent.complete("hi")
 
 
-async def test_stream_ending_without_done_is_a_protocol_error(server, wire, make_config, sleeps):
-    server.script(wire.sse_reply(wire.openai_stream(["partial"], usage=None, done=False)))
+async def test_stream_ending_before_finish_reason_is_a_protocol_error(
+    server, wire, make_config, sleeps
+):
+    role_and_text = wire.openai_stream(["partial"], usage=None, done=False)[:2]
+    server.script(wire.sse_reply(role_and_text))
     async with agent_for(server, make_config, sleeps) as agent:
-        with pytest.raises(ProtocolError, match=r"\[DONE\]"):
+        with pytest.raises(ProtocolError, match=r"finish_reason' and 'data: \[DONE\]"):
             await collect(agent, "hi")
+    assert len(server.received) == 1
+
+
+async def test_finished_stream_without_done_marker_is_complete(server, wire, make_config, sleeps):
+    # llama.cpp-style servers may close the body after the finish_reason chunk.
+    server.script(wire.sse_reply(wire.openai_stream(["whole"], usage=None, done=False)))
+    async with agent_for(server, make_config, sleeps) as agent:
+        assert await collect(agent, "hi") == ["whole"]
+    assert agent.get_metrics()["successes"] == 1
 
 
 async def test_error_object_inside_stream_is_a_server_error(server, wire, make_config, sleeps):

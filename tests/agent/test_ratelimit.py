@@ -1,4 +1,4 @@
-"""Token buckets and the request / token rate limiter, on a fake clock."""
+"""Token buckets and the request / token rate limiter, on a manual clock."""
 
 from __future__ import annotations
 
@@ -7,23 +7,7 @@ import pytest
 from allele.agent.ratelimit import RateLimiter, TokenBucket
 
 
-class FakeTime:
-    """A clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def test_bucket_allows_a_minute_of_burst_then_makes_callers_wait():
-    clock = FakeTime()
+def test_bucket_allows_a_minute_of_burst_then_makes_callers_wait(clock):
     bucket = TokenBucket(60, clock=clock)  # one per second
     assert [bucket.reserve(1) for _ in range(60)] == [0.0] * 60
     assert bucket.reserve(1) == pytest.approx(1.0)
@@ -32,23 +16,20 @@ def test_bucket_allows_a_minute_of_burst_then_makes_callers_wait():
     assert bucket.level == pytest.approx(0.0)
 
 
-def test_request_larger_than_capacity_waits_for_a_full_bucket_not_forever():
-    clock = FakeTime()
+def test_request_larger_than_capacity_waits_for_a_full_bucket_not_forever(clock):
     bucket = TokenBucket(600, clock=clock)
     assert bucket.reserve(10_000) == 0.0  # capped at the capacity
     assert bucket.reserve(600) == pytest.approx(60.0)
 
 
-def test_refund_is_capped_at_capacity():
-    clock = FakeTime()
+def test_refund_is_capped_at_capacity(clock):
     bucket = TokenBucket(100, clock=clock)
     bucket.reserve(50)
     bucket.refund(500)
     assert bucket.level == 100
 
 
-async def test_limiter_waits_for_the_tighter_of_requests_and_tokens():
-    clock = FakeTime()
+async def test_limiter_waits_for_the_tighter_of_requests_and_tokens(clock):
     limiter = RateLimiter(
         requests_per_minute=120, tokens_per_minute=600, clock=clock, sleep=clock.sleep
     )
@@ -57,8 +38,7 @@ async def test_limiter_waits_for_the_tighter_of_requests_and_tokens():
     assert waited == pytest.approx(30.0) and clock.sleeps == [pytest.approx(30.0)]
 
 
-async def test_settle_refunds_unused_reservation():
-    clock = FakeTime()
+async def test_settle_refunds_unused_reservation(clock):
     limiter = RateLimiter(None, 1000, clock=clock, sleep=clock.sleep)
     await limiter.acquire(1000)
     limiter.settle(reserved=1000, used=200)

@@ -14,6 +14,8 @@ from allele.agent import (
 from allele.agent.providers import SyntheticProvider
 from allele.genome import ConversationalGenome
 
+from .conftest import ManualClock
+
 INSTANT = {"ttft_s": 0.0, "per_token_s": 0.0}
 
 
@@ -123,25 +125,11 @@ async def test_injected_retryable_errors_are_retried(sleeps):
     assert metrics["successes"] == 5 and metrics["retries"] == len(sleeps.delays) > 0
 
 
-class ManualClock:
-    """A monotonic clock that moves only when the provider sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 async def run_latency_model(stream: bool = True, **synthetic) -> list[float]:
+    """Return the sleeps the latency model asked for while streaming one 5-token reply."""
     settings = {"reply_tokens_min": 5, "reply_tokens_max": 5, **synthetic}
     config = AgentConfig(provider="synthetic", synthetic=settings, streaming=stream)
-    clock = ManualClock()
+    clock = ManualClock()  # a fresh clock per run, so runs can be compared
     provider = SyntheticProvider(config, clock=clock, sleep=clock.sleep)
     async with NLPAgent(ConversationalGenome(), config, provider=provider) as agent:
         assert len([c async for c in agent.chat("hi")]) == (5 if stream else 1)

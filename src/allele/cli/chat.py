@@ -58,12 +58,14 @@ async def _reply(agent: NLPAgent, message: str) -> None:
             sys.stdout.write(chunk)
             sys.stdout.flush()
             wrote = True
-    finally:
-        # End the (possibly partial) reply's line so an error message starts on its own line;
-        # print nothing when nothing arrived.
-        if wrote or sys.exc_info()[0] is None:
+    except BaseException:
+        # End a partial reply's line so the error (on stderr) starts on its own line.
+        if wrote:
             sys.stdout.write("\n")
             sys.stdout.flush()
+        raise
+    sys.stdout.write("\n")
+    sys.stdout.flush()
 
 
 def _print_error(err: Any, exc: BaseException, *, name: bool = True) -> None:

@@ -3,7 +3,9 @@
 ``POST {base_url}/chat/completions`` with the system prompt as the first ``role: system``
 message. Streaming replies are Server-Sent Events ``data: {chunk}`` ending with
 ``data: [DONE]``; ``stream_options.include_usage`` asks for a final chunk carrying ``usage``
-(servers that ignore it leave the agent to estimate tokens).
+with an empty ``choices`` list (servers that ignore it leave the agent to estimate tokens).
+A body that ends cleanly after a ``finish_reason`` but without ``[DONE]`` is accepted (some
+compatible servers omit it); one that ends before any ``finish_reason`` raises ProtocolError.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class OpenAIProvider(HTTPProvider):
         return ServerError(message, provider=self.name)
 
     async def parse_stream(self, response: httpx.Response) -> AsyncIterator[StreamItem]:
+        finished = False
         async for _event, data in iter_sse(response.aiter_lines()):
             if data == "[DONE]":
                 return
@@ -61,6 +64,9 @@ class OpenAIProvider(HTTPProvider):
                 raise self._stream_error(chunk["error"])
             choices = chunk.get("choices")
             if choices:
+                finished = finished or bool(
+                    isinstance(choices[0], dict) and choices[0].get("finish_reason")
+                )
                 delta = choices[0].get("delta") if isinstance(choices[0], dict) else None
                 if not isinstance(delta, dict):
                     raise ProtocolError(
@@ -76,7 +82,14 @@ class OpenAIProvider(HTTPProvider):
                     int_or_none(usage.get("prompt_tokens")),
                     int_or_none(usage.get("completion_tokens")),
                 )
-        raise ProtocolError(f"{self.name} stream ended before 'data: [DONE]'", provider=self.name)
+        if finished:
+            # Some compatible servers close a complete stream without 'data: [DONE]'; the
+            # body ended cleanly (a cut connection raises in the transport) after finish_reason.
+            return
+        raise ProtocolError(
+            f"{self.name} stream ended before 'finish_reason' and 'data: [DONE]'",
+            provider=self.name,
+        )
 
     def parse_reply(self, data: dict[str, Any]) -> tuple[str, Usage]:
         if data.get("error") is not None:
