@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from allele.cli import app
+from allele.cli.demo import code_change, comparison_story
 from allele.observability.benchmarking import storage
+from allele.observability.benchmarking.compare import compare_runs
+from allele.observability.benchmarking.model import CellResult, SuiteRun
 
 runner = CliRunner()
 
@@ -25,9 +29,74 @@ def test_demo_stores_compares_with_the_previous_run_and_writes_reports(tmp_path:
 
     second = runner.invoke(app, args)
     assert second.exit_code == 0, second.output
-    assert "compared with the demo run of" in second.output
     runs = storage.list_runs(uri, name="python-quick")
     assert len(runs) == 2 and all(r.status == "complete" and r.n_cells == 6 for r in runs)
+    newest, oldest = runs
+    text = " ".join(second.output.split())
+    assert f"compared with the previous run {oldest.suite_id[:8]}" in text
+    assert f"stored as run {newest.suite_id[:8]}" in text
+    assert "vs last" in text and "items/s" in text
+    # The run records the commit of the code under test even from outside a checkout.
+    assert storage.load_run(uri, newest.suite_id).commit.get("id")
+
+
+def _cells(shift: float, moved: int, total: int = 8) -> tuple[SuiteRun, SuiteRun]:
+    rng = np.random.default_rng(3)
+    base, cur = [], []
+    for i in range(total):
+        x = 1e-3 * (1 + 0.01 * rng.standard_normal(15))
+        y = 1e-3 * (1 + 0.01 * rng.standard_normal(15)) * (1 + shift if i < moved else 1.0)
+        base.append(CellResult(params={"i": i}, samples={"time_s": x.tolist()}))
+        cur.append(CellResult(params={"i": i}, samples={"time_s": y.tolist()}))
+    clean = {"id": "a" * 40, "dirty": False}
+    return (
+        SuiteRun(
+            name="evolution-quick",
+            component="evolution",
+            suite_id="b" * 32,
+            cells=base,
+            commit=clean,
+        ),
+        SuiteRun(
+            name="evolution-quick",
+            component="evolution",
+            suite_id="c" * 32,
+            cells=cur,
+            commit=clean,
+        ),
+    )
+
+
+def test_story_of_a_grid_that_moved_together_on_the_same_code() -> None:
+    previous, run = _cells(shift=0.4, moved=8)
+    comparison = compare_runs(previous, run)
+    lines = comparison_story(previous, run, comparison, calibrated=False)
+    assert "same code: commit aaaaaaaa" in lines[0]
+    assert lines[1] == "8 cells slower, 0 faster, 0 unchanged"
+    moved = next(line for line in lines if "moved together" in line)
+    assert "100% of the cells the same way" in moved and "+40." in moved
+    assert any("measure the machine's run-to-run noise" in line for line in lines)
+    assert any("allele bench calibrate evolution --quick" in line for line in lines)
+    # Calibrated noise already accounted for: no advice to calibrate.
+    calibrated = comparison_story(previous, run, comparison, calibrated=True)
+    assert not any("calibrate" in line for line in calibrated)
+
+
+def test_story_of_one_slower_cell_after_a_code_change() -> None:
+    previous, run = _cells(shift=0.4, moved=1)
+    run.commit = {"id": "d" * 40, "dirty": False}
+    comparison = compare_runs(previous, run)
+    lines = comparison_story(previous, run, comparison, calibrated=False)
+    assert "code changed: commit aaaaaaaa -> dddddddd" in lines[0]
+    assert lines[1] == "1 cell slower, 0 faster, 7 unchanged"
+    assert not any("moved together" in line or "run-to-run noise" in line for line in lines)
+
+
+def test_code_change_wording() -> None:
+    clean = {"id": "1" * 40, "dirty": False}
+    assert code_change({}, clean) == "commit unknown"
+    assert code_change({"error": "no git"}, clean) == "commit unknown"
+    assert code_change(clean, {**clean, "dirty": True}).startswith("same commit 11111111, with")
 
 
 def test_bench_run_list_and_baseline_set(tmp_path: Path) -> None:

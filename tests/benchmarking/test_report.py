@@ -36,7 +36,12 @@ def _grid(factor: float, seed: int, suite_id: str) -> SuiteRun:
                 CellResult(
                     params={"population": population, "mutation_rate": rate},
                     samples={"time_s": times.tolist()},
-                    metrics={"best_fitness": 0.5 + population / 1000},
+                    metrics={
+                        "best_fitness": 0.5 + population / 1000,
+                        "generations_per_s": 5000.0 / population,
+                        "ops_per_s": 1000.0 / population,
+                        "peak_rss_bytes": 5e7,
+                    },
                 )
             )
     cells.append(
@@ -133,7 +138,8 @@ def test_html_report_is_self_contained_and_marks_regressions(runs, tmp_path: Pat
     # plotly.js is inline: no script is fetched from the network.
     assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?https?:", text, re.IGNORECASE)
     assert "Plotly.newPlot" in text and len(text) > 1_000_000
-    assert text.count("Plotly.newPlot") == 3  # heatmap, distributions, scaling
+    # change heatmap, median heatmap, distributions, scaling
+    assert text.count("Plotly.newPlot") == 4
     assert '<tr class="regression">' in text and SLOW_CELL in text
     assert "\\u25b2" in text or "▲" in text  # the heatmap's regression mark (JSON-escaped)
 
@@ -175,3 +181,53 @@ def test_html_with_three_parameters_offers_one_heatmap_per_slice() -> None:
     assert len(fig.data) == 2
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["c=x", "c=y"]
     assert "Plotly.newPlot" in html_report(run)
+
+
+def test_html_change_heatmap_holds_each_cells_shift(runs) -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report import html
+
+    _, current, comparison = runs
+    fig = html._change_heatmap(summarize_run(current, comparison))
+    trace = fig.data[0]
+    slow = comparison.cell(SLOW_CELL)
+    assert slow is not None and slow.verdict == "regression"
+    # population 200 is column 2, mutation_rate 0.2 row 1; values in percent.
+    assert trace.z[1][2] == pytest.approx(slow.shift * 100)
+    assert trace.text[1][2] == f"{slow.shift * 100:+.1f}% ▲"
+    # Centred on zero and symmetric, so white means unchanged.
+    assert trace.zmid == 0 and trace.zmin == -trace.zmax and trace.zmax >= slow.shift * 100
+    assert html._change_heatmap(summarize_run(current)) is None  # nothing to compare
+
+
+def test_html_uses_log_scales_when_the_grid_spans_decades() -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report import html
+
+    cells = [
+        CellResult(params={"size": size, "kind": kind}, samples={"time_s": [t, t * 1.01, t * 0.99]})
+        for size, t in ((10, 1e-5), (100, 1e-4), (1000, 1e-3))
+        for kind in ("a", "b")
+    ]
+    summary = summarize_run(SuiteRun(name="wide", component="t", cells=cells))
+    heat = html._heatmap(summary)
+    assert heat.data[0].z[0][0] == pytest.approx(-5.0)  # log10 of 10 us
+    assert heat.data[0].colorbar.ticktext[0] == "10 us"
+    scaling = html._scaling(summary)
+    assert scaling.layout.xaxis.type == "log" and scaling.layout.yaxis.type == "log"
+    assert html._distributions(summary).layout.yaxis.type == "log"
+
+
+def test_html_table_shows_workload_throughput_quality_and_memory(runs) -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report.summary import figure_columns
+
+    _, current, comparison = runs
+    assert figure_columns(current) == [
+        ("generations_per_s", "generations/s"),
+        ("best_fitness", "best fitness"),
+        ("peak_rss_bytes", "peak RSS"),
+    ]
+    text = html_report(current, comparison)
+    assert "<th>generations/s</th><th>best fitness</th><th>peak RSS</th>" in text
+    assert "<td>25</td><td>0.7</td><td>50 MB</td>" in text  # population 200

@@ -106,6 +106,8 @@ def run(
 def _print_run(console: Any, result: Any) -> None:
     from rich.table import Table
 
+    from allele.observability.benchmarking.report.summary import format_value
+
     table = Table(title=f"{result.name} [{result.suite_id}]", title_justify="left")
     table.add_column("cell", overflow="fold")
     table.add_column("status")
@@ -118,21 +120,12 @@ def _print_run(console: Any, result: Any) -> None:
         table.add_row(
             cell.key,
             cell.status if cell.status == "ok" else f"[red]{cell.status}[/red]",
-            format_seconds(m.get("latency_p50_s")),
-            format_seconds(m.get("latency_p95_s")),
+            format_value(m.get("latency_p50_s"), "time_s"),
+            format_value(m.get("latency_p95_s"), "time_s"),
             str(len(cell.samples.get("time_s", []))),
             cell.node or "",
         )
     console.print(table)
-
-
-def format_seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if value >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} ns"
 
 
 @bench_app.command("list")

@@ -4,8 +4,13 @@ The demo runs the reduced (``[quick]``) variant of the built-in ``evolution`` an
 suites -- the full matrices (20 and 12 cells), 3 worker processes of 5 samples per cell, fewer
 generations and shorter sequences per operation -- which takes about a minute or two on 2 cores.
 Results go to the store (``--store``, ``$ALLELE_STORE_URI`` or ``sqlite:///allele.db``); when an
-earlier demo run of a suite is stored, the new run is compared with it. One HTML report per
-suite is written to ``--output`` and a summary table is printed.
+earlier demo run of a suite is stored, the new run is compared with it, using the cells' A/A
+noise when ``allele bench calibrate`` measured it. One HTML report per suite is written to
+``--output`` and a summary table is printed.
+
+A comparison alone cannot tell a slower program from a busier machine, so the demo also says
+whether the code changed between the two runs (their commits) and whether the whole grid moved
+together (the signature of the machine's speed changing).
 """
 
 from __future__ import annotations
@@ -13,20 +18,27 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from allele.cli import app
 
+if TYPE_CHECKING:
+    from allele.observability.benchmarking.compare import Comparison
+    from allele.observability.benchmarking.model import SuiteRun
+
 DEMO_SUITES = ("evolution", "kraken")
 
-# The quality figure each component reports, shown in the summary table.
-_QUALITY = {
-    "evolution": "best_fitness",
-    "kraken": "memory_capacity",
-    "agent": "tokens_out_per_turn",
+# The workload's own throughput unit and quality figure shown in the summary table.
+_FIGURES = {
+    "evolution": ("generations_per_s", "best_fitness"),
+    "kraken": ("steps_per_s", "memory_capacity"),
+    "agent": ("tokens_per_s", "tokens_out_per_turn"),
+    "python": ("items_per_s", ""),
 }
+# The share of compared cells that must move the same way for "the whole grid moved".
+_TOGETHER = 0.75
 
 
 @app.command()
@@ -50,35 +62,46 @@ def demo(
 
     from allele.errors import AlleleError
     from allele.observability.store import open_store
+    from allele.observability.store.faults import safe_url
 
-    console = Console()
+    console = Console(highlight=False)
     try:
         opened = open_store(store)
-        rows: list[dict[str, Any]] = []
+        where = safe_url(opened.uri)
+        tables: list[Any] = []
         reports: list[Path] = []
         for name in suites:
-            report, summary = _run_one(console, opened, name, output, workers, progress)
+            report, table = _run_one(console, opened, where, name, output, workers, progress)
             reports.append(report)
-            rows.extend(summary)
+            tables.append(table)
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]: measured cells are stored")
+        console.print(
+            "[yellow]interrupted[/yellow]: the cells measured so far are stored; "
+            "`allele bench run <suite> --quick --resume` continues a suite"
+        )
         raise typer.Exit(130) from None
     except AlleleError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from exc
-    for table in _summary_tables(rows):
+    for table in tables:
         console.print(table)
+    console.print(
+        "▲ slower / ▼ faster: significant (Mann-Whitney U, Benjamini-Hochberg q < 0.05) and "
+        "beyond the cell's floor (5%, or its calibrated noise); other changes are within noise."
+    )
+    console.print(f"results stored in {where} (see `allele bench list`)")
+    console.print("HTML reports (self-contained, open offline in a browser):")
     for report in reports:
-        console.print(f"report: [bold]{report.resolve()}[/bold]", highlight=False)
+        console.print(f"  {report.resolve()}", soft_wrap=True)
 
 
 def _run_one(
-    console: Any, store: Any, name: str, output: Path, workers: int, progress: bool
-) -> tuple[Path, list[dict[str, Any]]]:
+    console: Any, store: Any, where: str, name: str, output: Path, workers: int, progress: bool
+) -> tuple[Path, Any]:
     from allele.observability.benchmarking.compare import compare_runs
     from allele.observability.benchmarking.report.html import write_html_report
     from allele.observability.benchmarking.runner import run_suite
-    from allele.observability.benchmarking.storage import list_runs, load_run
+    from allele.observability.benchmarking.storage import list_runs, load_calibration, load_run
     from allele.observability.benchmarking.suites import builtin_suite
 
     suite = builtin_suite(name).quick_variant().resolved(workers=workers)
@@ -87,78 +110,134 @@ def _run_one(
     ]
     previous = load_run(store, previous_runs[0].suite_id) if previous_runs else None
     console.print(
-        f"[bold]{suite.name}[/bold]: {len(suite.cells())} cells x {suite.runs} processes "
-        f"({workers} at once)",
-        highlight=False,
+        f"[bold]{suite.name}[/bold]: {len(suite.cells())} cells x {suite.runs} processes x "
+        f"{suite.samples} samples ({workers} processes at once)"
     )
     run = run_suite(suite, store=store, progress=progress)
-    comparison = compare_runs(previous, run) if previous is not None else None
+    noise = load_calibration(store, suite.name)
+    comparison = compare_runs(previous, run, noise=noise) if previous is not None else None
     report = write_html_report(run, output / f"{suite.name}.html", comparison)
-    if comparison is None:
-        console.print("no earlier demo run stored: nothing to compare with yet")
+    console.print(f"  stored as run {run.suite_id[:8]} in {where}")
+    if previous is None or comparison is None:
+        console.print("  no earlier demo run of this suite is stored: nothing to compare with yet")
     else:
-        counts = comparison.counts()
-        console.print(
-            f"compared with the demo run of {previous.created_at:%Y-%m-%d %H:%M} UTC "  # type: ignore[union-attr]
-            f"({comparison.baseline_id[:8]}): {counts.get('regression', 0)} slower, "
-            f"{counts.get('improvement', 0)} faster, {counts.get('unchanged', 0)} unchanged",
-            highlight=False,
-        )
-    quality = _QUALITY.get(run.component, "")
-    rows = []
-    for cell in run.cells:
-        verdict = comparison.cell(cell.key) if comparison is not None else None
-        rows.append(
-            {
-                "suite": run.name,
-                "params": cell.params,
-                "status": cell.status,
-                "time": cell.metrics.get("latency_p50_s"),
-                "quality_name": quality,
-                "quality": cell.metrics.get(quality),
-                "verdict": verdict.verdict if verdict is not None else "",
-                "shift": verdict.shift if verdict is not None else math.nan,
-            }
-        )
-    return report, rows
+        for line in comparison_story(previous, run, comparison, calibrated=bool(noise)):
+            console.print(f"  {line}")
+    return report, _table(run, comparison)
 
 
-def _summary_tables(rows: list[dict[str, Any]]) -> list[Any]:
-    """One table per suite: a column per parameter, time per operation, quality, change."""
+def comparison_story(
+    previous: SuiteRun, run: SuiteRun, comparison: Comparison, *, calibrated: bool
+) -> list[str]:
+    """What a comparison with the previous run says, in plain lines for the demo's reader."""
+    from allele.observability.benchmarking.report.summary import format_shift
+
+    counts = comparison.counts()
+    lines = [
+        f"compared with the previous run {previous.suite_id[:8]} of "
+        f"{previous.created_at:%Y-%m-%d %H:%M} UTC ({code_change(previous.commit, run.commit)}):",
+        f"{counts['regression']} {'cell' if counts['regression'] == 1 else 'cells'} slower, "
+        f"{counts['improvement']} faster, "
+        f"{counts['unchanged']} unchanged"
+        + (f", {counts['failed']} failed" if counts["failed"] else ""),
+    ]
+    shifts = [c.shift for c in comparison.cells if not math.isnan(c.shift)]
+    if not shifts:
+        return lines
+    typical = sorted(shifts)[len(shifts) // 2]
+    same_way = max(sum(s > 0 for s in shifts), sum(s < 0 for s in shifts)) / len(shifts)
+    together = abs(typical) > comparison.threshold and same_way >= _TOGETHER
+    if together:
+        lines.append(
+            f"the whole grid moved together (median change {format_shift(typical)}, "
+            f"{same_way:.0%} of the cells the same way): the signature of the machine running "
+            "faster or slower (other load, CPU frequency), or of a change that touches every cell"
+        )
+    if _same_code(previous.commit, run.commit) and (counts["regression"] or counts["improvement"]):
+        lines.append(
+            "the code did not change, so these verdicts measure the machine's run-to-run noise"
+        )
+    if not calibrated and (counts["regression"] or counts["improvement"] or together):
+        suite = run.name.removesuffix("-quick")
+        lines.append(
+            f"`allele bench calibrate {suite} --quick` measures each cell's noise on this "
+            "machine; later comparisons then flag only changes beyond it"
+        )
+    return lines
+
+
+def code_change(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """How the code under test differs between two runs, from their commit information."""
+    old, new = before.get("id"), after.get("id")
+    if not old or not new:
+        return "commit unknown"
+    if old != new:
+        return f"code changed: commit {str(old)[:8]} -> {str(new)[:8]}"
+    if before.get("dirty") or after.get("dirty"):
+        return f"same commit {str(new)[:8]}, with uncommitted changes: the code may differ"
+    return f"same code: commit {str(new)[:8]}"
+
+
+def _same_code(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return (
+        bool(before.get("id"))
+        and before.get("id") == after.get("id")
+        and not before.get("dirty")
+        and not after.get("dirty")
+    )
+
+
+def _table(run: SuiteRun, comparison: Comparison | None) -> Any:
+    """The run as a table: a column per parameter, time per operation, throughput, quality."""
+    from rich import box
     from rich.table import Table
 
-    from allele.cli.bench import format_seconds
+    from allele.observability.benchmarking.report.summary import format_shift, format_value
 
-    tables = []
-    for suite in dict.fromkeys(row["suite"] for row in rows):
-        suite_rows = [row for row in rows if row["suite"] == suite]
-        params = list(dict.fromkeys(k for row in suite_rows for k in row["params"]))
-        table = Table(title=suite, title_justify="left")
-        for name in params:
-            table.add_column(name, justify="right")
-        table.add_column("time per op (p50)", justify="right")
-        table.add_column(
-            suite_rows[0]["quality_name"].replace("_", " ") or "quality", justify="right"
-        )
-        table.add_column("vs last demo")
-        for row in suite_rows:
-            quality = row["quality"]
-            shown = f"{quality:.4g}" if quality is not None else "-"
-            if row["status"] != "ok":
-                shown = f"[red]{row['status']}[/red]"
-            table.add_row(
-                *(str(row["params"].get(name, "")) for name in params),
-                format_seconds(row["time"]),
-                shown,
-                _change(row["verdict"], row["shift"]),
-            )
-        tables.append(table)
-    return tables
+    params = list(dict.fromkeys(k for cell in run.cells for k in cell.params))
+    unit, quality = _FIGURES.get(run.component, ("", ""))
+    table = Table(
+        title=f"{run.name} (medians)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    # Parameter and unit names are kept whole (a truncated "population_…" reads badly); the
+    # quality name may wrap onto two lines instead.
+    for name in params:
+        table.add_column(name, justify="right", min_width=len(name))
+    table.add_column("time/op", justify="right", no_wrap=True)
+    if unit:
+        label = unit.removesuffix("_per_s") + "/s"
+        table.add_column(label, justify="right", min_width=len(label))
+    if quality:
+        label = quality.replace("_", " ")
+        table.add_column(label, justify="right", max_width=max(8, *map(len, label.split())))
+    if comparison is not None:
+        table.add_column("vs last", justify="right", no_wrap=True)
+    for cell in run.cells:
+        values = [str(cell.params.get(name, "")) for name in params]
+        if cell.status != "ok":
+            values += [f"[red]{cell.status}[/red]"] + [""] * (bool(unit) + bool(quality))
+        else:
+            values.append(format_value(cell.metrics.get("latency_p50_s"), "time_s"))
+            if unit:
+                values.append(_figure(cell.metrics.get(unit)))
+            if quality:
+                values.append(_figure(cell.metrics.get(quality)))
+        if comparison is not None:
+            verdict = comparison.cell(cell.key)
+            if verdict is None or math.isnan(verdict.shift):
+                values.append(verdict.verdict if verdict is not None else "")
+            else:
+                mark = {"regression": "[red]▲[/red]", "improvement": "[green]▼[/green]"}
+                values.append(f"{format_shift(verdict.shift)} {mark.get(verdict.verdict, ' ')}")
+        table.add_row(*values)
+    return table
 
 
-def _change(verdict: str, shift: float) -> str:
-    if not verdict:
-        return ""
-    text = verdict if math.isnan(shift) else f"{shift:+.1%} {verdict}"
-    colour = {"regression": "red", "improvement": "green"}.get(verdict)
-    return f"[{colour}]{text}[/{colour}]" if colour else text
+def _figure(value: float | None) -> str:
+    """A figure with 4 significant digits, thousands and millions as k and M."""
+    if value is None or math.isnan(value):
+        return "-"
+    for suffix, scale in (("M", 1e6), ("k", 1e3)):
+        if abs(value) >= 10 * scale:
+            return f"{value / scale:.4g}{suffix}"
+    return f"{value:.4g}"

@@ -2,7 +2,8 @@
 
 ``machine_info()`` has node, processor, machine, python_compiler, python_implementation,
 python_implementation_version, python_version, python_build, release, system and cpu {...};
-``commit_info()`` has id, time, author_time, dirty, project, branch (or ``error`` outside git).
+``commit_info()`` has id, time, author_time, dirty, project, branch (or ``error`` outside git);
+``code_commit_info()`` adds ``path``, the checkout it describes.
 """
 
 from __future__ import annotations
@@ -91,3 +92,21 @@ def commit_info(path: str | Path | None = None) -> dict[str, Any]:
         "project": Path(top).name,
         "branch": "(detached head)" if branch == "HEAD" else branch,
     }
+
+
+def code_commit_info() -> dict[str, Any]:
+    """The commit of the code under test: the working directory's checkout, else Allele's own.
+
+    Run from a project's checkout, that project's commit (as pytest-benchmark records it); run
+    from elsewhere (``allele demo`` in an empty folder), the commit of the Allele checkout the
+    package is installed from, since the built-in suites measure Allele itself. ``path`` names
+    the checkout; outside any checkout the result is ``{"error": ...}``.
+    """
+    info = commit_info()
+    if "error" not in info:
+        return {**info, "path": str(Path.cwd())}
+    import allele
+
+    package = Path(allele.__file__).resolve().parent
+    own = commit_info(package)
+    return {**own, "path": str(package)} if "error" not in own else info

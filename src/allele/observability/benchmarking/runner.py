@@ -33,7 +33,7 @@ from allele.observability.benchmarking.executors.base import (
     JobResult,
     create_executor,
 )
-from allele.observability.benchmarking.machine import commit_info, machine_info
+from allele.observability.benchmarking.machine import code_commit_info, machine_info
 from allele.observability.benchmarking.model import CellResult, SuiteRun
 from allele.observability.benchmarking.progress import Progress, RichProgress, SilentProgress
 from allele.observability.benchmarking.suites import Suite
@@ -161,7 +161,7 @@ def _start_run(
         component=suite.component,
         config=config,
         machine=machine_info(),
-        commit=commit_info(),
+        commit=code_commit_info(),
         status="running",
     )
     if store is not None:

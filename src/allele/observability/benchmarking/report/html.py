@@ -3,12 +3,20 @@
 The file embeds plotly.js inline (``include_plotlyjs=True``), so it opens without a network.
 It shows, for the primary metric's median:
 
-- a heatmap over the two parameters with the most values (one heatmap per combination of the
-  other parameters, chosen from a drop-down), regressed cells marked ``▲`` and improvements ``▼``;
+- with a comparison, first a heatmap of each cell's change against the baseline (red slower,
+  blue faster, centred on 0), regressed cells marked ``▲`` and improvements ``▼``: the answer
+  at a glance;
+- a heatmap of the median over the two parameters with the most values (one heatmap per
+  combination of the other parameters, chosen from a drop-down), marked likewise; the colour
+  follows the logarithm of the median when the grid spans more than a factor of ten, so that
+  fast cells are not all one colour;
 - the sample distribution of every cell (box plots), regressed cells in red;
 - scaling curves: the median (with its CI as error bars) against the numeric parameter with the
   most values, one line per combination of the others, regressions marked with a red cross;
-- a table of every cell with its statistics and verdict.
+- a table of every cell with its statistics, its throughput in the workload's own units, its
+  quality figures and peak memory, and its verdict; and the machine and commit of the run.
+
+Axes switch to a log scale where the values span more than a factor of ten.
 
 plotly is the optional extra ``report``; it is imported only when a report is written.
 """
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +33,24 @@ from allele.errors import require
 from allele.observability.benchmarking.compare import Comparison
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
+    STAT_COLUMNS,
     CellRow,
     RunSummary,
     comparison_headline,
+    figure_columns,
+    format_figure,
     format_q,
     format_shift,
     format_shift_ci,
     format_value,
+    stat_cells,
     summarize_run,
 )
 
 _MARKS = {"regression": "▲", "improvement": "▼"}
 _COLOURS = {"regression": "#d62728", "improvement": "#2ca02c", "other": "#1f77b4"}
+# Above this ratio of largest to smallest value, an axis or a colour scale is logarithmic.
+_LOG_SPAN = 10.0
 
 
 def write_html_report(
@@ -54,7 +69,12 @@ def html_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
     summary = summarize_run(run, comparison)
     figures = [
         fig
-        for fig in (_heatmap(summary), _distributions(summary), _scaling(summary))
+        for fig in (
+            _change_heatmap(summary),
+            _heatmap(summary),
+            _distributions(summary),
+            _scaling(summary),
+        )
         if fig is not None
     ]
     divs = []
@@ -78,14 +98,28 @@ def _labels(summary: RunSummary, exclude: tuple[str, ...] = ()) -> dict[str, str
     }
 
 
-def _heatmap(summary: RunSummary) -> Any:
-    varying = summary.varying_params
-    if len(varying) < 2:
-        return None
+def _spans_decades(values: list[float]) -> bool:
+    finite = [v for v in values if v is not None and math.isfinite(v) and v > 0]
+    return bool(finite) and max(finite) / min(finite) > _LOG_SPAN
+
+
+def _grid_figure(
+    summary: RunSummary,
+    value_of: Any,
+    text_of: Any,
+    trace_style: dict[str, Any],
+    title: str,
+) -> Any:
+    """Heatmaps over the two parameters with the most values, one per slice of the others.
+
+    ``value_of(row)`` gives a cell's colour value (None leaves it blank), ``text_of(row)`` its
+    label; a drop-down picks the slice when more than two parameters vary.
+    """
     go: Any = require("plotly.graph_objects", "report")
+    varying = summary.varying_params
     x_name, y_name = varying[0], varying[1]
     xs, ys = summary.param_values[x_name], summary.param_values[y_name]
-    rest = [p for p in varying[2:]]
+    rest = varying[2:]
     slices = list(itertools.product(*(summary.param_values[p] for p in rest))) or [()]
     fig = go.Figure()
     for n, combo in enumerate(slices):
@@ -93,12 +127,14 @@ def _heatmap(summary: RunSummary) -> Any:
         z: list[list[float | None]] = [[None] * len(xs) for _ in ys]
         text = [[""] * len(xs) for _ in ys]
         for row in summary.rows:
-            if any(row.params.get(p) != v for p, v in fixed.items()) or row.stats is None:
+            if any(row.params.get(p) != v for p, v in fixed.items()):
+                continue
+            value = value_of(row)
+            if value is None:
                 continue
             i, j = ys.index(row.params[y_name]), xs.index(row.params[x_name])
-            z[i][j] = row.stats.median
-            mark = _MARKS.get(row.verdict, "")
-            text[i][j] = f"{format_value(row.stats.median, summary.metric)} {mark}".strip()
+            z[i][j] = value
+            text[i][j] = text_of(row)
         fig.add_trace(
             go.Heatmap(
                 x=[str(v) for v in xs],
@@ -106,10 +142,10 @@ def _heatmap(summary: RunSummary) -> Any:
                 z=z,
                 text=text,
                 texttemplate="%{text}",
-                colorscale="Viridis",
-                colorbar={"title": f"median {summary.metric}"},
+                hovertemplate=f"{x_name}=%{{x}}<br>{y_name}=%{{y}}<br>%{{text}}<extra></extra>",
                 visible=(n == 0),
                 name=", ".join(f"{p}={v}" for p, v in fixed.items()) or "all",
+                **trace_style,
             )
         )
     if len(slices) > 1:
@@ -122,12 +158,82 @@ def _heatmap(summary: RunSummary) -> Any:
             for n, trace in enumerate(fig.data)
         ]
         fig.update_layout(updatemenus=[{"buttons": buttons, "x": 1.0, "y": 1.15}])
-    fig.update_layout(
-        title=f"Median {summary.metric} over {x_name} × {y_name} (▲ regression, ▼ improvement)",
-        xaxis_title=x_name,
-        yaxis_title=y_name,
-    )
+    fig.update_layout(title=title, xaxis_title=x_name, yaxis_title=y_name)
     return fig
+
+
+def _heatmap(summary: RunSummary) -> Any:
+    if len(summary.varying_params) < 2:
+        return None
+    metric = summary.metric
+    medians = [row.stats.median for row in summary.rows if row.stats is not None]
+    log = _spans_decades(medians)
+
+    def value_of(row: CellRow) -> float | None:
+        if row.stats is None:
+            return None
+        median = row.stats.median
+        return math.log10(median) if log and median > 0 else median
+
+    def text_of(row: CellRow) -> str:
+        assert row.stats is not None
+        mark = _MARKS.get(row.verdict, "")
+        return f"{format_value(row.stats.median, metric)} {mark}".strip()
+
+    colorbar: dict[str, Any] = {"title": f"median {metric}"}
+    if log:
+        # Colour by log10(median), labelled in the metric's own unit.
+        low, high = math.log10(min(medians)), math.log10(max(medians))
+        ticks = [low + (high - low) * k / 4 for k in range(5)]
+        colorbar.update(tickvals=ticks, ticktext=[format_value(10**t, metric) for t in ticks])
+    style = {"colorscale": "Viridis", "colorbar": colorbar}
+    scale = " (log colour scale)" if log else ""
+    x_name, y_name = summary.varying_params[:2]
+    title = f"Median {metric} over {x_name} × {y_name}{scale}" + (
+        " (▲ regression, ▼ improvement)" if summary.comparison is not None else ""
+    )
+    return _grid_figure(summary, value_of, text_of, style, title)
+
+
+def _change_heatmap(summary: RunSummary) -> Any:
+    """The relative change of each cell against the baseline, red slower, blue faster."""
+    if summary.comparison is None or len(summary.varying_params) < 2:
+        return None
+    shifts = [
+        abs(row.comparison.shift)
+        for row in summary.rows
+        if row.comparison is not None and not math.isnan(row.comparison.shift)
+    ]
+    if not shifts:
+        return None
+    # Symmetric around 0 so that white means "no change"; at least +-10 % so that noise-sized
+    # changes stay pale.
+    bound = max(0.10, max(shifts)) * 100
+
+    def value_of(row: CellRow) -> float | None:
+        c = row.comparison
+        return None if c is None or math.isnan(c.shift) else c.shift * 100
+
+    def text_of(row: CellRow) -> str:
+        assert row.comparison is not None
+        mark = _MARKS.get(row.verdict, "")
+        return f"{format_shift(row.comparison.shift)} {mark}".strip()
+
+    sign = -1 if summary.comparison.higher_is_better else 1
+    style = {
+        # RdBu runs red to blue; reversed, high (slower) values are red.
+        "colorscale": "RdBu" if sign < 0 else "RdBu_r",
+        "zmin": -bound,
+        "zmax": bound,
+        "zmid": 0,
+        "colorbar": {"title": "change %", "ticksuffix": "%"},
+    }
+    x_name, y_name = summary.varying_params[:2]
+    title = (
+        f"Change of the median {summary.metric} against the baseline over {x_name} × {y_name} "
+        "(▲ regression, ▼ improvement: significant and beyond the floor)"
+    )
+    return _grid_figure(summary, value_of, text_of, style, title)
 
 
 def _distributions(summary: RunSummary) -> Any:
@@ -135,7 +241,11 @@ def _distributions(summary: RunSummary) -> Any:
     if not measured:
         return None
     go: Any = require("plotly.graph_objects", "report")
-    labels = _labels(summary)
+    varying = summary.varying_params
+    # Values only ("50 / 0.1"), the parameter names once in the axis title: short tick labels.
+    labels = {
+        r.key: " / ".join(str(r.params.get(p)) for p in varying) or r.key for r in summary.rows
+    }
     samples = {c.key: c.samples.get(summary.metric, []) for c in summary.run.cells}
     fig = go.Figure()
     for group in ("other", "improvement", "regression"):
@@ -153,10 +263,18 @@ def _distributions(summary: RunSummary) -> Any:
                 boxpoints="outliers",
             )
         )
+    all_values = [v for r in measured for v in samples[r.key]]
     fig.update_layout(
-        title=f"Distribution of {summary.metric} per cell",
-        yaxis_title=summary.metric,
-        xaxis={"categoryorder": "array", "categoryarray": [labels[r.key] for r in measured]},
+        title=f"Distribution of {summary.metric} per cell (points: outliers, flagged not dropped)",
+        yaxis={
+            "title": summary.metric,
+            "type": "log" if _spans_decades(all_values) else "linear",
+        },
+        xaxis={
+            "title": " / ".join(varying),
+            "categoryorder": "array",
+            "categoryarray": [labels[r.key] for r in measured],
+        },
         boxmode="overlay",
     )
     return fig
@@ -215,16 +333,44 @@ def _scaling(summary: RunSummary) -> Any:
                 marker={"symbol": "x", "size": 14, "color": _COLOURS["regression"]},
             )
         )
+    xs = [float(v) for v in summary.param_values[x_name]]
+    ys = [r.stats.median for r in summary.rows if r.stats is not None]
+    # Log-log when both span decades: a power law (time ~ size^k) is then a straight line.
+    log_x = _spans_decades(xs) and min(xs) > 0
+    log_y = _spans_decades(ys)
     fig.update_layout(
-        title=f"Scaling: median {summary.metric} against {x_name}",
-        xaxis_title=x_name,
-        yaxis_title=f"median {summary.metric}",
+        title=f"Scaling: median {summary.metric} (95% CI bars) against {x_name}"
+        + (" (log-log)" if log_x and log_y else ""),
+        xaxis={"title": x_name, "type": "log" if log_x else "linear"},
+        yaxis={"title": f"median {summary.metric}", "type": "log" if log_y else "linear"},
     )
     return fig
 
 
 def _group(row: CellRow) -> str:
     return row.verdict if row.verdict in ("regression", "improvement") else "other"
+
+
+def _provenance(run: SuiteRun) -> str:
+    """One line naming the machine, the interpreter and the commit the run measured."""
+    machine, commit = run.machine, run.commit
+    cpu = machine.get("cpu") or {}
+    parts = []
+    if machine:
+        brand = cpu.get("brand_raw") or machine.get("processor")
+        python = f"{machine.get('python_implementation', 'Python')} {machine.get('python_version')}"
+        parts.append(
+            f"machine {machine.get('node', '?')}: {brand}, {cpu.get('count', '?')} CPUs, {python}"
+        )
+    if commit.get("id"):
+        dirty = " with uncommitted changes" if commit.get("dirty") else ""
+        parts.append(
+            f"commit {str(commit['id'])[:12]} ({commit.get('project', '?')}, "
+            f"{commit.get('branch', '?')}){dirty}"
+        )
+    elif commit.get("error"):
+        parts.append("commit unknown (not run from a git checkout)")
+    return "; ".join(parts)
 
 
 def _page(summary: RunSummary, divs: list[str]) -> str:
@@ -235,30 +381,25 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
     head = [
         f"<h1>Benchmark {esc(run.name)}</h1>",
         f"<p>Run <code>{esc(run.suite_id or 'unsaved')}</code> of component "
-        f"<code>{esc(run.component)}</code>, {esc(run.created_at.isoformat())}, "
-        f"metric <code>{esc(metric)}</code>, {len(run.cells)} cells.</p>",
+        f"<code>{esc(run.component)}</code>, {run.created_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"metric <code>{esc(metric)}</code> (seconds per operation), {len(run.cells)} cells.</p>",
     ]
+    provenance = _provenance(run)
+    if provenance:
+        head.append(f'<p class="dim">{esc(provenance)}</p>')
     if comparison is not None:
         cls = "bad" if comparison.has_regressions else "good"
         head.append(f'<p class="{cls}"><b>{esc(comparison_headline(comparison))}</b></p>')
-    columns = ["cell", "status", "n", "median", "CI", "p95", "CV", "outliers"]
+    figures = figure_columns(run)
+    columns = ["cell", "status", *STAT_COLUMNS, *(label for _, label in figures)]
     if comparison is not None:
         columns += ["change", "change CI", "q", "verdict"]
+    metrics_of = {c.key: c.metrics for c in run.cells}
     rows_html = []
     for row in summary.rows:
-        s = row.stats
         values = [row.key, row.status if not row.error else f"{row.status}: {row.error}"]
-        if s is None:
-            values += ["0", "-", "-", "-", "-", "-"]
-        else:
-            values += [
-                str(s.n),
-                format_value(s.median, metric),
-                f"{format_value(s.median_ci[0], metric)} - {format_value(s.median_ci[1], metric)}",
-                format_value(s.percentiles["p95"], metric),
-                "-" if s.cv != s.cv else f"{s.cv:.1%}",
-                str(len(s.outliers)),
-            ]
+        values += stat_cells(row.stats, metric)
+        values += [format_figure(name, metrics_of[row.key].get(name)) for name, _ in figures]
         if comparison is not None:
             c = row.comparison
             values += (
@@ -281,7 +422,7 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;}"
         "td:first-child{text-align:left;font-family:monospace;}"
         "tr.regression{background:#fdd;}tr.improvement{background:#dfd;}"
-        ".bad{color:#b00;}.good{color:#070;}"
+        ".bad{color:#b00;}.good{color:#070;}.dim{color:#555;}"
     )
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'

@@ -14,6 +14,7 @@ from allele.observability.benchmarking.report.summary import (
     format_shift,
     format_shift_ci,
     format_value,
+    stat_cells,
     summarize_run,
 )
 
@@ -41,20 +42,10 @@ def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     for row in summary.rows:
-        s = row.stats
-        if s is None:
-            values = [f"`{_escape(row.key)}`", "0", f"{row.status}", "-", "-", "-"]
-        else:
-            ci = f"{format_value(s.median_ci[0], metric)} - {format_value(s.median_ci[1], metric)}"
-            cv = "-" if s.cv != s.cv else f"{s.cv:.1%}"
-            values = [
-                f"`{_escape(row.key)}`",
-                str(s.n),
-                format_value(s.median, metric),
-                ci,
-                format_value(s.percentiles["p95"], metric),
-                cv,
-            ]
+        # The markdown table leaves out the outlier count: a CI summary should stay narrow.
+        values = [f"`{_escape(row.key)}`", *stat_cells(row.stats, metric)[:-1]]
+        if row.stats is None:
+            values[2] = row.status
         if comparison is not None:
             c = row.comparison
             if c is None:

@@ -116,6 +116,70 @@ def format_value(value: float | None, metric: str) -> str:
     return f"{value:.4g}"
 
 
+STAT_COLUMNS = ("n", "median", "CI", "p95", "CV", "outliers")
+
+
+def stat_cells(stats: SampleStats | None, metric: str) -> list[str]:
+    """The ``STAT_COLUMNS`` of a cell as text, the same in every report ("-" when unmeasured)."""
+    if stats is None:
+        return ["0", "-", "-", "-", "-", "-"]
+    low, high = (format_value(v, metric) for v in stats.median_ci)
+    return [
+        str(stats.n),
+        format_value(stats.median, metric),
+        f"{low} - {high}",
+        format_value(stats.percentiles["p95"], metric),
+        "-" if math.isnan(stats.cv) else f"{stats.cv:.1%}",
+        str(len(stats.outliers)),
+    ]
+
+
+# Scalar figures every cell has that are not the workload's own (latency is in the stats).
+_TIMING_FIGURES = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "ops_per_s")
+_MEMORY_FIGURES = {
+    "peak_rss_bytes": "peak RSS",
+    "tracemalloc_peak_bytes": "tracemalloc peak",
+    "gpu_memory_used_bytes": "GPU memory",
+    "gpu_utilization_pct": "GPU use",
+}
+
+
+def figure_columns(run: SuiteRun) -> list[tuple[str, str]]:
+    """``(metric, label)`` of the scalar figures worth a column, in report order.
+
+    The workload's throughput in its own units (``generations_per_s`` -> "generations/s"), then
+    its quality figures (best fitness, memory capacity...), then memory and GPU figures; only
+    those some cell of ``run`` has.
+    """
+    present = list(dict.fromkeys(name for cell in run.cells for name in cell.metrics))
+    throughput = [
+        (n, n[: -len("_per_s")] + "/s")
+        for n in present
+        if n.endswith("_per_s") and n not in _TIMING_FIGURES
+    ]
+    quality = [
+        (n, n.replace("_", " "))
+        for n in present
+        if not n.endswith("_per_s")
+        and n not in _TIMING_FIGURES
+        and n not in _MEMORY_FIGURES
+        and not n.startswith("gpu_")
+    ]
+    memory = [(n, label) for n, label in _MEMORY_FIGURES.items() if n in present]
+    return throughput + quality + memory
+
+
+def format_figure(name: str, value: float | None) -> str:
+    """A scalar figure for a table: bytes in MB, percentages with %, others with 4 digits."""
+    if value is None or math.isnan(value):
+        return "-"
+    if name.endswith("_bytes"):
+        return f"{value / 1e6:.4g} MB"
+    if name.endswith("_pct"):
+        return f"{value:.0f}%"
+    return f"{value:.4g}"
+
+
 def format_shift(value: float | None) -> str:
     """A relative shift as a signed percentage (``+10.2%``)."""
     if value is None or math.isnan(value):

@@ -20,6 +20,7 @@ from allele.observability.benchmarking.report.summary import (
     format_shift,
     format_shift_ci,
     format_value,
+    stat_cells,
     summarize_run,
 )
 
@@ -61,20 +62,12 @@ def render_run(
         rows = sorted(rows, key=lambda r: _verdict_rank(r.verdict))
     shown = rows if max_rows is None else rows[:max_rows]
     for row in shown:
-        s = row.stats
         cells: list[Any] = [Text(row.key)]  # Text: a key may hold "[", which is rich markup
-        if s is None:
+        if row.stats is None:
             status = Text(f"{row.status}: {row.error or 'no samples'}", style="red")
             cells += ["0", status, "", "", "", ""]
         else:
-            cells += [
-                str(s.n),
-                format_value(s.median, metric),
-                f"{format_value(s.median_ci[0], metric)} - {format_value(s.median_ci[1], metric)}",
-                format_value(s.percentiles["p95"], metric),
-                "-" if s.cv != s.cv else f"{s.cv:.1%}",
-                str(len(s.outliers)),
-            ]
+            cells += stat_cells(row.stats, metric)
         if comparison is not None:
             cmp = row.comparison
             cells.append(format_shift(cmp.shift) if cmp else "-")
