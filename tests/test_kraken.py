@@ -12,12 +12,15 @@ import pytest
 
 from allele.errors import ValidationError
 from allele.kraken import (
-    SPARSE_FROM_SIZE,
     KrakenLNN,
     TemporalMemory,
     memory_capacity_profile,
     memory_capacity_score,
+    prefers_sparse,
 )
+
+#: (reservoir_size, connectivity, whether W is held as CSR): both matvec forms get exercised.
+LAYOUTS = [(40, 0.1, False), (300, 0.1, True), (300, 0.5, False), (200, 0.01, True)]
 
 
 def _reference_states(k: KrakenLNN, inputs: np.ndarray) -> np.ndarray:
@@ -92,11 +95,14 @@ def test_input_scaling_bounds_input_weights() -> None:
 
 
 # -- dynamics --------------------------------------------------------------------------------
-@pytest.mark.parametrize("size", [40, SPARSE_FROM_SIZE + 44])
+@pytest.mark.parametrize(("size", "connectivity", "sparse"), LAYOUTS)
 @pytest.mark.parametrize(("leak", "temperature"), [(1.0, 1.0), (0.3, 2.5), (0.7, 0.5)])
-def test_states_follow_the_documented_equation(size: int, leak: float, temperature: float) -> None:
+def test_states_follow_the_documented_equation(
+    size: int, connectivity: float, sparse: bool, leak: float, temperature: float
+) -> None:
     k = KrakenLNN(
         reservoir_size=size,
+        connectivity=connectivity,
         leak_rate=leak,
         temperature=temperature,
         bias_scaling=0.2,
@@ -107,7 +113,16 @@ def test_states_follow_the_documented_equation(size: int, leak: float, temperatu
     result = k.process_sequence(inputs)
     assert np.allclose(result.states, _reference_states(k, inputs), atol=1e-12)
     assert np.array_equal(result.final_state, result.states[-1])
-    assert k.get_network_state()["sparse"] is (size >= SPARSE_FROM_SIZE)
+    assert k.get_network_state()["sparse"] is sparse
+
+
+def test_matvec_form_follows_the_cost_model() -> None:
+    # defaults: 100 units dense, 1000 units sparse; dense when most weights are non-zero
+    assert not prefers_sparse(100, 1_000) and prefers_sparse(1000, 100_000)
+    assert not prefers_sparse(400, 48_000) and not prefers_sparse(1000, 1_000_000)
+    assert prefers_sparse(200, 400) and not prefers_sparse(64, 41)
+    assert KrakenLNN(reservoir_size=1000, seed=0).get_network_state()["sparse"] is True
+    assert KrakenLNN(reservoir_size=100, seed=0).get_network_state()["sparse"] is False
 
 
 def test_temperature_softens_activations() -> None:
@@ -162,17 +177,29 @@ def test_results_do_not_alias_internal_state() -> None:
     assert k.get_network_state() == before
 
 
-@pytest.mark.parametrize("size", [60, SPARSE_FROM_SIZE + 4])
-def test_batch_matches_sequence_by_sequence(size: int) -> None:
+@pytest.mark.parametrize(("size", "connectivity", "sparse"), LAYOUTS)
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_batch_matches_sequence_by_sequence(
+    size: int, connectivity: float, sparse: bool, noise: float
+) -> None:
     rng = np.random.default_rng(3)
     batch = rng.uniform(-1, 1, (7, 20, 2))
-    k = KrakenLNN(reservoir_size=size, input_size=2, seed=5)
+    params = {"reservoir_size": size, "connectivity": connectivity, "input_size": 2}
+    k = KrakenLNN(**params, noise=noise, seed=5)
+    twin = KrakenLNN(**params, noise=noise, seed=5)
+    assert k.get_network_state()["sparse"] is sparse
     result = k.process_batch(batch)
     assert result.states.shape == (7, 20, size)
-    single = np.stack([k.process_sequence(s).states for s in batch])
-    assert np.allclose(result.states, single, atol=1e-12)
+    # The batch draws its noise from the generator in sequence order, so a twin network fed the
+    # sequences one by one sees the same noise and must reach the same states.
+    single = np.stack([twin.process_sequence(s).states for s in batch])
+    assert np.allclose(result.states, single, rtol=0, atol=1e-12)
     assert np.array_equal(result.final_states, result.states[:, -1])
-    assert k.sequences_processed == 14 and k.steps_processed == 280
+    assert twin.sequences_processed == k.sequences_processed == 7
+    assert k.steps_processed == 140
+    if noise:
+        clean = KrakenLNN(**params, seed=5).process_batch(batch).states
+        assert np.abs(result.states - clean).max() > 0.01  # the noise really was applied
 
 
 def test_batch_accepts_two_dimensional_input_for_one_channel() -> None:
@@ -234,6 +261,21 @@ def test_readout_learns_to_recall_a_delayed_input() -> None:
     assert k.sequences_processed == 0 and len(k.memory) == 0  # training is not processing
     outputs = k.process_sequence(u[1000:]).outputs
     assert outputs is not None and np.allclose(outputs, k.predict(u[1000:]))
+
+
+def test_readout_predicts_a_quasi_periodic_signal_five_steps_ahead() -> None:
+    # Default network, amplitude-modulated sine: the readout must forecast u(t + 5) from the
+    # history it has seen, far better than assuming the signal stays where it is.
+    t = np.arange(2000)
+    u = np.sin(0.13 * t) * np.cos(0.031 * t)
+    inputs, targets = u[:-5], u[5:]
+    k = KrakenLNN(reservoir_size=100, seed=1).fit(inputs[:1500], targets[:1500], washout=100)
+    predicted = k.predict(inputs[1500:])[100:, 0]
+    truth = targets[1600:]
+    nrmse = np.sqrt(np.mean((predicted - truth) ** 2)) / truth.std()
+    persistence = np.sqrt(np.mean((inputs[1600:] - truth) ** 2)) / truth.std()
+    assert nrmse < 0.01
+    assert persistence > 0.5
 
 
 def test_readout_trains_on_batches_with_several_outputs() -> None:

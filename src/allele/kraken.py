@@ -16,9 +16,11 @@ State update, for input ``u(t)`` (length ``input_size``) and state ``x(t)`` (``r
   also an effective spectral radius of ``spectral_radius / T``); ``T < 1`` sharpens the units
   towards saturation (more nonlinear, shorter memory). ``T = 1`` is the classic echo-state net.
 
-The recurrent product uses a dense matrix for small reservoirs and a CSR matrix from
-``reservoir_size >= 256`` (measured on one core at connectivity 0.1: dense gemv 1.9 us vs CSR
-3.1 us at 100 units, 43 us vs 16 us at 500, 301 us vs 57 us at 1000).
+The recurrent product ``W x`` dominates a step (about 80% of it at 1000 units), so each network
+uses whichever of a dense gemv and a CSR matvec its size and connectivity make cheaper; see
+:func:`prefers_sparse` for the cost model and the measurements behind it. The choice is a fixed
+function of the parameters, never timed at run time, so equal seeds still give bit-identical
+states.
 
 Every processed sequence leaves a trace (its final state) in a temporal memory buffer of
 ``memory_capacity`` entries; see :class:`TemporalMemory` for the consolidation policy.
@@ -37,13 +39,30 @@ import numpy as np
 
 from allele.errors import ConfigurationError, ValidationError, check_int, check_real
 
-#: From this size on the recurrent weights are held as a CSR matrix (see the module docstring).
-SPARSE_FROM_SIZE = 256
+# Cost model of one recurrent product on one core, in microseconds (see prefers_sparse).
+_CSR_CALL_US, _CSR_PER_NNZ_US = 2.5, 0.0005
+_DENSE_CALL_US, _DENSE_IN_CACHE_US, _DENSE_OUT_OF_CACHE_US = 1.0, 0.0001, 0.00028
+_DENSE_CACHE_BYTES = 2 * 1024 * 1024
 #: Reservoirs up to this size get their spectral radius from dense LAPACK eigenvalues; larger
 #: ones from ARPACK (dense eig costs 0.5 s at 1000 units on one idle core, far more when busy).
 DENSE_EIG_UP_TO = 400
 #: ``aprocess_sequence`` runs inline below this many unit-steps (thread hand-off costs more).
 INLINE_WORK = 20_000
+
+
+def prefers_sparse(n: int, nnz: int) -> bool:
+    """True when a CSR matvec of an ``n x n`` matrix with ``nnz`` non-zeros beats dense gemv.
+
+    Measured on one core (``np.dot(x, W.T, out=)`` vs ``csr @ x``, then adding the drive): CSR
+    costs about 2.5 us of call overhead plus 0.5 ns per non-zero whatever the size; dense gemv
+    costs about 1 us plus 0.1 ns per entry while the matrix fits in cache (n <= 512) and
+    0.28 ns beyond. So at connectivity 0.1, 100 units stay dense (2.0 vs 3.0 us) and 400 and
+    1000 units go sparse (10 vs 19 us, 44 vs 280 us); at connectivity 0.3, 400 units stay dense
+    (11 vs 22 us), and a fully connected 1000-unit reservoir is dense (282 vs 549 us).
+    """
+    per_entry = _DENSE_IN_CACHE_US if n * n * 8 <= _DENSE_CACHE_BYTES else _DENSE_OUT_OF_CACHE_US
+    dense = _DENSE_CALL_US + per_entry * n * n
+    return _CSR_CALL_US + _CSR_PER_NNZ_US * nnz < dense
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -258,7 +277,7 @@ class KrakenLNN:
         self.density = nnz / (n * n)
         # Folding 1/T into the weights saves one multiply per step.
         scale = 1.0 / self.temperature
-        self._sparse = n >= SPARSE_FROM_SIZE
+        self._sparse = prefers_sparse(n, nnz)
         if self._sparse:
             from scipy.sparse import csr_matrix
 
