@@ -1,10 +1,21 @@
 """One generation of the genetic algorithm at population 1000: Allele vs DEAP, same algorithm.
 
-Both sides run: tournament selection (3 contestants), blend crossover (alpha 0.5, rate 0.7,
-consecutive pairs), Gaussian mutation (per-trait rate 0.1, sd 0.1), clipping to [0, 1],
-elitism 2, re-evaluation only of changed offspring, and the same fitness function
-(``TargetPersonality``), which DEAP calls once per individual as it always does. A generation
-is timed from selection to the next population with its fitness. Medians over generations.
+Both sides run the same generational algorithm: tournament selection (3 contestants, with
+replacement, over the whole population), blend crossover (``cxBlend``, alpha 0.5) of
+consecutive pairs with probability 0.7, Gaussian mutation (per-trait probability 0.1, sd 0.1)
+of every offspring, clipping to [0, 1], elitism 2, and re-evaluation of exactly the offspring
+that changed. The fitness is closeness to the same target personality; DEAP evaluates it once
+per individual, as DEAP does, with two implementations of the same formula:
+
+* ``deap-python``: plain Python ``math`` over the 8 traits (what a DEAP user would write; the
+  fastest per-individual form -- the headline ratio uses it, so the ratio is not inflated);
+* ``deap-numpy``: our ``TargetPersonality`` object called on a 1 x 8 array.
+
+A generation is timed the same way on both sides: from the end of one generation to the end of
+the next (selection to the next population with its fitness); ours from one per-generation
+callback to the next, so nothing the engine does per generation is left out. Medians over
+generations. A quality check runs both for the same number of generations over several seeds:
+equal algorithms reach similar fitness.
 
 Run: ``.venv/bin/python benchmarks/bench_evolution.py [--quick]``
 """
@@ -17,87 +28,86 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy is imported: honest single-thread timings
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 from deap import base, creator, tools  # noqa: E402
 
 from allele.evolution import EvolutionConfig, EvolutionEngine  # noqa: E402
-from allele.fitness import TargetPersonality  # noqa: E402
+from allele.fitness import MAX_DISTANCE, TERSE_EXPERT, TargetPersonality  # noqa: E402
 
-TARGET = {
-    "empathy": 0.9,
-    "engagement": 0.2,
-    "technical_knowledge": 0.75,
-    "creativity": 0.1,
-    "conciseness": 0.6,
-    "context_awareness": 0.35,
-    "adaptability": 0.8,
-    "personability": 0.05,
-}
-RATES = {"mutation_rate": 0.1, "mutation_strength": 0.1, "crossover_rate": 0.7}
+FITNESS = TargetPersonality(TERSE_EXPERT)
+MUTATION_RATE, MUTATION_SD, CROSSOVER_RATE = 0.1, 0.1, 0.7
 ELITISM, TOURNAMENT, ALPHA = 2, 3, 0.5
+
+Individual = list[float]
+
+
+def config(population: int, generations: int, seed: int) -> EvolutionConfig:
+    """Our engine's settings for the shared algorithm."""
+    return EvolutionConfig(
+        population_size=population,
+        generations=generations,
+        mutation_rate=MUTATION_RATE,
+        mutation_strength=MUTATION_SD,
+        crossover_rate=CROSSOVER_RATE,
+        elitism=ELITISM,
+        tournament_size=TOURNAMENT,
+        blend_alpha=ALPHA,
+        seed=seed,
+    )
 
 
 def ours(population: int, generations: int, seed: int) -> tuple[list[float], float]:
-    """Per-generation seconds (from the engine's monotonic GenerationStats) and best fitness."""
-    config = EvolutionConfig(
-        population_size=population,
-        generations=generations,
-        elitism=ELITISM,
-        tournament_size=TOURNAMENT,
-        blend_alpha=ALPHA,
-        seed=seed,
-        **RATES,
-    )
-    result = EvolutionEngine(config).run(TargetPersonality(TARGET))
-    return [h.duration_s for h in result.history[1:]], result.best_fitness
+    """Seconds per generation (callback to callback, monotonic clock) and the best fitness."""
+    stamps: list[float] = []
+    engine = EvolutionEngine(config(population, generations, seed))
+    result = engine.run(FITNESS, callback=lambda _: stamps.append(time.perf_counter()))
+    return list(np.diff(stamps)), result.best_fitness
 
 
-def ours_wall(population: int, generations: int, seed: int) -> float:
-    """Wall time per generation of a whole run timed from outside (includes setup and the
-    materialisation of the final population)."""
-    config = EvolutionConfig(
-        population_size=population,
-        generations=generations,
-        elitism=ELITISM,
-        tournament_size=TOURNAMENT,
-        blend_alpha=ALPHA,
-        seed=seed,
-        **RATES,
-    )
-    engine = EvolutionEngine(config)
-    fitness = TargetPersonality(TARGET)
-    start = time.perf_counter()
-    engine.run(fitness)
-    return (time.perf_counter() - start) / generations
+# -- DEAP -------------------------------------------------------------------------------------
+def python_fitness(ind: Individual) -> tuple[float]:
+    """``TargetPersonality`` in plain Python: 1 - distance to the target / sqrt(8)."""
+    squared = sum((v - t) * (v - t) for v, t in zip(ind, TARGET_LIST, strict=True))
+    return (1.0 - math.sqrt(squared) / MAX_DISTANCE,)
 
 
-def deap_toolbox(fitness: TargetPersonality) -> base.Toolbox:
+def numpy_fitness(ind: Individual) -> tuple[float]:
+    """``TargetPersonality`` itself on a 1 x 8 array."""
+    return (float(FITNESS(np.asarray(ind)[None, :])[0]),)
+
+
+TARGET_LIST = FITNESS.target.tolist()
+DEAP_FITNESS: dict[str, Callable[[Individual], tuple[float]]] = {
+    "deap-python": python_fitness,
+    "deap-numpy": numpy_fitness,
+}
+
+
+def deap_toolbox(evaluate: Callable[[Individual], tuple[float]]) -> base.Toolbox:
+    """DEAP's standard operators with the shared settings."""
     if not hasattr(creator, "FitnessMax"):
         creator.create("FitnessMax", base.Fitness, weights=(1.0,))
         creator.create("Individual", list, fitness=creator.FitnessMax)
     toolbox = base.Toolbox()
-    toolbox.register("evaluate", lambda ind: (float(fitness(np.asarray(ind)[None, :])[0]),))
+    toolbox.register("evaluate", evaluate)
     toolbox.register("mate", tools.cxBlend, alpha=ALPHA)
-    toolbox.register(
-        "mutate",
-        tools.mutGaussian,
-        mu=0.0,
-        sigma=RATES["mutation_strength"],
-        indpb=RATES["mutation_rate"],
-    )
+    toolbox.register("mutate", tools.mutGaussian, mu=0.0, sigma=MUTATION_SD, indpb=MUTATION_RATE)
     toolbox.register("select", tools.selTournament, tournsize=TOURNAMENT)
     return toolbox
 
 
-def deap(population: int, generations: int, seed: int) -> tuple[list[float], float]:
-    """DEAP running the same generational algorithm; per-generation seconds and best fitness."""
+def deap(
+    population: int, generations: int, seed: int, evaluate: Callable[[Individual], tuple[float]]
+) -> tuple[list[float], float]:
+    """DEAP running the shared algorithm: seconds per generation and the best fitness."""
     random.seed(seed)
-    fitness = TargetPersonality(TARGET)
-    toolbox = deap_toolbox(fitness)
+    toolbox = deap_toolbox(evaluate)
     pop = [creator.Individual(random.random() for _ in range(8)) for _ in range(population)]
     for ind in pop:
         ind.fitness.values = toolbox.evaluate(ind)
@@ -107,7 +117,7 @@ def deap(population: int, generations: int, seed: int) -> tuple[list[float], flo
         elite = list(map(toolbox.clone, tools.selBest(pop, ELITISM)))
         offspring = list(map(toolbox.clone, toolbox.select(pop, population - ELITISM)))
         for a, b in zip(offspring[::2], offspring[1::2], strict=False):
-            if random.random() < RATES["crossover_rate"]:
+            if random.random() < CROSSOVER_RATE:
                 toolbox.mate(a, b)
                 del a.fitness.values, b.fitness.values
         for ind in offspring:
@@ -124,34 +134,53 @@ def deap(population: int, generations: int, seed: int) -> tuple[list[float], flo
     return times, max(ind.fitness.values[0] for ind in pop)
 
 
+# -- report -----------------------------------------------------------------------------------
+def check_same_fitness() -> None:
+    """Both DEAP fitness forms agree with ours on random genomes (to rounding)."""
+    rows = np.random.default_rng(0).random((200, 8))
+    ours_values = FITNESS(rows)
+    for name, fn in DEAP_FITNESS.items():
+        theirs = np.array([fn(row.tolist())[0] for row in rows])
+        gap = float(np.abs(theirs - ours_values).max())
+        assert gap < 1e-12, f"{name} fitness differs from ours by {gap}"
+
+
+def quality(generations: int, seeds: int) -> None:
+    """Best fitness after the same number of generations, over several seeds."""
+    ours_best = [ours(1000, generations, seed)[1] for seed in range(seeds)]
+    deap_best = [deap(1000, generations, seed, python_fitness)[1] for seed in range(seeds)]
+    print(
+        f"quality after {generations} generations, median over {seeds} seeds: "
+        f"ours best fitness {statistics.median(ours_best):.4f}, "
+        f"deap {statistics.median(deap_best):.4f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer generations")
+    parser.add_argument("--quick", action="store_true", help="fewer generations and seeds")
     args = parser.parse_args()
-    gens_ours, gens_deap = (60, 5) if args.quick else (300, 30)
+    gens_ours, gens_deap, seeds = (60, 8, 3) if args.quick else (300, 30, 5)
+    check_same_fitness()
 
     ours(1000, 5, seed=0)  # warm-up: first-call costs are not a generation's cost
-    our_times, our_best = ours(1000, gens_ours, seed=1)
-    deap_times, deap_best = deap(1000, gens_deap, seed=1)
-    o, d = statistics.median(our_times), statistics.median(deap_times)
+    our_times, _ = ours(1000, gens_ours, seed=1)
+    o = statistics.median(our_times)
     print(
-        f"ours: median generation {o * 1e3:.3f} ms (p95 "
-        f"{np.percentile(our_times, 95) * 1e3:.3f} ms) over {gens_ours} generations; "
-        f"best fitness {our_best:.4f}"
+        f"ours: median generation {o * 1e3:.3f} ms (p95 {np.percentile(our_times, 95) * 1e3:.3f}"
+        f" ms) over {gens_ours} generations"
     )
-    print(
-        f"deap: median generation {d * 1e3:.3f} ms over {gens_deap} generations; "
-        f"best fitness {deap_best:.4f}"
-    )
-    wall = ours_wall(1000, gens_ours, seed=2)
-    print(
-        f"ours, whole run timed from outside: {wall * 1e3:.3f} ms per generation "
-        "(includes setup and building the final 1000 genomes)"
-    )
+    anchors = {}
+    for name, fn in DEAP_FITNESS.items():
+        times, _ = deap(1000, gens_deap, 1, fn)
+        anchors[name] = statistics.median(times)
+        print(f"{name}: median generation {anchors[name] * 1e3:.3f} ms over {gens_deap} gens")
+    d = anchors["deap-python"]
     print(
         f"RATIO evolution generation pop=1000: ours={o * 1e3:.3f}ms deap={d * 1e3:.3f}ms "
-        f"speedup={d / o:.1f}x (target >= 10x)"
+        f"ratio={o / d:.4f} speedup={d / o:.1f}x (target ratio <= 0.1, i.e. >= 10x)"
     )
+    quality(30, seeds)
 
     print("scaling of our generation time with population size:")
     for size in (50, 100, 200, 500, 1000):

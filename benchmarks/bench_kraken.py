@@ -7,7 +7,7 @@ alike; p50/p95 over the repeats. Ours includes writing the temporal-memory trace
 p95 <= 1 ms at 100 units, <= 20 ms at 1000 units.
 
 Also printed: the batched path (64 sequences in one pass vs reservoirpy on the same 3-D
-array), the dense-vs-CSR matvec costs behind ``SPARSE_FROM_SIZE``, and memory capacity by size.
+array), the dense-vs-CSR matvec costs behind ``prefers_sparse``, and memory capacity by size.
 
 Run: ``.venv/bin/python benchmarks/bench_kraken.py [--quick]``
 """
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from reservoirpy.nodes import Reservoir  # noqa: E402
 from scipy.sparse import random as sparse_random  # noqa: E402
 
-from allele.kraken import SPARSE_FROM_SIZE, KrakenLNN, memory_capacity_score  # noqa: E402
+from allele.kraken import KrakenLNN, memory_capacity_score, prefers_sparse  # noqa: E402
 
 PARAMS = {"connectivity": 0.1, "spectral_radius": 0.95, "leak_rate": 0.3, "input_scaling": 1.0}
 TARGET_P95_MS = {100: 1.0, 1000: 20.0}
@@ -101,18 +101,54 @@ def compare(units: int, seq: np.ndarray, repeats: int) -> None:
     )
 
 
-def matvec_costs() -> None:
-    """Print the dense-vs-CSR recurrent product costs behind ``SPARSE_FROM_SIZE``."""
-    print(f"recurrent matvec, dense vs CSR at connectivity 0.1 (sparse from {SPARSE_FROM_SIZE}):")
+def matvec_costs(quick: bool) -> None:
+    """Print dense-vs-CSR recurrent product costs and the form ``prefers_sparse`` picks."""
+    print("recurrent product W x + drive, dense gemv vs CSR (* = the form KrakenLNN uses):")
     rng = np.random.default_rng(0)
-    for n in (100, 256, 500, 1000):
-        csr = sparse_random(n, n, density=0.1, random_state=rng, format="csr")
-        dense = np.ascontiguousarray(csr.toarray().T)
-        x, out = rng.random(n), np.empty(n)
-        number = max(50, 200_000 // n)
-        d = timeit.timeit(lambda: np.dot(x, dense, out=out), number=number) / number  # noqa: B023
-        s = timeit.timeit(lambda: csr @ x, number=number) / number  # noqa: B023
-        print(f"  n={n:5d}: dense {d * 1e6:7.1f} us   csr {s * 1e6:7.1f} us")
+    for n in (100, 400, 1000):
+        cells = []
+        for density in (0.01, 0.1) if quick else (0.01, 0.1, 0.3, 1.0):
+            csr = sparse_random(n, n, density=density, random_state=rng, format="csr")
+            dense = np.ascontiguousarray(csr.toarray().T)
+            x, drive, out = rng.random(n), rng.random(n), np.empty(n)
+
+            def dense_step() -> None:
+                np.dot(x, dense, out=out)  # noqa: B023
+                out.__iadd__(drive)  # noqa: B023
+
+            def csr_step() -> None:
+                np.add(csr @ x, drive, out=out)  # noqa: B023
+
+            number = max(50, 100_000 // n)
+            d = min(timeit.repeat(dense_step, number=number, repeat=5)) / number
+            s = min(timeit.repeat(csr_step, number=number, repeat=5)) / number
+            sparse = prefers_sparse(n, csr.nnz)
+            cells.append(
+                f"c={density:<4g} dense {d * 1e6:6.1f}{' ' if sparse else '*'}"
+                f"csr {s * 1e6:6.1f}{'*' if sparse else ' '}"
+            )
+        print(f"  n={n:5d} us: " + " | ".join(cells))
+
+
+def step_profile(units: int, seq: np.ndarray, repeats: int) -> None:
+    """Print how much of a sequence is the recurrent product alone (the kernel both use)."""
+    from scipy.sparse import csr_matrix
+
+    ours, _ = build(units)
+    w = csr_matrix(ours.recurrent_weights)
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, units)
+
+    def products() -> None:
+        for _ in range(len(seq)):
+            w @ x
+
+    whole, kernel = interleaved(lambda: ours.process_sequence(seq), products, repeats)
+    share = np.median(kernel) / np.median(whole)
+    print(
+        f"units={units}: {len(seq)} CSR products alone p50={np.median(kernel):.3f}ms of "
+        f"p50={np.median(whole):.3f}ms per sequence ({share:.0%}); the rest is input drive, "
+        "tanh, leak, copies and the memory trace"
+    )
 
 
 def main() -> None:
@@ -123,7 +159,8 @@ def main() -> None:
     seq = np.sin(np.linspace(0, 6, 50))[:, None]
     for units in (100, 1000):
         compare(units, seq, repeats)
-    matvec_costs()
+    step_profile(1000, seq, repeats // 4)
+    matvec_costs(args.quick)
     print("memory capacity (Jaeger) by reservoir size, sr=0.9, leak 1, input scaling 0.1:")
     for n in (20, 50, 200) if args.quick else (20, 50, 100, 200, 400):
         k = KrakenLNN(
