@@ -91,7 +91,7 @@ def render_frame(
         lambda: components_table(store.load_components(), now),
         lambda: system_table(sampler.sample()),
         lambda: active_alerts_table(store.load_alerts(), resolved_limit),
-        lambda: series_table(store.series_stats(), now, series_limit),
+        lambda: series_table(store.latest(), now, series_limit),
     ):
         try:
             parts.append(build())
@@ -222,7 +222,8 @@ def active_alerts_table(alerts: list[dict[str, Any]], resolved_limit: int) -> An
 
 
 def series_table(stats: list[Any], now: float, limit: int) -> Any:
-    """The ``limit`` most recently written series with their latest value and point count."""
+    """The ``limit`` most recently written series with their latest value and the number of
+    points ever written to them (``Store.latest()`` rows)."""
     from rich.table import Table
 
     latest = sorted(stats, key=lambda s: s.last_ts, reverse=True)[:limit]

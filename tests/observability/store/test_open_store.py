@@ -15,7 +15,7 @@ from allele.errors import StoreError
 from allele.observability.store import open_store
 from allele.observability.store.database import MIGRATIONS_DIR
 
-TABLES = {"obs_series", "obs_points", "obs_alerts", "obs_components", "alembic_version"}
+TABLES = {"obs_series", "obs_chunks", "obs_alerts", "obs_components", "alembic_version"}
 
 
 def _script() -> ScriptDirectory:

@@ -256,3 +256,117 @@ def test_component_metrics_round_trip_through_from_dict(store):
     store.upsert_components([snapshot])
     (loaded,) = store.load_components()
     assert ComponentMetrics.from_dict(loaded) == snapshot
+
+
+# -- chunks --------------------------------------------------------------------------------------
+
+
+def _chunk_rows(store, **where):
+    import sqlalchemy as sa
+
+    from allele.observability.store.schema import chunks
+
+    stmt = sa.select(chunks).order_by(chunks.c.chunk_id)
+    for column, value in where.items():
+        stmt = stmt.where(chunks.c[column] == value)
+    with store.engine.connect() as conn:
+        return conn.execute(stmt).mappings().all()
+
+
+def test_a_write_stores_one_chunk_per_series_in_documented_blobs(store):
+    a, b = key(component="a"), key(component="b")
+    store.write_batches(
+        [
+            batch(a, [T0 + 1, T0 + 2], [5.0, 1.0]),
+            batch(b, [T0], [7.0]),
+            batch(a, [T0, T0 + 3], [2.0, 4.0]),  # the same series again: merged, time-ordered
+        ]
+    )
+    rows = _chunk_rows(store)
+    assert len(rows) == 2
+    chunk_a = next(r for r in rows if r["n"] == 4)
+    # The blobs are little-endian float64 whatever the platform: readable without the store.
+    assert np.frombuffer(chunk_a["ts_blob"], "<f8").tolist() == [T0, T0 + 1, T0 + 2, T0 + 3]
+    assert np.frombuffer(chunk_a["value_blob"], "<f8").tolist() == [2.0, 5.0, 1.0, 4.0]
+    assert (chunk_a["t_min"], chunk_a["t_max"]) == (T0, T0 + 3)
+    assert (chunk_a["v_sum"], chunk_a["v_min"], chunk_a["v_max"], chunk_a["v_last"]) == (
+        12.0,
+        1.0,
+        5.0,
+        4.0,
+    )
+    assert store.query_series("latency_s", {"component": "a"}).values.tolist() == [2, 5, 1, 4]
+
+
+def test_long_batches_are_split_into_bounded_chunks():
+    from allele.observability.store.repository.chunks import pack, unpack
+
+    ts, values = T0 + np.arange(10.0), np.arange(10.0) * 2
+    rows = list(pack(3, ts, values, max_points=4))
+    assert [row[3] for row in rows] == [4, 4, 2]
+    assert [(row[1], row[2]) for row in rows] == [(T0, T0 + 3), (T0 + 4, T0 + 7), (T0 + 8, T0 + 9)]
+    np.testing.assert_array_equal(unpack([row[9] for row in rows]), values)
+
+
+def test_windows_cut_chunks_and_merge_writes_in_time_order(store):
+    k = key()
+    store.write_batches([batch(k, T0 + 10 + np.arange(10), 10 + np.arange(10))])
+    store.write_batches([batch(k, T0 + np.arange(10), np.arange(10))])  # older, written later
+    store.write_batches([batch(key(component="x"), [T0 + 4.5], [99.0])])
+    got = store.query_series("latency_s", start=T0 + 4, end=T0 + 13)
+    assert got.values.tolist() == [4, 99, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert np.all(np.diff(got.timestamps) >= 0)
+    assert store.query_series("latency_s", {"component": "x"}, end=T0 + 4.5).values.size == 0
+
+
+def test_latest_reads_the_newest_point_of_each_series(store):
+    a, b = key("g", MetricType.GAUGE, host="a"), key("g", MetricType.GAUGE, host="b")
+    store.write_batches([batch(a, [T0, T0 + 5], [1.0, 2.0]), batch(b, [T0 + 1], [10.0])])
+    # Two points at one instant in one batch, then a later write ending at the same instant:
+    # the point written last wins.
+    store.write_batches([batch(b, [T0 + 3, T0 + 3], [30.0, 31.0])])
+    store.write_batches([batch(b, [T0 + 2, T0 + 3], [20.0, 32.0])])
+    store.write_batches([batch(a, [T0 + 4], [0.5])])  # older than a's newest: not the latest
+    latest = {s.key: s for s in store.latest("g")}
+    assert (latest[a].last_ts, latest[a].last_value, latest[a].count) == (T0 + 5, 2.0, 3)
+    assert (latest[b].last_ts, latest[b].last_value, latest[b].count) == (T0 + 3, 32.0, 5)
+    assert [s.key for s in store.latest(labels={"host": "b"})] == [b]
+    assert store.latest("no_such_metric") == []
+
+
+def test_cumulative_totals_never_go_down_after_retention(store):
+    from allele.observability.export.prometheus import exposition
+
+    k = key("latency_seconds", MetricType.TIMER)
+    store.write_batches([batch(k, T0 + np.arange(10), np.ones(10))])
+    store.write_batches([batch(k, T0 + 10 + np.arange(5), np.full(5, 2.0))])
+
+    def scraped() -> tuple[float, float]:
+        lines = dict(
+            line.rsplit(" ", 1) for line in exposition(store).splitlines() if line[0] != "#"
+        )
+        return float(lines["latency_seconds_count"]), float(lines["latency_seconds_sum"])
+
+    assert scraped() == (15.0, 20.0)
+    deleted = store.delete_older_than(T0 + 12)
+    assert deleted.points == 12
+    assert store.query_series("latency_seconds").values.tolist() == [2.0, 2.0, 2.0]
+    (stats,) = store.series_stats()
+    assert (stats.count, stats.sum, stats.last_ts) == (15, 20.0, T0 + 14)
+    assert scraped() == (15.0, 20.0)
+    store.write_batches([batch(k, [T0 + 20], [3.0])])
+    assert scraped() == (16.0, 23.0)
+
+
+def test_retention_rewrites_a_chunk_that_straddles_the_cutoff(store):
+    k = key()
+    store.write_batches([batch(k, T0 + np.arange(10), np.arange(10))])
+    store.write_batches([batch(k, T0 + 20 + np.arange(3), [20, 21, 22])])
+    assert store.delete_older_than(T0 + 6.5).points == 7
+    first, second = _chunk_rows(store)
+    assert (first["t_min"], first["t_max"], first["n"]) == (T0 + 7, T0 + 9, 3)
+    assert (first["v_sum"], first["v_min"], first["v_max"], first["v_last"]) == (24, 7, 9, 9)
+    assert np.frombuffer(first["value_blob"], "<f8").tolist() == [7, 8, 9]
+    assert second["n"] == 3
+    assert store.delete_older_than(T0 + 100).points == 6
+    assert _chunk_rows(store) == [] and store.latest() == []

@@ -10,8 +10,9 @@ What a sample holds, by kind:
 * gauge: ``value`` is the latest point;
 * histogram, timer, distribution: ``count`` and ``sum`` of every point -- for a live collector
   everything recorded since it started (its ``snapshot()`` totals, which never go down, whatever
-  the ring buffer forgot), for a store every stored point -- and the 0.5/0.95/0.99 ``quantiles``
-  of the points of the last ``window_s`` seconds (NaN when that window is empty).
+  the ring buffer forgot), for a store every point ever written to it (the series' cumulative
+  totals, which retention never lowers) -- and the 0.5/0.95/0.99 ``quantiles`` of the points
+  of the last ``window_s`` seconds (NaN when that window is empty).
 
 A live collector's counters appear from the moment their handle exists (at 0 before the first
 increment, as Prometheus clients do); its gauges from their first value.
@@ -95,12 +96,14 @@ def store_samples(
 ) -> list[Sample]:
     """Samples of every series (or of metric ``name``) in a ``Store``: latest values per series.
 
-    Quantiles cover the ``window_s`` seconds before ``now`` (default: the series' last point,
-    so that a store written by a process that has stopped still shows its last window).
+    Values, counts and sums come from ``Store.latest`` (the newest chunk per series and the
+    cumulative totals: no point is decoded); only a distribution's quantiles read points, those
+    of the ``window_s`` seconds before ``now`` (default: the series' last point, so that a store
+    written by a process that has stopped still shows its last window).
     """
     window = _check_window(window_s)
     samples = []
-    for stats in store.series_stats(name):
+    for stats in store.latest(name):
         if stats.key.kind in DISTRIBUTIONS:
             end = stats.last_ts if now is None else now
             recent = store.query_series(
@@ -123,7 +126,7 @@ def sample_source(source: Any, window_s: float = 600.0) -> SampleSource:
     Raises ``ValidationError`` naming the type when ``source`` is none of these.
     """
     _check_window(window_s)
-    if hasattr(source, "series_stats") and hasattr(source, "query_series"):
+    if hasattr(source, "latest") and hasattr(source, "query_series"):
 
         def from_store(name: str | None = None) -> list[Sample]:
             return store_samples(source, name, window_s)

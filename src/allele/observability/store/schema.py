@@ -1,18 +1,35 @@
-"""The observability tables as SQLAlchemy Core metadata: series, points, alerts, components.
+"""The observability tables as SQLAlchemy Core metadata: series, chunks, alerts, components.
 
 The migrations in ``migrations/versions`` create exactly these tables; the repository queries
 them through the ``Table`` objects below. Timestamps are epoch seconds (UTC) stored as double
 precision: they index and compare fast, and convert to aware datetimes at the edges.
+
+Metric points are stored the way time-series databases store them: as **chunks**, one row per
+series per write (at most ``CHUNK_MAX_POINTS`` points each), not one row per point. A chunk row
+holds the time span it covers (``t_min``, ``t_max``), its point count ``n``, the sum, minimum and
+maximum of its values, the value at ``t_max`` (``v_last``), and the points themselves in two
+blobs:
+
+* ``ts_blob``: the timestamps, epoch seconds, as little-endian IEEE 754 float64
+  (``numpy.dtype("<f8")``), sorted ascending (ties keep the order they were recorded in);
+* ``value_blob``: the values, little-endian float64, in the same order.
+
+So ``len(ts_blob) == len(value_blob) == 8 * n``, and ``numpy.frombuffer(blob, "<f8")`` reads
+either back on any platform. A time-range query selects the chunks overlapping the range through
+the ``(series_id, t_max)`` index and cuts them with numpy; retention deletes whole chunks and
+rewrites the ones that straddle the cutoff.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Double,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -22,8 +39,15 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+#: The most points one chunk row holds; a longer batch is split (bounded row size, and a
+#: range read or a retention cut decodes at most this many points beyond the range).
+CHUNK_MAX_POINTS = 65_536
+
 # One row per series identity; ``labels`` is the canonical JSON object of the sorted label pairs
 # so that the same label set always has the same text (see ``labels_to_text``).
+# ``total_count`` / ``total_sum`` count every point ever written to the series (every writer
+# adds to them in its write transaction; retention never lowers them): what an exposition
+# reports as a summary's ``_count`` / ``_sum``, which must never go down.
 series = Table(
     "obs_series",
     metadata,
@@ -31,23 +55,36 @@ series = Table(
     Column("name", String(255), nullable=False),
     Column("labels", Text, nullable=False),
     Column("kind", String(32), nullable=False),
+    Column("total_count", BigInteger, nullable=False, server_default="0"),
+    Column("total_sum", Double, nullable=False, server_default="0"),
     UniqueConstraint("name", "labels", "kind", name="uq_obs_series_identity"),
 )
 
-# Raw points: no primary key of their own (SQLite's rowid serves) because a series may hold two
-# points with the same timestamp; the (series_id, ts) index serves every range query.
-points = Table(
-    "obs_points",
+# Chunks of points (see the module docstring for the blob encoding). ``chunk_id`` grows with
+# every write, so among chunks ending at the same instant the highest id was written last.
+chunks = Table(
+    "obs_chunks",
     metadata,
+    Column("chunk_id", Integer, primary_key=True, autoincrement=True),
     Column(
         "series_id",
         Integer,
         ForeignKey("obs_series.series_id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("ts", Double, nullable=False),
-    Column("value", Double, nullable=False),
-    Index("ix_obs_points_series_ts", "series_id", "ts"),
+    Column("t_min", Double, nullable=False),
+    Column("t_max", Double, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("v_sum", Double, nullable=False),
+    Column("v_min", Double, nullable=False),
+    Column("v_max", Double, nullable=False),
+    Column("v_last", Double, nullable=False),
+    Column("ts_blob", LargeBinary, nullable=False),
+    Column("value_blob", LargeBinary, nullable=False),
+    # Range reads (t_max >= start, per series) and the newest chunk of a series.
+    Index("ix_obs_chunks_series_tmax", "series_id", "t_max"),
+    # Retention: the chunks that begin before a cutoff.
+    Index("ix_obs_chunks_tmin", "t_min"),
 )
 
 # Alerts keep the whole ``Alert.to_dict()`` in ``payload`` (JSON text) plus the columns that the

@@ -1,9 +1,11 @@
 """The observability repository: write and read series, alerts and components.
 
-Points are written in one transaction per call with the driver's ``executemany`` (the fastest
-path SQLAlchemy offers: no per-row Python objects beyond one tuple), and read back as numpy
-arrays. Time windows are half-open, ``start <= ts < end``, in epoch seconds UTC or aware
-datetimes.
+Points are stored as chunks (see ``schema.py``): a ``write_batches`` call adds one row per series
+(packed float64 blobs and the chunk's count, sum, min, max and last value) and adds the points'
+count and sum to the series' cumulative totals, all in one transaction. Reads select the chunks
+overlapping the window through the ``(series_id, t_max)`` index, unpack them with numpy and cut
+them to the window. Time windows are half-open, ``start <= ts < end``, in epoch seconds UTC or
+aware datetimes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,15 @@ from allele.errors import ValidationError
 from allele.observability.clock import utc_datetime
 from allele.observability.store.epoch import Instant, optional_epoch, to_epoch
 from allele.observability.store.faults import safe_url, store_error
-from allele.observability.store.schema import alerts, components, points, series
+from allele.observability.store.repository.chunks import (
+    CHUNK_COLUMNS,
+    ChunkRow,
+    cut_before,
+    in_time_order,
+    pack,
+    unpack,
+)
+from allele.observability.store.schema import alerts, chunks, components, series
 from allele.observability.types import MetricType, SeriesBatch, SeriesKey
 
 log = logging.getLogger(__name__)
@@ -85,7 +94,12 @@ class Aggregate:
 
 @dataclass(frozen=True, slots=True)
 class SeriesStats:
-    """All-time count and sum of one series and its most recent point."""
+    """One series' newest stored point, and the count and sum of every point ever written to it.
+
+    ``count`` and ``sum`` are cumulative: each write adds to them and retention never lowers
+    them (a Prometheus ``_count`` / ``_sum`` must not go down). ``last_ts`` / ``last_value`` are
+    the latest point still stored; among points at the same instant, the one written last.
+    """
 
     key: SeriesKey
     count: int
@@ -178,10 +192,15 @@ class Store:
         self._engine = engine
         self._uri = uri
         self._series_ids: dict[SeriesKey, int] = {}
-        placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._insert_points_sql = (
-            f"INSERT INTO {points.name} (series_id, ts, value) "
-            f"VALUES ({placeholder}, {placeholder}, {placeholder})"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        # Driver-level executemany of plain tuples: the cheapest insert SQLAlchemy offers.
+        self._insert_chunks_sql = (
+            f"INSERT INTO {chunks.name} ({', '.join(CHUNK_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(CHUNK_COLUMNS))})"
+        )
+        self._add_totals_sql = (
+            f"UPDATE {series.name} SET total_count = total_count + {mark}, "
+            f"total_sum = total_sum + {mark} WHERE series_id = {mark}"
         )
 
     @property
@@ -219,24 +238,34 @@ class Store:
     def write_batches(self, batches: Sequence[SeriesBatch]) -> int:
         """Store the points of ``batches`` in one transaction; returns how many were written.
 
-        NaN values and non-finite timestamps cannot be stored (SQLite turns NaN into NULL): such
-        points are skipped with a warning. Raises ``StoreLockedError`` / ``StoreFullError`` /
+        Each series gets one chunk row per call (batches of the same series are merged; more
+        than ``CHUNK_MAX_POINTS`` points are split), and its cumulative count and sum grow by
+        the points written. NaN values and non-finite timestamps cannot be stored: such points
+        are skipped with a warning. Raises ``StoreLockedError`` / ``StoreFullError`` /
         ``StoreError`` and writes nothing when the database refuses the transaction.
         """
         keys, ts_parts, value_parts = self._clean(batches)
         if not keys:
             return 0
-        lengths = np.fromiter((part.size for part in ts_parts), dtype=np.int64, count=len(keys))
-        total = int(lengths.sum())
+        total = sum(int(part.size) for part in ts_parts)
         with self._guard(f"writing {total} points"), self._engine.begin() as conn:
             ids, new_ids = self._resolve_series(conn, keys)
-            rows = np.empty(total, dtype=[("s", "i8"), ("t", "f8"), ("v", "f8")])
-            rows["s"] = np.repeat(np.asarray(ids, dtype=np.int64), lengths)
-            rows["t"] = np.concatenate(ts_parts)
-            rows["v"] = np.concatenate(value_parts)
-            # tolist() of a structured array yields plain tuples: the cheapest row form for
-            # the driver's executemany.
-            conn.exec_driver_sql(self._insert_points_sql, rows.tolist())
+            grouped: dict[int, list[int]] = {}
+            for position, series_id in enumerate(ids):
+                grouped.setdefault(series_id, []).append(position)
+            rows: list[ChunkRow] = []
+            totals: list[tuple[int, float, int]] = []
+            for series_id, positions in grouped.items():
+                if len(positions) == 1:
+                    ts, values = ts_parts[positions[0]], value_parts[positions[0]]
+                else:
+                    ts = np.concatenate([ts_parts[i] for i in positions])
+                    values = np.concatenate([value_parts[i] for i in positions])
+                ts, values = in_time_order(ts, values)
+                rows.extend(pack(series_id, ts, values))
+                totals.append((int(values.size), float(values.sum()), series_id))
+            conn.exec_driver_sql(self._insert_chunks_sql, rows)
+            conn.exec_driver_sql(self._add_totals_sql, totals)
         # Only after commit: a rolled-back transaction also rolled back new series rows.
         self._series_ids.update(new_ids)
         return total
@@ -331,19 +360,27 @@ class Store:
     def _points(self, ids: Sequence[int], start: float | None, end: float | None) -> SeriesPoints:
         if not ids:
             return SeriesPoints(np.empty(0), np.empty(0))
-        stmt = select(points.c.ts, points.c.value).where(points.c.series_id.in_(ids))
+        stmt = select(chunks.c.t_min, chunks.c.t_max, chunks.c.ts_blob, chunks.c.value_blob)
+        stmt = stmt.where(chunks.c.series_id.in_(ids))
         if start is not None:
-            stmt = stmt.where(points.c.ts >= start)
+            stmt = stmt.where(chunks.c.t_max >= start)
         if end is not None:
-            stmt = stmt.where(points.c.ts < end)
+            stmt = stmt.where(chunks.c.t_min < end)
         with self._guard("reading points"), self._engine.connect() as conn:
-            rows = conn.execute(stmt.order_by(points.c.ts)).all()
+            rows = conn.execute(stmt.order_by(chunks.c.chunk_id)).all()
         if not rows:
             return SeriesPoints(np.empty(0), np.empty(0))
-        # fromiter over the flattened rows: np.array(rows) would probe every Row for the array
-        # protocol, which costs ~20x the fetch itself.
-        flat = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows))
-        return SeriesPoints(flat[0::2].copy(), flat[1::2].copy())
+        ts = unpack([row[2] for row in rows])
+        values = unpack([row[3] for row in rows])
+        # Only chunks that straddle a bound hold points outside the window.
+        lo = -np.inf if start is None else start
+        hi = np.inf if end is None else end
+        if any(row[0] < lo or row[1] >= hi for row in rows):
+            keep = (ts >= lo) & (ts < hi)
+            ts, values = ts[keep], values[keep]
+        # Chunks are in write order: ties in time keep it (a stable sort).
+        ts, values = in_time_order(ts, values)
+        return SeriesPoints(ts, values)
 
     def iter_series(
         self, name: str | None = None, start: Instant | None = None, end: Instant | None = None
@@ -366,56 +403,94 @@ class Store:
             raise ValidationError(f"end={end!r} is before start={start!r}; expected start <= end")
         return Aggregate.of(self.query_series(name, labels, lo, hi).values)
 
+    def latest(
+        self, name: str | None = None, labels: LabelFilter | None = None
+    ) -> list[SeriesStats]:
+        """The newest stored point of every series that has points (optionally of metric
+        ``name``, and of the series carrying all ``labels`` pairs), with its cumulative totals.
+
+        Cheap whatever the store holds: one index lookup of the newest chunk per series, whose
+        row carries its last value; no point is decoded. Sorted by name, then labels.
+        """
+        stmt = select(
+            series.c.series_id,
+            series.c.name,
+            series.c.labels,
+            series.c.kind,
+            series.c.total_count,
+            series.c.total_sum,
+        )
+        newest = chunks.alias("newest")
+        newest_id = (
+            select(newest.c.chunk_id)
+            .where(newest.c.series_id == series.c.series_id)
+            .order_by(newest.c.t_max.desc(), newest.c.chunk_id.desc())
+            .limit(1)
+            .correlate(series)
+            .scalar_subquery()
+        )
+        ids = select(newest_id).select_from(series)
+        if name is not None:
+            stmt = stmt.where(series.c.name == name)
+            ids = ids.where(series.c.name == name)
+        last = select(chunks.c.series_id, chunks.c.t_max, chunks.c.v_last).where(
+            chunks.c.chunk_id.in_(ids)
+        )
+        with self._guard("reading the latest points"), self._engine.connect() as conn:
+            identities = conn.execute(stmt).all()
+            newest_points = {int(sid): (t, v) for sid, t, v in conn.execute(last)}
+        wanted = set(_label_pairs(labels)) if labels is not None else set()
+        found = []
+        for sid, series_name, label_text, kind, count, total in identities:
+            point = newest_points.get(int(sid))
+            pairs = labels_from_text(label_text)
+            if point is None or not wanted <= set(pairs):
+                continue
+            key = SeriesKey(series_name, pairs, MetricType(kind))
+            found.append(
+                SeriesStats(key, int(count), float(total), float(point[0]), float(point[1]))
+            )
+        return sorted(found, key=lambda s: (s.key.name, s.key.labels))
+
     def series_stats(self, name: str | None = None) -> list[SeriesStats]:
-        """All-time count and sum and the latest point of every series that has points."""
-        keys = dict(self._series_rows(name))
-        if not keys:
-            return []
-        totals = (
-            select(
-                points.c.series_id,
-                func.count().label("n"),
-                func.sum(points.c.value).label("total"),
-                func.max(points.c.ts).label("last_ts"),
-            )
-            .where(points.c.series_id.in_(list(keys)))
-            .group_by(points.c.series_id)
-            .subquery()
-        )
-        # The value at the latest timestamp; ties (two points at one instant) take the larger.
-        stmt = (
-            select(
-                totals.c.series_id,
-                totals.c.n,
-                totals.c.total,
-                totals.c.last_ts,
-                func.max(points.c.value),
-            )
-            .join(
-                points,
-                (points.c.series_id == totals.c.series_id) & (points.c.ts == totals.c.last_ts),
-            )
-            .group_by(totals.c.series_id, totals.c.n, totals.c.total, totals.c.last_ts)
-        )
-        with self._guard("summarising series"), self._engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        stats = [
-            SeriesStats(keys[int(sid)], int(n), float(total), float(last_ts), float(last_value))
-            for sid, n, total, last_ts, last_value in rows
-        ]
-        return sorted(stats, key=lambda s: (s.key.name, s.key.labels))
+        """``latest(name)``: every series with its cumulative count and sum and newest point."""
+        return self.latest(name)
 
     def delete_older_than(self, ts: Instant) -> Deleted:
-        """Remove points older than ``ts`` and alerts resolved before it."""
+        """Remove points older than ``ts`` and alerts resolved before it.
+
+        Chunks that end before ``ts`` are deleted; a chunk straddling it is rewritten with its
+        points at or after ``ts``. The series' cumulative totals are not lowered.
+        """
         cutoff = to_epoch(ts, "ts")
+        removed = 0
         with self._guard("deleting old data"), self._engine.begin() as conn:
-            removed_points = conn.execute(delete(points).where(points.c.ts < cutoff)).rowcount
+            old = chunks.c.t_max < cutoff
+            removed += int(
+                conn.execute(select(func.coalesce(func.sum(chunks.c.n), 0)).where(old)).scalar_one()
+            )
+            conn.execute(delete(chunks).where(old))
+            straddling = conn.execute(
+                select(chunks.c.chunk_id, chunks.c.n, chunks.c.ts_blob, chunks.c.value_blob).where(
+                    chunks.c.t_min < cutoff
+                )
+            ).all()
+            for chunk_id, n, ts_blob, value_blob in straddling:
+                kept_ts, kept_values = cut_before(ts_blob, value_blob, cutoff)
+                # t_max >= cutoff, so at least the last point is kept.
+                (row,) = pack(0, kept_ts, kept_values, max_points=max(int(kept_ts.size), 1))
+                conn.execute(
+                    update(chunks)
+                    .where(chunks.c.chunk_id == chunk_id)
+                    .values(dict(zip(CHUNK_COLUMNS[1:], row[1:], strict=True)))
+                )
+                removed += int(n) - int(kept_ts.size)
             removed_alerts = conn.execute(
                 delete(alerts).where(
                     alerts.c.resolved_at.is_not(None), alerts.c.resolved_at < cutoff
                 )
             ).rowcount
-        return Deleted(points=int(removed_points or 0), alerts=int(removed_alerts or 0))
+        return Deleted(points=removed, alerts=int(removed_alerts or 0))
 
     # -- alerts ---------------------------------------------------------------------------
     #

@@ -1,4 +1,4 @@
-"""Observability tables: series, points, alerts, components.
+"""Observability tables: series, chunks of points, alerts, components.
 
 Revision ID: 0001
 Revises:
@@ -23,20 +23,32 @@ def upgrade() -> None:
         sa.Column("name", sa.String(255), nullable=False),
         sa.Column("labels", sa.Text, nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("total_count", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("total_sum", sa.Double, nullable=False, server_default="0"),
         sa.UniqueConstraint("name", "labels", "kind", name="uq_obs_series_identity"),
     )
+    # Points as chunks: little-endian float64 blobs, one row per series per write (schema.py).
     op.create_table(
-        "obs_points",
+        "obs_chunks",
+        sa.Column("chunk_id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
             "series_id",
             sa.Integer,
             sa.ForeignKey("obs_series.series_id", ondelete="CASCADE"),
             nullable=False,
         ),
-        sa.Column("ts", sa.Double, nullable=False),
-        sa.Column("value", sa.Double, nullable=False),
+        sa.Column("t_min", sa.Double, nullable=False),
+        sa.Column("t_max", sa.Double, nullable=False),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("v_sum", sa.Double, nullable=False),
+        sa.Column("v_min", sa.Double, nullable=False),
+        sa.Column("v_max", sa.Double, nullable=False),
+        sa.Column("v_last", sa.Double, nullable=False),
+        sa.Column("ts_blob", sa.LargeBinary, nullable=False),
+        sa.Column("value_blob", sa.LargeBinary, nullable=False),
     )
-    op.create_index("ix_obs_points_series_ts", "obs_points", ["series_id", "ts"])
+    op.create_index("ix_obs_chunks_series_tmax", "obs_chunks", ["series_id", "t_max"])
+    op.create_index("ix_obs_chunks_tmin", "obs_chunks", ["t_min"])
     op.create_table(
         "obs_alerts",
         sa.Column("alert_id", sa.String(128), primary_key=True),
@@ -68,6 +80,7 @@ def downgrade() -> None:
     op.drop_table("obs_components")
     op.drop_index("ix_obs_alerts_state", table_name="obs_alerts")
     op.drop_table("obs_alerts")
-    op.drop_index("ix_obs_points_series_ts", table_name="obs_points")
-    op.drop_table("obs_points")
+    op.drop_index("ix_obs_chunks_tmin", table_name="obs_chunks")
+    op.drop_index("ix_obs_chunks_series_tmax", table_name="obs_chunks")
+    op.drop_table("obs_chunks")
     op.drop_table("obs_series")
