@@ -73,7 +73,7 @@ def test_set_trait_value_validates_and_clears_fitness() -> None:
         g.get_trait_value("wit")
     with pytest.raises(ValidationError, match=r"unknown trait \['empathy'\]"):
         g.get_trait_value(["empathy"])  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="'empathy' must be a real number.*bool"):
+    with pytest.raises(ValidationError, match=r"'empathy' must be a real number.*bool"):
         g.set_trait_value("empathy", False)
     assert g.get_trait_value("empathy") == 0.25  # failed sets changed nothing
 
@@ -124,7 +124,7 @@ def test_mutate_and_crossover_reject_bad_parameters() -> None:
         g.mutate(strength=math.nan)
     with pytest.raises(ValidationError, match=r"strength must be a number in \(0, inf\)"):
         g.mutate(strength=math.inf)
-    with pytest.raises(ValidationError, match="rate must be a number.*bool"):
+    with pytest.raises(ValidationError, match=r"rate must be a number.*bool"):
         g.mutate(rate=True)
     with pytest.raises(ValidationError, match="rng must be a numpy Generator"):
         g.mutate(rng="seed")  # type: ignore[arg-type]

@@ -87,7 +87,7 @@ class ConversationalGenome:
     (0.9, 0.5)
     """
 
-    __slots__ = ("_values", "fitness_", "generation", "genome_id", "parent_ids")
+    __slots__ = ("_fitness", "_values", "generation", "genome_id", "parent_ids")
 
     def __init__(
         self,
@@ -108,7 +108,7 @@ class ConversationalGenome:
             for name, value in traits.items():
                 values[trait_index(name)] = validate_trait(name, value)
         self._values = values
-        self.fitness_: float | None = _validate_fitness(fitness)
+        self._fitness: float | None = _validate_fitness(fitness)
         self.generation: int = _validate_generation(generation)
         if not isinstance(parent_ids, Sequence) or isinstance(parent_ids, str | bytes):
             raise ValidationError(f"parent_ids must be a sequence of strings, got {parent_ids!r}")
@@ -135,16 +135,16 @@ class ConversationalGenome:
         """Set trait ``name`` to ``value`` (validated); clears the recorded fitness."""
         number = validate_trait(name, value)
         self._values[trait_index(name)] = number
-        self.fitness_ = None
+        self._fitness = None
 
     @property
     def fitness(self) -> float | None:
         """The recorded fitness, or None when not evaluated since the traits last changed."""
-        return self.fitness_
+        return self._fitness
 
     @fitness.setter
     def fitness(self, value: float | None) -> None:
-        self.fitness_ = _validate_fitness(value)
+        self._fitness = _validate_fitness(value)
 
     # -- genetic operators ----------------------------------------------------------------------
     def mutate(
@@ -197,7 +197,7 @@ class ConversationalGenome:
         """An independent copy with the same id, traits, fitness and lineage."""
         clone = ConversationalGenome(
             self.genome_id,
-            fitness=self.fitness_,
+            fitness=self._fitness,
             generation=self.generation,
             parent_ids=self.parent_ids,
         )
@@ -209,7 +209,7 @@ class ConversationalGenome:
         return {
             "genome_id": self.genome_id,
             "traits": self.traits,
-            "fitness": self.fitness_,
+            "fitness": self._fitness,
             "generation": self.generation,
             "parent_ids": list(self.parent_ids),
         }
@@ -256,7 +256,7 @@ class ConversationalGenome:
         return (
             self.genome_id == other.genome_id
             and bool(np.array_equal(self._values, other._values))
-            and self.fitness_ == other.fitness_
+            and self._fitness == other._fitness
             and self.generation == other.generation
             and self.parent_ids == other.parent_ids
         )
@@ -267,7 +267,7 @@ class ConversationalGenome:
         traits = ", ".join(f"{k}={v:.3f}" for k, v in self.traits.items())
         return (
             f"ConversationalGenome(id={self.genome_id[:8]}, gen={self.generation}, "
-            f"fitness={self.fitness_}, {traits})"
+            f"fitness={self._fitness}, {traits})"
         )
 
 
