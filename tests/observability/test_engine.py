@@ -237,3 +237,229 @@ def test_singleton_is_shared_across_threads(monkeypatch: pytest.MonkeyPatch) -> 
         config.reset_settings()
     assert get_observability_engine() is not seen[0]
     reset_observability_engine()
+
+
+def test_first_system_sample_after_start_measures_a_busy_loop() -> None:
+    """psutil's first CPU reading is a priming 0.0; the engine's first reported one is real."""
+    engine = ObservabilityEngine(settings(collection_interval=3600), notifiers=[])
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            sum(range(1000))
+
+    busy = threading.Thread(target=spin, daemon=True)
+    busy.start()
+    try:
+        engine.start()
+        sample = engine.get_system_metrics()
+    finally:
+        stop.set()
+        busy.join()
+        engine.close()
+    assert sample.cpu_percent > 0.0
+    assert sample.process_cpu_percent > 0.0
+    # The sample start() took is the one reported and the first point recorded.
+    assert engine.collector.points("allele_process_cpu_percent")[1].tolist() == [
+        sample.process_cpu_percent
+    ]
+
+
+def test_background_retention_cleanup_forgets_old_points() -> None:
+    clock = ManualClock()
+    engine = ObservabilityEngine(settings(retention_hours=1.0), clock=clock, notifiers=[])
+    engine.cleanup_interval_s = 0.02
+    try:
+        engine.collector.gauge("queue_depth").set(5)
+        engine.collector.fold()
+        assert engine.collector.points("queue_depth")[1].tolist() == [5.0]
+        clock.advance(3601)  # the point is now older than the retention period
+        engine.start()
+        assert wait_for(lambda: engine.collector.points("queue_depth")[1].size == 0)
+    finally:
+        engine.close()
+
+
+def test_reloaded_retention_applies_to_the_running_engine(engine: ObservabilityEngine) -> None:
+    engine.apply_settings(settings(retention_hours=2.0))
+    assert engine.collector.retention_s == 7200.0
+
+
+def test_running_engine_rejects_a_bad_settings_file_and_keeps_the_old_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "live.toml"
+    path.write_text('store_uri = "none"\ncollection_interval = 0.05\nalerting_enabled = true\n')
+    engine = ObservabilityEngine(config.load_settings(path), notifiers=[])
+    try:
+        engine.start()
+        watcher = engine._watcher
+        assert watcher is not None
+        path.write_text('store_uri = "none"\ncollection_interval = "often"\n')
+        assert wait_for(lambda: watcher.rejections == 1)
+        assert watcher.last_error is not None and "ALLELE_COLLECTION_INTERVAL" in watcher.last_error
+        assert engine.running and engine.settings.collection_interval == 0.05
+        assert engine.alerts.enabled is True
+        path.write_text(
+            'store_uri = "none"\ncollection_interval = 0.05\nalerting_enabled = false\n'
+        )
+        assert wait_for(lambda: engine.alerts.enabled is False)  # a good file applies again
+        assert engine.running
+    finally:
+        engine.close()
+
+
+def test_unreachable_webhook_is_counted_and_the_engine_goes_on() -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nobody listens once the socket closes
+    engine = ObservabilityEngine(settings(webhook_url=f"http://127.0.0.1:{port}/hook"))
+    try:
+        [webhook] = [n for n in engine.alerts.notifiers if hasattr(n, "flush")]
+        webhook.backoff_s = 0.01  # type: ignore[attr-defined]
+        webhook.max_attempts = 2  # type: ignore[attr-defined]
+        engine.alerts.add_rule(
+            AlertRule(name="busy", metric="queue_depth", operator=Operator.GT, threshold=10)
+        )
+        engine.collector.gauge("queue_depth").set(50)
+        engine.collector.fold()
+        engine.collect_once()
+        assert [a.rule_name for a in engine.get_active_alerts()] == ["busy"]
+        assert webhook.flush(10)  # type: ignore[attr-defined]
+        status = engine.get_status()
+        assert status["alerts"]["webhook"]["failed"] == 1
+        assert status["alerts"]["webhook"]["sent"] == 0
+        engine.collector.counter("still_recording_total").inc()
+        engine.collector.fold()
+        assert engine.collector.summary("still_recording_total").last == 1.0
+    finally:
+        engine.close()
+
+
+class FakeNvmlWithDevice:
+    """A fake pynvml with one GPU (no real GPU exists on the test machine)."""
+
+    NVML_TEMPERATURE_GPU = 0
+
+    def __init__(self) -> None:
+        self.shutdowns = 0
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        self.shutdowns += 1
+
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> str:
+        return f"handle-{index}"
+
+    def nvmlDeviceGetName(self, handle: str) -> bytes:
+        return b"Fake A100"
+
+    def nvmlDeviceGetMemoryInfo(self, handle: str) -> object:
+        import types
+
+        return types.SimpleNamespace(used=3 * 2**30, total=40 * 2**30)
+
+    def nvmlDeviceGetUtilizationRates(self, handle: str) -> object:
+        import types
+
+        return types.SimpleNamespace(gpu=37)
+
+    def nvmlDeviceGetTemperature(self, handle: str, sensor: int) -> int:
+        return 61
+
+
+def test_gpu_from_nvml_is_sampled_and_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    nvml = FakeNvmlWithDevice()
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    engine = ObservabilityEngine(settings(), notifiers=[])
+    try:
+        sample = engine.collect_once()
+        assert sample is not None and sample.gpu.available and sample.gpu.source == "nvml"
+        [device] = sample.gpu.devices
+        assert (device.name, device.utilization_percent, device.temperature_c) == (
+            "Fake A100",
+            37.0,
+            61.0,
+        )
+        engine.collector.fold()
+        labels = {"gpu": "0", "name": "Fake A100"}
+        used = engine.collector.points("allele_gpu_memory_used_bytes", labels)[1]
+        assert used.tolist() == [3.0 * 2**30]
+        assert engine.get_status()["gpu"]["source"] == "nvml"
+    finally:
+        engine.close()
+    assert nvml.shutdowns == 1
+
+
+def test_without_any_gpu_the_engine_reports_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    engine = ObservabilityEngine(settings(), notifiers=[])
+    try:
+        sample = engine.collect_once()
+        assert sample is not None and not sample.gpu.available
+        assert engine.get_status()["gpu"]["available"] is False
+        assert engine.collector.series_keys("allele_gpu_memory_used_bytes") == []
+    finally:
+        engine.close()
+
+
+class BlockingSampler:
+    """A test sampler: real samples, but the second one waits until the test releases it."""
+
+    def __init__(self) -> None:
+        from allele.observability.system import SystemSampler
+
+        self.real = SystemSampler()
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def sample(self) -> object:
+        self.calls += 1
+        if self.calls == 2:
+            self.entered.set()
+            self.release.wait(30)
+        return self.real.sample()
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_stop_during_a_collection_waits_for_it_and_ends_the_thread() -> None:
+    sampler = BlockingSampler()
+    engine = ObservabilityEngine(
+        settings(collection_interval=0.01),
+        sampler=sampler,  # type: ignore[arg-type]
+        notifiers=[],
+    )
+    engine.register_component("evo", ComponentType.EVOLUTION_ENGINE)
+    engine.start()
+    background = engine._thread
+    assert background is not None and sampler.entered.wait(10)
+    alive_when_stop_returned: list[bool] = []
+
+    def stop() -> None:
+        engine.stop()
+        alive_when_stop_returned.append(background.is_alive())
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    assert wait_for(engine._stop.is_set)
+    sampler.release.set()  # the collection goes on to the component registry, then ends
+    stopper.join(30)
+    # stop() returned only once the thread had ended (it used to hold the registry lock the
+    # collection needs, and gave up on the thread after its join timeout).
+    assert alive_when_stop_returned == [False]
+    engine.close()

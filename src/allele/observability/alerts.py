@@ -69,6 +69,7 @@ class AlertManager:
         notifiers: Iterable[Notifier] | None = None,
         history_size: int = 1000,
         enabled: bool = True,
+        changes_capacity: int = 10_000,
     ) -> None:
         self.collector = collector
         self.clock: Clock = clock or collector.clock
@@ -85,6 +86,9 @@ class AlertManager:
         self._ended_mono: dict[tuple[str, _Labels], float] = {}
         self._history: deque[Alert] = deque(maxlen=history_size)
         self._changes: dict[str, Alert] = {}
+        # Without a store nobody drains the changes: keep the newest ones, count the rest.
+        self._changes_capacity = changes_capacity
+        self.changes_dropped = 0
         self.notification_errors = 0
 
     # rules -------------------------------------------------------------------------------------
@@ -144,6 +148,7 @@ class AlertManager:
                 # The series no longer has data in the window: the condition cannot hold.
                 rule = self._rules[key[0]]
                 self._step(rule, key, None, False, now_mono, events, changed)
+            self._forget_old()
         self._dispatch(events)
         return changed
 
@@ -253,6 +258,9 @@ class AlertManager:
     def _changed(self, alert: Alert) -> None:
         self._changes.pop(alert.alert_id, None)
         self._changes[alert.alert_id] = alert
+        if len(self._changes) > self._changes_capacity:
+            del self._changes[next(iter(self._changes))]
+            self.changes_dropped += 1
 
     # handling --------------------------------------------------------------------------------
 
@@ -335,7 +343,8 @@ class AlertManager:
         return changes
 
     def _forget_old(self) -> None:
-        # Ended alerts that fell out of the history are no longer addressable by id.
+        # Ended alerts that fell out of the history (or never fired) are no longer addressable
+        # by id; without this, a flapping rule would grow the index for ever.
         if len(self._by_id) > len(self._active) + (self._history.maxlen or 0):
             keep = {t.alert.alert_id for t in self._active.values()}
             keep.update(a.alert_id for a in self._history)

@@ -123,8 +123,14 @@ class ObservabilityEngine:
             enabled=config.alerting_enabled,
         )
         self.alerts.add_rules(default_alert_rules(ComponentType.SYSTEM, self.settings))
-        self._sampler = sampler
-        self._lock = threading.RLock()
+        # Created now, not at the first sample: construction primes the CPU counters, so the
+        # first sample after ``start()`` already measures a real interval.
+        self._sampler = sampler if sampler is not None else SystemSampler()
+        self._lock = threading.RLock()  # the component registry
+        # Serialises start() and stop(). Separate from ``_lock`` because stop() waits for the
+        # background thread, which takes ``_lock`` while it collects: one lock would make
+        # stop() wait out its join timeout whenever it lands mid-collection.
+        self._lifecycle = threading.Lock()
         self._components: dict[str, ComponentMetricsCollector] = {}
         self._latest_system: SystemMetrics | None = None
         self._last_io: dict[str, float] = {}
@@ -137,6 +143,7 @@ class ObservabilityEngine:
         self._watcher: SettingsWatcher | None = None
         self._follow_global = follow_global_settings
         self._errors = 0
+        self.cleanup_interval_s = CLEANUP_INTERVAL_S
         self._tick_listeners: tuple[Callable[[], object], ...] = ()
         if follow_global_settings:
             add_settings_listener(self._on_global_settings)
@@ -151,7 +158,7 @@ class ObservabilityEngine:
     def start(self) -> ObservabilityEngine:
         """Start background sampling (and persistence and settings reload when configured);
         does nothing if already running or if ``ALLELE_MONITORING_ENABLED`` is false."""
-        with self._lock:
+        with self._lifecycle:
             if self.running:
                 return self
             if not self.settings.monitoring_enabled:
@@ -159,9 +166,11 @@ class ObservabilityEngine:
                 return self
             self._started_at = self.clock.time()
             self.collect_once()
-            self._stop.clear()
+            # A fresh event per run: a previous run's thread still winding down keeps its own
+            # (set) event and cannot be revived by this start.
+            self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, name="allele-observability", daemon=True
+                target=self._run, args=(self._stop,), name="allele-observability", daemon=True
             )
             self._thread.start()
             self._start_persistence()
@@ -173,7 +182,7 @@ class ObservabilityEngine:
 
     def stop(self) -> None:
         """Stop sampling, flush persistence and pending webhook notifications."""
-        with self._lock:
+        with self._lifecycle:
             self._stop.set()
             thread, self._thread = self._thread, None
             if thread is not None:
@@ -192,8 +201,7 @@ class ObservabilityEngine:
         self.stop()
         if self._own_notifiers:
             self.alerts.close()
-        if self._sampler is not None:
-            self._sampler.close()
+        self._sampler.close()
         if self._follow_global:
             remove_settings_listener(self._on_global_settings)
 
@@ -217,12 +225,12 @@ class ObservabilityEngine:
     async def __aexit__(self, *exc: object) -> None:
         await self.astop()
 
-    def _run(self) -> None:
+    def _run(self, stop: threading.Event) -> None:
         interval = self.settings.collection_interval
         tick = min(1.0, interval)
         next_collect = time.monotonic() + interval
-        next_cleanup = time.monotonic() + CLEANUP_INTERVAL_S
-        while not self._stop.wait(tick):
+        next_cleanup = time.monotonic() + self.cleanup_interval_s
+        while not stop.wait(tick):
             self.tick()
             try:
                 now = time.monotonic()
@@ -233,7 +241,7 @@ class ObservabilityEngine:
                     tick = min(1.0, interval)
                 if now >= next_cleanup:
                     self.collector.cleanup()
-                    next_cleanup = now + CLEANUP_INTERVAL_S
+                    next_cleanup = now + self.cleanup_interval_s
             except Exception:  # the monitor must outlive its own bugs
                 self._errors += 1
                 logger.exception("observability background tick failed")
@@ -294,8 +302,6 @@ class ObservabilityEngine:
     # system ------------------------------------------------------------------------------------
 
     def _sample_system(self) -> SystemMetrics:
-        if self._sampler is None:
-            self._sampler = SystemSampler()
         sample = self._sampler.sample()
         c = self.collector
         c.gauge(SYSTEM_CPU_PERCENT).set(sample.cpu_percent)
@@ -472,6 +478,7 @@ class ObservabilityEngine:
                 "pending": sum(a.state is AlertState.PENDING for a in active),
                 "rules": len(self.alerts.rules()),
                 "notification_errors": self.alerts.notification_errors,
+                "webhook": self._webhook_stats(),
             },
             "series": len(self.collector.series_keys()),
             "dropped": self.collector.dropped(),
@@ -480,6 +487,16 @@ class ObservabilityEngine:
             "gpu": None if sample is None else sample.gpu.to_dict(),
             "background_errors": self._errors,
         }
+
+    def _webhook_stats(self) -> dict[str, int] | None:
+        """Delivery counts summed over the webhook notifiers (None without a webhook)."""
+        totals: dict[str, int] | None = None
+        for notifier in self.alerts.notifiers:
+            if isinstance(notifier, WebhookNotifier):
+                totals = totals or {}
+                for name, count in notifier.stats().items():
+                    totals[name] = totals.get(name, 0) + count
+        return totals
 
     # persistence -------------------------------------------------------------------------------
 
@@ -552,11 +569,12 @@ class ObservabilityEngine:
         self.apply_settings(new)
 
     def apply_settings(self, settings: ObservabilitySettings) -> None:
-        """Apply new settings while running: collection interval, alerting on/off, console and
-        webhook notifications take effect at once; store, flush interval, capacity and strict
-        mode are logged as needing a restart."""
+        """Apply new settings while running: collection interval, retention, alerting on/off,
+        console and webhook notifications take effect at once; store, flush interval, capacity
+        and strict mode are logged as needing a restart."""
         old, self.settings = self.settings, settings
         self.alerts.enabled = settings.alerting_enabled
+        self.collector.retention_s = settings.retention_hours * 3600.0
         if self._own_notifiers and (
             old.webhook_url != settings.webhook_url or old.console_alerts != settings.console_alerts
         ):

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,10 +36,16 @@ PROCESS_THREADS = "allele_process_threads"
 GPU_MEMORY_USED = "allele_gpu_memory_used_bytes"
 GPU_UTILIZATION = "allele_gpu_utilization_percent"
 
+# CPU figures are busy time over elapsed time since the previous reading; over a few
+# milliseconds the kernel's 10 ms tick makes them 0 or noise, so a sample taken sooner than
+# this after the previous one (e.g. right after ``start()``) waits for the rest.
+MIN_CPU_INTERVAL_S = 0.1
+
 
 class SystemSampler:
     """Takes ``SystemMetrics`` samples; CPU percentages are over the time since the previous
-    sample (the first call primes psutil and reports the figure since process start).
+    sample, which is at least ``MIN_CPU_INTERVAL_S`` (construction primes the counters, so the
+    first sample is a real measurement, never psutil's priming 0.0).
 
     ``disk_path`` is the filesystem whose usage is reported (default: the current directory's).
     """
@@ -53,16 +60,26 @@ class SystemSampler:
         self._nvml: _Nvml | None = None
         self._nvml_tried = False
         self._nvml_reason: str | None = None
-        # Prime the CPU counters so the first real sample measures an interval.
-        psutil.cpu_percent(interval=None)
+        # Prime the CPU counters so the first sample measures an interval. The machine figure
+        # keeps its own previous reading: psutil.cpu_percent(None) keeps one per process, which
+        # any other caller in the program would reset under us.
+        self._cpu_times = psutil.cpu_times()
         self._process.cpu_percent(interval=None)
+        self._cpu_mark = time.monotonic()
 
     def sample(self) -> SystemMetrics:
-        """Return a sample of the machine, this process and the GPUs."""
+        """Return a sample of the machine, this process and the GPUs (waiting, if needed, until
+        ``MIN_CPU_INTERVAL_S`` has passed since the previous sample)."""
         psutil = self._psutil
         with self._lock:
-            cpu = psutil.cpu_percent(interval=None)
+            wait = MIN_CPU_INTERVAL_S - (time.monotonic() - self._cpu_mark)
+            if wait > 0:
+                time.sleep(wait)
+            times = psutil.cpu_times()
+            cpu = cpu_busy_percent(self._cpu_times, times)
             process_cpu = self._process.cpu_percent(interval=None)
+            self._cpu_times = times
+            self._cpu_mark = time.monotonic()
         memory = psutil.virtual_memory()
         with self._process.oneshot():
             rss = self._process.memory_info().rss
@@ -122,6 +139,7 @@ class SystemSampler:
         if self._nvml is not None:
             self._nvml.close()
             self._nvml = None
+        self._nvml_tried = False  # a later sample initialises NVML again
 
 
 class _NoGPU(Exception):
@@ -198,6 +216,27 @@ def _torch_gpus() -> GPUStatus | str:
         return GPUStatus(available=True, source="torch.cuda", devices=devices)
     except Exception as exc:
         return f"torch.cuda query failed: {exc}"
+
+
+def cpu_busy_percent(before: Any, after: Any) -> float:
+    """Return the machine's busy CPU percent (0-100) between two ``psutil.cpu_times()``.
+
+    As psutil computes it: busy is all time but idle and iowait; guest time is already counted
+    in user and nice on Linux, so it is left out of the total.
+    """
+
+    def busy_and_total(times: Any) -> tuple[float, float]:
+        total = sum(times)
+        total -= getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        return total - idle, total
+
+    busy_0, total_0 = busy_and_total(before)
+    busy_1, total_1 = busy_and_total(after)
+    elapsed = total_1 - total_0
+    if elapsed <= 0:
+        return 0.0
+    return min(100.0, max(0.0, 100.0 * (busy_1 - busy_0) / elapsed))
 
 
 def _optional(read: Any) -> Any:

@@ -242,3 +242,75 @@ def test_serve_metrics_reports_a_bad_store_uri():
     )
     assert done.returncode == 2
     assert "nope" in done.stderr
+
+
+def _host_app(metrics_app, mount: str, strip_prefix: bool):
+    """A minimal host ASGI application that mounts ``metrics_app`` under ``mount`` the way
+    frameworks do: Starlette keeps the full path and sets ``root_path``; others strip it."""
+
+    async def host(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(mount):
+            inner = dict(scope, root_path=scope.get("root_path", "") + mount)
+            if strip_prefix:
+                inner["path"] = scope["path"][len(mount) :] or "/"
+            await metrics_app(inner, receive, send)
+            return
+        if scope["type"] == "lifespan":
+            await metrics_app(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"host app"})
+
+    return host
+
+
+@pytest.mark.parametrize("strip_prefix", [False, True])
+@pytest.mark.parametrize(
+    ("mount", "url"), [("/metrics", "/metrics"), ("/observability", "/observability/metrics")]
+)
+async def test_asgi_app_mounted_in_a_host_app_answers_at_the_mount(
+    collector, mount, url, strip_prefix
+):
+    host = _host_app(metrics_asgi_app(collector), mount, strip_prefix)
+    transport = httpx.ASGITransport(app=host)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        scraped = await client.get(url)
+        other = await client.get("/")
+        missing = await client.get(mount + "/nothing-here")
+    assert scraped.status_code == 200, scraped.text
+    assert _values(_families(scraped.text)["requests"]) == {
+        ("requests_total", (("route", "/chat"),)): 100.0
+    }
+    assert other.text == "host app"
+    assert missing.status_code == 404
+
+
+def test_asgi_app_served_by_uvicorn_is_scraped(collector):
+    """The handler inside a real ASGI server (uvicorn), mounted in a host app, over TCP."""
+    uvicorn = pytest.importorskip("uvicorn")
+    import threading
+    import time
+
+    host = _host_app(metrics_asgi_app(collector), "/observability", strip_prefix=False)
+    config = uvicorn.Config(host, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        response = httpx.get(f"http://127.0.0.1:{port}/observability/metrics", timeout=10)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == CONTENT_TYPE
+    families = _families(response.text)
+    assert set(families) == {"requests", "memory_bytes", "latency_seconds"}
+    assert (
+        _values(families["latency_seconds"])[("latency_seconds_count", (("route", "/chat"),))]
+        == 100
+    )

@@ -114,6 +114,10 @@ def metrics_asgi_app(source: Any, window_s: float = 600.0, path: str = "/metrics
     ``source`` is a ``MetricsCollector`` (live values), a ``Store`` (latest stored values) or a
     function ``name -> list[Sample]``. Other paths get 404, other methods 405; lifespan events
     are acknowledged. The text is built in a worker thread so the event loop stays free.
+
+    Mounted inside another ASGI app, it answers at ``<mount>/metrics``, or at the mount point
+    itself when that is ``path`` (``app.mount("/metrics", metrics_asgi_app(c))``); frameworks
+    that strip the mount prefix from ``scope["path"]`` and those that keep it both work.
     """
     read = sample_source(source, window_s)
 
@@ -123,7 +127,7 @@ def metrics_asgi_app(source: Any, window_s: float = 600.0, path: str = "/metrics
             return
         if scope["type"] != "http":
             return
-        if scope.get("path") != path:
+        if not _is_metrics_path(scope, path):
             await _respond(send, 404, b"not found; metrics are at " + path.encode() + b"\n")
             return
         method = scope.get("method", "GET")
@@ -140,6 +144,17 @@ def metrics_asgi_app(source: Any, window_s: float = 600.0, path: str = "/metrics
         )
 
     return app
+
+
+def _is_metrics_path(scope: Scope, path: str) -> bool:
+    full = str(scope.get("path", ""))
+    if full == path:
+        return True
+    root = str(scope.get("root_path", "") or "").rstrip("/")
+    if not root:
+        return False
+    inner = full[len(root) :] if full.startswith(root) else full
+    return inner == path or (inner in ("", "/") and root.endswith(path))
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
