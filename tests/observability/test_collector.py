@@ -106,6 +106,7 @@ def test_strict_mode_raises_at_the_call_site(clock: ManualClock) -> None:
 
 def test_threads_record_an_exact_total(collector: MetricsCollector) -> None:
     threads, per_thread = 8, 20_000
+    collector.enable_drain()  # a consumer is attached: every observation is queued
     counter = collector.counter("work_total")
     hist = collector.histogram("work_seconds")
     barrier = threading.Barrier(threads)
@@ -128,6 +129,7 @@ def test_threads_record_an_exact_total(collector: MetricsCollector) -> None:
 
 def test_drain_returns_every_point_exactly_once_under_concurrent_writes() -> None:
     collector = MetricsCollector(capacity=64)
+    collector.enable_drain()  # the consumer attaches before the writer starts
     hist = collector.histogram("events")
     total = 200_000
     done = threading.Event()
@@ -148,6 +150,44 @@ def test_drain_returns_every_point_exactly_once_under_concurrent_writes() -> Non
     assert values.size == total
     assert np.array_equal(np.sort(values), np.arange(total, dtype=float))
     assert collector.drain() == []
+
+
+def test_without_a_consumer_nothing_is_queued_and_memory_stays_bounded(
+    clock: ManualClock,
+) -> None:
+    collector = MetricsCollector(clock=clock, capacity=100, max_pending=1000)
+    hist = collector.histogram("h")
+    for fold in range(50):  # 50 folds of 1000 points: 50x max_pending, nobody drains
+        for i in range(1000):
+            hist.observe(fold * 1000 + i)
+        clock.advance(1.0)
+        collector.fold()
+    assert not collector.draining
+    assert collector.pending_points() == 0
+    assert "drain_backlog" not in collector.dropped()  # nothing queued, so nothing trimmed
+    assert collector.summary("h", window_s=1e6).count == 100  # the ring: capacity points
+    # A consumer attaching late gets what the ring retains, then everything new, once.
+    (first,) = collector.drain()
+    assert first.values.tolist() == list(range(49_900, 50_000))
+    hist.observe(-1.0)
+    (second,) = collector.drain()
+    assert second.values.tolist() == [-1.0]
+    assert collector.draining and collector.drain() == []
+
+
+def test_enable_drain_is_idempotent_and_queues_from_then_on(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, capacity=4)
+    gauge = collector.gauge("g")
+    for value in range(10):
+        gauge.set(value)
+    collector.enable_drain()
+    assert collector.pending_points() == 4  # the retained history
+    gauge.set(10.0)
+    collector.enable_drain()  # attaching again neither re-queues nor drops anything
+    assert collector.pending_points() == 5
+    (batch,) = collector.drain()
+    assert batch.values.tolist() == [6.0, 7.0, 8.0, 9.0, 10.0]
+    assert collector.pending_points() == 0
 
 
 def test_drain_batches_carry_keys_and_cumulative_counters(

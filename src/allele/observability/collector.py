@@ -10,7 +10,8 @@ GIL, so many threads and coroutines may record at once), no clock read, no valid
 Off the hot path, ``fold()`` moves each raw buffer into the series: values are validated in bulk
 with numpy (NaN, infinity, non-numbers and negative counter increments are dropped and counted in
 ``dropped()`` and in the ``allele_metrics_dropped_total`` series, never raised), stamped with the
-fold time, appended to a bounded ring buffer for aggregation, and queued for ``drain()``.
+fold time, appended to a bounded ring buffer for aggregation, and -- once a consumer has
+attached -- queued for ``drain()``.
 ``fold()`` runs on every read and drain and on every tick of the engine's background thread
 (at least once a second when the engine runs), so **a point's timestamp is the time of the fold
 that took it in: at most one tick after it was recorded, never before**. Counters are folded into
@@ -27,6 +28,16 @@ percentiles, computed exactly with numpy (linear interpolation, numpy's default)
 retained point in the window. Each series retains at most ``capacity`` points (a ring buffer)
 and none older than ``retention_s``; when more points than ``capacity`` fall in a window, the
 summary covers the newest ``capacity`` of them (``Summary.truncated`` says so).
+
+Draining
+--------
+Nothing is queued for ``drain()`` until a consumer attaches: ``enable_drain()`` (the store's
+``Flusher`` calls it when it is created) or the first ``drain()`` call. A collector nobody drains
+therefore holds only its ring buffers: memory stays bounded by ``capacity`` points per series and
+folding costs no queueing. When a consumer attaches, the points still retained in the rings are
+queued first (so a consumer that attaches late still gets the recent history: at most
+``capacity`` points per series, none older than ``retention_s``), and from then on every folded
+point is queued, and handed over by ``drain()`` exactly once. Attaching again does nothing.
 
 ``snapshot(name, window_s)`` gives each series' cumulative count and sum since the collector
 started (kept by the fold, so the hot path is unchanged), its latest value and the window's
@@ -450,9 +461,11 @@ class MetricsCollector:
 
     Parameters: ``capacity`` points retained per series for aggregation; ``retention_s``, the
     age beyond which retained points are forgotten; ``max_pending``, the most points per series
-    kept for ``drain()`` when nobody drains (beyond it the oldest are dropped and counted as
-    ``drain_backlog``); ``max_series``, a guard against label cardinality explosions; ``strict``
-    makes bad values raise at the call site instead of being counted.
+    queued for ``drain()`` once a consumer has attached but has not drained for a while (beyond
+    it the oldest are dropped and counted as ``drain_backlog``; before any consumer attaches
+    nothing is queued, see "Draining" in the module docstring); ``max_series``, a guard
+    against label cardinality explosions; ``strict`` makes bad values raise at the call site
+    instead of being counted.
     """
 
     def __init__(
@@ -480,6 +493,7 @@ class MetricsCollector:
         self._kinds: dict[str, MetricType] = {}
         self._dropped: _Tally[str] = _Tally()
         self._dropped_handles: dict[str, CounterHandle] = {}
+        self._draining = False  # whether a consumer has attached (see enable_drain)
 
     # handle creation (validation happens here, once) ---------------------------------------------
 
@@ -604,6 +618,8 @@ class MetricsCollector:
         series.last = float(values[-1])
         ts = np.full(values.size, now)
         series.ring.extend(ts, values)
+        if not self._draining:
+            return
         series.pending_ts.append(ts)
         series.pending_values.append(values)
         series.pending_n += values.size
@@ -626,12 +642,45 @@ class MetricsCollector:
             self._dropped_handles[reason] = handle
         return handle
 
+    @property
+    def draining(self) -> bool:
+        """Whether a consumer has attached, so that folded points are queued for ``drain()``."""
+        return self._draining
+
+    def enable_drain(self) -> None:
+        """Start queueing points for ``drain()`` (a consumer has attached); idempotent.
+
+        The points the rings still retain are queued first, so the first ``drain()`` hands
+        over the recent history (at most ``capacity`` points per series) and every later one
+        the points folded since the previous drain, each exactly once.
+        """
+        with self._lock:
+            if self._draining:
+                return
+            self.fold()
+            for series in self._series.values():
+                if series.ring.size:
+                    ts, values = series.ring.ordered()
+                    series.pending_ts, series.pending_values = [ts], [values]
+                    series.pending_n = int(values.size)
+            self._draining = True
+
+    def pending_points(self) -> int:
+        """How many points are queued for ``drain()``, after a fold (0 before a consumer
+        attaches)."""
+        with self._lock:
+            self.fold()
+            return sum(series.pending_n for series in self._series.values())
+
     def drain(self) -> list[SeriesBatch]:
         """Return every point recorded since the previous drain, exactly once.
 
-        Counters come as cumulative totals (one point per fold that changed them).
+        The first call attaches the caller as the consumer (``enable_drain()``): it returns the
+        points the rings still retain. Counters come as cumulative totals (one point per fold
+        that changed them).
         """
         with self._lock:
+            self.enable_drain()
             self.fold()
             batches = []
             for series in self._series.values():

@@ -73,3 +73,32 @@ def test_points_alerts_and_components_from_the_real_collector_reach_the_store(sq
     restored = ComponentMetrics.from_dict(snapshot)
     assert restored.component_id == "kraken-1"
     assert restored.component_type is ComponentType.KRAKEN_LNN
+
+
+def test_a_flusher_drains_every_point_of_concurrent_writers_exactly_once(sqlite_uri):
+    import threading
+
+    collector = MetricsCollector(capacity=16)  # far fewer than recorded: the queue matters
+    store = open_store(sqlite_uri)
+    flusher = Flusher(store, collector, install_signal_handlers=False)
+    assert collector.draining  # attached when created
+    hist = collector.histogram("events")
+    per_thread, threads = 20_000, 3
+
+    def writer(offset: int) -> None:
+        for i in range(per_thread):
+            hist.observe(offset + i)
+
+    pool = [threading.Thread(target=writer, args=(t * per_thread,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    while any(thread.is_alive() for thread in pool):
+        flusher.flush()
+    for thread in pool:
+        thread.join()
+    stats = flusher.stop()
+    stored = store.query_series("events").values
+    assert stats.points_written == stored.size == per_thread * threads
+    np.testing.assert_array_equal(np.sort(stored), np.arange(per_thread * threads, dtype=float))
+    assert collector.pending_points() == 0
+    store.close()

@@ -81,6 +81,10 @@ class Flusher:
 
     ``components`` is a callable returning the current component snapshots (objects with
     ``to_dict()`` or dicts); they are upserted at every flush.
+
+    Creating a flusher attaches it to ``collector`` as the consumer of its points (it calls
+    ``collector.enable_drain()`` when the collector has one): a ``MetricsCollector`` queues
+    points for draining only from then on (see its module docstring).
     """
 
     def __init__(
@@ -124,6 +128,9 @@ class Flusher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._previous_handlers: dict[int, Any] = {}
+        enable_drain = getattr(collector, "enable_drain", None)
+        if callable(enable_drain):
+            enable_drain()
 
     @property
     def interval_s(self) -> float:
