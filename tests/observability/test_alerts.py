@@ -287,3 +287,63 @@ def test_disabled_manager_evaluates_nothing(
     manager.add_rule(slow_rule(for_s=0.0))
     observe(collector, 5.0)
     assert manager.evaluate() == []
+
+
+@pytest.mark.parametrize(
+    ("op", "holds_at", "clear_at"),
+    [
+        (Operator.GT, 3.0, 2.0),
+        (Operator.GTE, 2.0, 1.0),
+        (Operator.LT, 1.0, 2.0),
+        (Operator.LTE, 2.0, 3.0),
+        (Operator.EQ, 2.0, 2.5),
+        (Operator.NE, 2.5, 2.0),
+    ],
+)
+def test_every_operator_fires_and_resolves_on_the_window_aggregate(
+    manager: AlertManager,
+    collector: MetricsCollector,
+    clock: ManualClock,
+    op: Operator,
+    holds_at: float,
+    clear_at: float,
+) -> None:
+    """Threshold 2; the window's mean is what is compared, whatever the single points are."""
+    manager.add_rule(
+        AlertRule(
+            name="depth",
+            metric="queue_depth",
+            operator=op,
+            threshold=2.0,
+            aggregation=Aggregation.MEAN,
+            window_s=10,
+            cooldown_s=0,
+        )
+    )
+    depth = collector.gauge("queue_depth")
+    # Two points whose mean is holds_at but neither of which equals it.
+    depth.set(holds_at - 1.0)
+    depth.set(holds_at + 1.0)
+    collector.fold()
+    [fired] = manager.evaluate()
+    assert fired.state is AlertState.FIRING and fired.value == holds_at
+    clock.advance(11)  # both points leave the window
+    depth.set(clear_at)
+    collector.fold()
+    [cleared] = manager.evaluate()
+    assert cleared.state is AlertState.RESOLVED and cleared.value == clear_at
+
+
+def test_without_a_drainer_the_change_log_stays_bounded(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    manager = AlertManager(collector, clock=clock, notifiers=[], changes_capacity=5)
+    manager.add_rule(slow_rule(for_s=100.0, window_s=1.0))
+    for _ in range(20):  # a flapping condition: pending, then cleared, 20 times
+        observe(collector, 5.0)
+        manager.evaluate()
+        clock.advance(2)
+        manager.evaluate()
+    changes = manager.drain_changes()
+    assert len(changes) == 5 and manager.changes_dropped == 15
+    assert all(a.state is AlertState.RESOLVED for a in changes)

@@ -2,7 +2,9 @@
 
 The store holds what running engines flushed; acknowledging or resolving here records who, when
 and why in the store (the running engine keeps that handling when it next saves the alert).
-Exit codes: 0 done, 1 an unknown or already resolved alert id, or a store that cannot be read.
+``ack`` and ``resolve`` take an alert id or any unique prefix of one.
+Exit codes: 0 done, 1 an unknown, ambiguous or already resolved alert id, or a store that
+cannot be read.
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ def select_alerts(alerts: list[dict[str, Any]], state: StateFilter | None) -> li
 
 def alerts_table(alerts: list[dict[str, Any]], title: str = "Alerts") -> Any:
     """A rich table of stored alerts (newest first as given)."""
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("id", overflow="fold", no_wrap=False, min_width=32)
-    table.add_column("rule")
+    table = Table(title=title, title_justify="left", expand=False, box=box.SIMPLE_HEAD)
+    table.add_column("id", no_wrap=True)
+    table.add_column("rule", overflow="fold")
     table.add_column("severity")
     table.add_column("state")
     table.add_column("value", justify="right")
@@ -108,6 +111,7 @@ def list_alerts(
     import json
 
     from rich.console import Console
+    from rich.markup import escape
 
     from allele.errors import AlleleError
     from allele.observability.store import open_store
@@ -116,12 +120,12 @@ def list_alerts(
         with open_store(store_uri) as store:
             alerts = select_alerts(store.load_alerts(), state)
     except AlleleError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=1) from exc
     if as_json:
         typer.echo(json.dumps(alerts, indent=2))
         return
-    console = Console()
+    console = _stdout_console()
     if not alerts:
         which = f" in state {state.value!r}" if state is not None else ""
         console.print(f"no stored alerts{which}")
@@ -129,25 +133,57 @@ def list_alerts(
     console.print(alerts_table(alerts, title=f"Alerts ({len(alerts)})"))
 
 
+def _stdout_console() -> Any:
+    """A console on standard output; piped output gets a wide one so that rows never wrap."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 200))
+    return console
+
+
+def full_alert_id(alerts: list[dict[str, Any]], given: str) -> str:
+    """Return the id of the one stored alert whose id is ``given`` or starts with it.
+
+    An unknown id is returned unchanged (the store then reports it); a prefix shared by
+    several alerts is a ValidationError listing them.
+    """
+    from allele.errors import ValidationError
+
+    ids = [str(a.get("alert_id", "")) for a in alerts]
+    if given in ids or not given:
+        return given
+    matches = [i for i in ids if i.startswith(given)]
+    if len(matches) > 1:
+        shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+        raise ValidationError(
+            f"alert id prefix {given!r} matches {len(matches)} alerts ({shown}); give more of it"
+        )
+    return matches[0] if matches else given
+
+
 def _handle(
     action: str, alert_id: str, by: str, comment: str | None, store_uri: str | None
 ) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     from allele.errors import AlleleError
     from allele.observability.store import open_store
 
     try:
         with open_store(store_uri) as store:
+            alert_id = full_alert_id(store.load_alerts(), alert_id)
             if action == "acknowledge":
                 alert = store.acknowledge_alert(alert_id, by, comment)
             else:
                 alert = store.resolve_alert(alert_id, by, comment)
     except AlleleError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=1) from exc
     done = "acknowledged" if action == "acknowledge" else "resolved"
-    Console().print(
+    _stdout_console().print(
         f"{done} alert {alert_id} ({alert.get('rule_name')}, now {alert.get('state')}) by {by}"
         + (f": {comment}" if comment else "")
     )
@@ -155,7 +191,9 @@ def _handle(
 
 @alerts_app.command("ack")
 def acknowledge(
-    alert_id: str = typer.Argument(..., help="The alert's id (see `allele alerts list`)."),
+    alert_id: str = typer.Argument(
+        ..., help="The alert's id or a unique prefix of it (see `allele alerts list`)."
+    ),
     by: str = typer.Option(..., "--by", help="Who acknowledges it."),
     comment: str | None = typer.Option(None, "--comment", help="Why, or what happens next."),
     store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
@@ -166,7 +204,9 @@ def acknowledge(
 
 @alerts_app.command("resolve")
 def resolve(
-    alert_id: str = typer.Argument(..., help="The alert's id (see `allele alerts list`)."),
+    alert_id: str = typer.Argument(
+        ..., help="The alert's id or a unique prefix of it (see `allele alerts list`)."
+    ),
     by: str = typer.Option(..., "--by", help="Who resolves it."),
     comment: str | None = typer.Option(None, "--comment", help="What was done."),
     store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),

@@ -1,4 +1,8 @@
-"""``allele metrics ...``: read what the observability store holds."""
+"""``allele metrics ...``: read what the observability store holds.
+
+Exit codes: 0 written (also when nothing matched: a note says so on standard error), 2 bad
+input, a store that cannot be read, or an output file that cannot be written.
+"""
 
 from __future__ import annotations
 
@@ -42,13 +46,14 @@ def export(
 ) -> None:
     """Export stored series (or alerts) as JSON, CSV or Parquet."""
     from rich.console import Console
+    from rich.markup import escape
 
     from allele.errors import AlleleError
     from allele.observability.export.files import export_alerts, export_series
     from allele.observability.store import open_store
     from allele.observability.store.epoch import parse_since
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         start = parse_since(since, time.time()) if since is not None else None
         with open_store(store_uri) as store:
@@ -59,7 +64,21 @@ def export(
                 count = export_series(store, fmt.value, output, name=name, since=start)
                 noun = "point(s)"
     except AlleleError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from exc
-    if output is not None:
+    except OSError as exc:  # the output file: a missing directory, no permission, disk full
+        target = output or "standard output"
+        err.print(f"[red]error:[/red] cannot write {escape(f'{target}: {exc}')}")
+        raise typer.Exit(code=2) from exc
+    if count == 0:
+        filters = [
+            f"--{flag} {value}" for flag, value in (("name", name), ("since", since)) if value
+        ]
+        err.print(
+            f"note: no stored {noun.removesuffix('(s)')}s matched"
+            + (f" ({', '.join(filters)})" if filters else "")
+            + (f"; wrote an empty export to {output}" if output is not None else ""),
+            markup=False,
+        )
+    elif output is not None:
         err.print(f"wrote {count} {noun} to {output}")

@@ -26,18 +26,19 @@ def serve_metrics(
 ) -> None:
     """Serve the latest stored metrics in the Prometheus text format at /metrics."""
     from rich.console import Console
+    from rich.markup import escape
 
     from allele.errors import AlleleError
     from allele.observability.export.prometheus import metrics_asgi_app
     from allele.observability.export.server import MetricsServer
     from allele.observability.store import open_store
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         store = open_store(store_uri)
         server = MetricsServer(metrics_asgi_app(store, window_s=window_s), host, port)
     except (AlleleError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from exc
     # Printed plainly (no markup) and flushed: scripts and tests read the bound port from it.
     typer.echo(f"Serving metrics of {store!r} at {server.url}")

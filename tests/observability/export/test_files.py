@@ -145,3 +145,25 @@ def test_cli_exports_alerts(store, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert len(json.loads(out.read_text())["alerts"]) == 2
+
+
+def test_cli_unwritable_output_is_a_one_line_error(store, tmp_path):
+    missing_dir = tmp_path / "no" / "such" / "dir" / "series.csv"
+    for fmt in ("csv", "parquet"):
+        result = CliRunner().invoke(
+            app,
+            ["metrics", "export", "-f", fmt, "--store", store.uri, "-o", str(missing_dir)],
+        )
+        assert result.exit_code == 2, result.output
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"error: cannot write {missing_dir}")
+        assert "Traceback" not in result.output
+
+
+def test_cli_says_when_nothing_matched(store):
+    result = CliRunner().invoke(
+        app, ["metrics", "export", "-f", "csv", "--store", store.uri, "--name", "no_such_metric"]
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "name,kind,labels,timestamp,value\n"
+    assert "note: no stored points matched (--name no_such_metric)" in result.stderr
