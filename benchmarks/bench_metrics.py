@@ -8,7 +8,8 @@ The cost of the empty loop is NOT subtracted from anyone (every figure includes 
 
 Our recording appends to a buffer; to keep the comparison honest the buffer is folded
 (validated, stamped, retained -- the work our collector defers) after every repeat, and that
-fold time is reported separately as amortised ns per observation.
+fold time is reported separately as amortised ns per observation, and a second ratio adds it
+to our hot-path figure (the whole CPU cost of a recorded value, wherever it is paid).
 
     .venv/bin/python benchmarks/bench_metrics.py [--quick]
 """
@@ -94,7 +95,7 @@ def main() -> None:
     results: dict[str, dict[str, list[float]]] = {
         case: {who: [] for who in stmts} for case, stmts in cases.items()
     }
-    fold_ns: list[float] = []
+    fold_ns: dict[str, list[float]] = {case: [] for case in cases}
     for case, stmts in cases.items():
         loops = {who: _loop(stmt, env, ops) for who, stmt in stmts.items()}
         for loop in loops.values():  # warm up
@@ -105,7 +106,7 @@ def main() -> None:
                 results[case][who].append(_per_call_ns(loop, ops))
             start = time.perf_counter()
             collector.drain()  # fold + hand over: the deferred work of our ops
-            fold_ns.append((time.perf_counter() - start) / ops * 1e9)
+            fold_ns[case].append((time.perf_counter() - start) / ops * 1e9)
             reader.get_metrics_data()  # let the SDK aggregate too, so memory stays flat
 
     print(f"# {ops} ops per loop, {repeats} repeats, medians; empty-loop cost not subtracted")
@@ -120,10 +121,12 @@ def main() -> None:
             f"RATIO {case} vs OpenTelemetry: ours={ours:.1f}ns OpenTelemetry={otel:.1f}ns "
             f"ratio={ours / otel:.3f}x (target <= 0.1x)"
         )
-    print(
-        f"INFO deferred fold+drain, amortised: {statistics.median(fold_ns):.1f}ns per recorded "
-        "value (off the hot path, on the collector's background tick)"
-    )
+        fold = statistics.median(fold_ns[case])
+        print(
+            f"RATIO {case} incl. deferred fold: ours={ours + fold:.1f}ns "
+            f"prometheus_client={prom:.1f}ns ratio={(ours + fold) / prom:.3f}x "
+            f"(fold {fold:.1f}ns per value, paid on the background tick; target <= 0.5x)"
+        )
     print(f"INFO dropped during the run: {collector.dropped()}")
 
 

@@ -255,3 +255,38 @@ def test_default_rules_for_every_component_type() -> None:
     assert agent["nlp_agent_error_rate_critical"].severity is AlertSeverity.CRITICAL
     cmr = {r.name: r for r in default_alert_rules("cmr_model", settings)}
     assert cmr["cmr_model_latency_p95_high"].threshold == 0.1
+
+
+def test_default_system_rules_and_error_rate_levels() -> None:
+    import psutil
+
+    system = {r.name: r for r in default_alert_rules(ComponentType.SYSTEM)}
+    assert set(system) == {
+        "system_high_cpu",
+        "system_high_memory",
+        "system_disk_full",
+        "process_memory_growth",
+    }
+    cpu = system["system_high_cpu"]
+    assert (cpu.metric, cpu.threshold, cpu.aggregation.value, cpu.window_s, cpu.for_s) == (
+        "allele_system_cpu_percent",
+        90.0,
+        "mean",
+        300,
+        60,
+    )
+    assert system["system_disk_full"].severity is AlertSeverity.CRITICAL
+    assert system["process_memory_growth"].threshold == 0.9 * psutil.virtual_memory().total
+    assert all(r.labels == {} for r in system.values())
+    evo = {r.name: r for r in default_alert_rules("evolution_engine")}
+    high, critical = (
+        evo["evolution_engine_error_rate_high"],
+        evo["evolution_engine_error_rate_critical"],
+    )
+    assert (high.threshold, high.severity, high.min_samples, high.for_s) == (
+        0.05,
+        AlertSeverity.WARNING,
+        3,
+        60,
+    )
+    assert (critical.threshold, critical.description) == (0.25, "more than 25% of operations fail")

@@ -239,3 +239,26 @@ def test_config_types_round_trip() -> None:
     matrix = MatrixBenchmarkConfig(parameters={"mutation_rate": [0.1, 0.2]})
     assert MatrixBenchmarkConfig.from_dict(matrix.to_dict()) == matrix
     assert matrix.population_sizes == [50, 100, 250, 500, 1000]
+
+
+def test_every_type_of_the_design_is_reachable_from_the_package() -> None:
+    import allele.observability as obs
+
+    for name in (
+        "MetricType",
+        "AlertSeverity",
+        "ComponentType",
+        "MetricValue",
+        "PerformanceMetrics",
+        "BenchmarkResult",
+        "SystemMetrics",
+        "ComponentMetrics",
+        "AlertRule",
+        "Alert",
+        "MonitoringConfig",
+        "DashboardConfig",
+        "MatrixBenchmarkConfig",
+        "MLflowConfig",
+    ):
+        assert name in obs.__all__
+        assert getattr(obs, name).__module__ == "allele.observability.types"

@@ -419,89 +419,39 @@ def default_alert_rules(
 
     Components: error rate (mean over 5 min) above 5% (warning) and 25% (critical), p95
     latency over 5 min above the type's threshold (warning), heartbeat older than the timeout
-    for a whole 2-minute window (error). System: CPU above 90% and memory above 90% (mean over
-    5 min), disk above 95%.
+    for a whole 2-minute window (error). System: CPU above 90% (warning) and memory above 90%
+    (error) as 5-minute means, disk above 95% (critical), this process above 90% of the
+    machine's memory (error).
     """
     kind = ComponentType(component_type)
+    if kind is ComponentType.SYSTEM:
+        return _system_rules()
     heartbeat_timeout = (settings or get_settings()).heartbeat_timeout
     scope = {"component_type": kind.value}
     prefix = kind.value
-    if kind is ComponentType.SYSTEM:
-        return [
-            AlertRule(
-                name="system_high_cpu",
-                metric=SYSTEM_CPU_PERCENT,
-                operator=Operator.GT,
-                threshold=90.0,
-                aggregation=Aggregation.MEAN,
-                window_s=300,
-                min_samples=3,
-                for_s=60,
-                severity=AlertSeverity.WARNING,
-                description="machine CPU above 90% for 5 minutes",
-            ),
-            AlertRule(
-                name="system_high_memory",
-                metric=SYSTEM_MEMORY_PERCENT,
-                operator=Operator.GT,
-                threshold=90.0,
-                aggregation=Aggregation.MEAN,
-                window_s=300,
-                min_samples=3,
-                for_s=60,
-                severity=AlertSeverity.ERROR,
-                description="machine memory above 90%",
-            ),
-            AlertRule(
-                name="system_disk_full",
-                metric=SYSTEM_DISK_PERCENT,
-                operator=Operator.GT,
-                threshold=95.0,
-                aggregation=Aggregation.MIN,
-                window_s=120,
-                min_samples=2,
-                severity=AlertSeverity.CRITICAL,
-                description="disk above 95% full",
-            ),
-            AlertRule(
-                name="process_memory_growth",
-                metric=PROCESS_RSS,
-                operator=Operator.GT,
-                threshold=0.9 * _total_memory(),
-                aggregation=Aggregation.MEAN,
-                window_s=300,
-                min_samples=3,
-                severity=AlertSeverity.ERROR,
-                description="this process uses more than 90% of the machine's memory",
-            ),
-        ]
+    # Every component rule needs several points (min_samples) and most must hold for a minute
+    # (for_s): one slow call or one failure right after start is not an incident.
+    error_rules = [
+        AlertRule(
+            name=f"{prefix}_error_rate_{level}",
+            metric=ERROR_RATE_METRIC,
+            operator=Operator.GT,
+            threshold=threshold,
+            aggregation=Aggregation.MEAN,
+            window_s=300,
+            min_samples=3,
+            for_s=60,
+            severity=severity,
+            labels=scope,
+            description=f"more than {threshold:.0%} of operations fail",
+        )
+        for level, threshold, severity in (
+            ("high", 0.05, AlertSeverity.WARNING),
+            ("critical", 0.25, AlertSeverity.CRITICAL),
+        )
+    ]
     return [
-        AlertRule(
-            name=f"{prefix}_error_rate_high",
-            metric=ERROR_RATE_METRIC,
-            operator=Operator.GT,
-            threshold=0.05,
-            aggregation=Aggregation.MEAN,
-            window_s=300,
-            min_samples=3,
-            for_s=60,
-            severity=AlertSeverity.WARNING,
-            labels=scope,
-            description="more than 5% of operations fail",
-        ),
-        AlertRule(
-            name=f"{prefix}_error_rate_critical",
-            metric=ERROR_RATE_METRIC,
-            operator=Operator.GT,
-            threshold=0.25,
-            aggregation=Aggregation.MEAN,
-            window_s=300,
-            min_samples=3,
-            for_s=60,
-            severity=AlertSeverity.CRITICAL,
-            labels=scope,
-            description="more than 25% of operations fail",
-        ),
+        *error_rules,
         AlertRule(
             name=f"{prefix}_latency_p95_high",
             metric=LATENCY_METRIC,
@@ -520,6 +470,7 @@ def default_alert_rules(
             metric=HEARTBEAT_AGE_METRIC,
             operator=Operator.GT,
             threshold=heartbeat_timeout,
+            # The youngest age in the window: stale for the whole window, not one late beat.
             aggregation=Aggregation.MIN,
             window_s=120,
             min_samples=2,
@@ -527,6 +478,45 @@ def default_alert_rules(
             labels=scope,
             description=f"no heartbeat for more than {heartbeat_timeout:g} s",
         ),
+    ]
+
+
+def _system_rules() -> list[AlertRule]:
+    # (name, metric, threshold, aggregation, window_s, min_samples, for_s, severity, description)
+    table = (
+        ("system_high_cpu", SYSTEM_CPU_PERCENT, 90.0, Aggregation.MEAN, 300, 3, 60,
+         AlertSeverity.WARNING, "machine CPU above 90% for 5 minutes"),
+        ("system_high_memory", SYSTEM_MEMORY_PERCENT, 90.0, Aggregation.MEAN, 300, 3, 60,
+         AlertSeverity.ERROR, "machine memory above 90%"),
+        ("system_disk_full", SYSTEM_DISK_PERCENT, 95.0, Aggregation.MIN, 120, 2, 0,
+         AlertSeverity.CRITICAL, "disk above 95% full"),
+        ("process_memory_growth", PROCESS_RSS, 0.9 * _total_memory(), Aggregation.MEAN, 300, 3,
+         0, AlertSeverity.ERROR, "this process uses more than 90% of the machine's memory"),
+    )  # fmt: skip
+    return [
+        AlertRule(
+            name=name,
+            metric=metric,
+            operator=Operator.GT,
+            threshold=threshold,
+            aggregation=aggregation,
+            window_s=window_s,
+            min_samples=min_samples,
+            for_s=for_s,
+            severity=severity,
+            description=description,
+        )
+        for (
+            name,
+            metric,
+            threshold,
+            aggregation,
+            window_s,
+            min_samples,
+            for_s,
+            severity,
+            description,
+        ) in table
     ]
 
 
