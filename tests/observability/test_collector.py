@@ -438,3 +438,15 @@ def test_component_snapshot_is_json_ready(collector: MetricsCollector) -> None:
     assert collector.summary("allele_component_error_rate", component.labels).last == 0.0
     with pytest.raises(ValidationError, match="component_id"):
         ComponentMetricsCollector(collector, "", ComponentType.GENOME)
+
+
+def test_bulk_recording_equals_one_call_per_value(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock)
+    collector.gauge("g").set_many([1.0, 2.0, 3.0])
+    collector.histogram("h").observe_many(v * 0.5 for v in range(4))
+    assert collector.points("g")[1].tolist() == [1.0, 2.0, 3.0]
+    assert collector.summary("h").sum == 3.0
+    strict = MetricsCollector(clock=clock, strict=True)
+    with pytest.raises(ValidationError, match="nan"):
+        strict.gauge("g").set_many([1.0, float("nan")])
+    assert strict.points("g")[1].size == 0  # a batch with a bad value is refused whole

@@ -110,18 +110,39 @@ def test_observable_engine_is_an_evolution_engine_with_the_same_results(obs):
     assert len(seen) == 13  # user callbacks still run alongside the monitor
 
 
-def test_batched_generations_are_recorded_before_the_run_ends(obs):
+def test_batched_generations_are_recorded_on_ticks_before_the_run_ends(obs):
     engine = ObservableEvolutionEngine(config(generations=25), engine=obs)
-    engine.monitor.BATCH_MAX = 10  # type: ignore[misc]
     recorded_at = {}
 
     def watch(stats):
         recorded_at[stats.generation] = values(obs, EVOLUTION_BEST, engine.monitor).size
+        if stats.generation in (9, 19):
+            obs.tick()  # what the background thread does every second
 
     engine.run(TARGET, callback=watch)
-    # The user callback runs after the monitor's: whole batches of 10 are in by then.
-    assert recorded_at[8] == 0 and recorded_at[9] == 10 and recorded_at[19] == 20
-    assert values(obs, EVOLUTION_BEST, engine.monitor).size == 26
+    # Nothing is recorded per generation on the evolving thread; each tick records the
+    # generations run so far (0..9, then 10..19), the end of the run the rest.
+    assert recorded_at[9] == 0 and recorded_at[10] == 10 and recorded_at[19] == 10
+    assert recorded_at[20] == 20
+    assert values(obs, EVOLUTION_BEST, engine.monitor).tolist() == [
+        s.best_fitness for s in engine.history
+    ]
+    engine.run(TARGET)  # a new run's history list: recorded too, nothing twice
+    assert values(obs, EVOLUTION_GENERATION, engine.monitor).size == 52
+    assert engine.callback_errors == 0 and engine.monitor.errors == 0
+
+
+def test_a_batched_monitor_does_not_keep_its_engine_alive(obs):
+    import gc
+    import weakref
+
+    engine = ObservableEvolutionEngine(config(generations=2), engine=obs)
+    engine.run(TARGET)
+    alive = weakref.ref(engine)
+    del engine
+    gc.collect()
+    assert alive() is None
+    obs.tick()  # the orphaned tick listener does nothing
 
 
 async def test_async_evolve_and_async_fitness_record_every_generation_once(obs):
@@ -184,10 +205,10 @@ def test_observe_attaches_to_a_plain_engine_and_detach_stops_it(obs):
 def test_a_raising_recorder_does_not_break_evolution(obs, caplog):
     engine = ObservableEvolutionEngine(config(), engine=obs)
 
-    def broken(value):
+    def broken(values):
         raise RuntimeError("collector broken")
 
-    engine.monitor._best = broken
+    engine.monitor._best_many = broken  # the bulk recording of the batched monitor
     with caplog.at_level(logging.WARNING, logger="allele.observability.integration"):
         result = engine.run(TARGET)
     reference = EvolutionEngine(config()).run(TARGET)

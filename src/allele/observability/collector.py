@@ -51,7 +51,7 @@ import inspect
 import threading
 import time
 from collections import Counter as _Tally
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -254,12 +254,24 @@ class _StrictCounterHandle(CounterHandle):
         self._buf.append(amount)
 
 
-class GaugeHandle:
-    """A value that goes up and down. ``set(value)`` records the current value as a point."""
+def _checked_extend(key: SeriesKey, extend: Callable[[list[Any]], None]) -> Callable[..., None]:
+    def checked(values: Iterable[float]) -> None:
+        kept = list(values)
+        for value in kept:
+            _strict_check(key, value)
+        extend(kept)
 
-    __slots__ = ("key", "set")
+    return checked
+
+
+class GaugeHandle:
+    """A value that goes up and down. ``set(value)`` records the current value as a point;
+    ``set_many(values)`` records several in order, as that many ``set`` calls would."""
+
+    __slots__ = ("key", "set", "set_many")
 
     set: Callable[[float], None]
+    set_many: Callable[[Iterable[float]], None]
 
     def __init__(self, series: _Series, strict: bool) -> None:
         self.key = series.key
@@ -272,21 +284,25 @@ class GaugeHandle:
                 append(value)
 
             self.set = checked
+            self.set_many = _checked_extend(key, series.buf.extend)
         else:
             # The bound C method itself: recording costs one attribute load and one append.
             self.set = append
+            self.set_many = series.buf.extend
 
 
 class HistogramHandle:
     """A distribution of observations (histogram, timer or distribution kind).
 
-    ``observe(value)`` records one value; ``time()`` gives a context manager / decorator that
+    ``observe(value)`` records one value; ``observe_many(values)`` several, in order (one list
+    extend instead of a call per value); ``time()`` gives a context manager / decorator that
     observes elapsed seconds.
     """
 
-    __slots__ = ("key", "observe")
+    __slots__ = ("key", "observe", "observe_many")
 
     observe: Callable[[float], None]
+    observe_many: Callable[[Iterable[float]], None]
 
     def __init__(self, series: _Series, strict: bool) -> None:
         self.key = series.key
@@ -299,8 +315,10 @@ class HistogramHandle:
                 append(value)
 
             self.observe = checked
+            self.observe_many = _checked_extend(key, series.buf.extend)
         else:
             self.observe = append
+            self.observe_many = series.buf.extend
 
     def time(self) -> _Timing:
         """Return a context manager (``with h.time():``) or decorator (``@h.time()``) that
