@@ -192,6 +192,7 @@ class Store:
         self._engine = engine
         self._uri = uri
         self._series_ids: dict[SeriesKey, int] = {}
+        self._upserts: dict[str, Any] = {}
         self._mark = mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         # Driver-level executemany of plain tuples: the cheapest insert SQLAlchemy offers.
         self._insert_chunks_sql = (
@@ -526,21 +527,36 @@ class Store:
         if not rows:
             return 0
         with self._guard(f"saving {len(rows)} alerts"), self._engine.begin() as conn:
-            stmt = _insert_for(conn, alerts)
+            conn.execute(self._upsert("alerts", conn), rows)
+        return len(rows)
+
+    def _upsert(self, table: str, conn: Connection) -> Any:
+        """The INSERT ... ON CONFLICT statement for ``alerts`` or ``components``, built once:
+        the flusher upserts components on every flush, and building the statement costs more
+        than running it."""
+        stmt = self._upserts.get(table)
+        if stmt is not None:
+            return stmt
+        if table == "alerts":
+            insert = _insert_for(conn, alerts)
             changes = {
                 column: (
-                    func.coalesce(stmt.excluded[column], alerts.c[column])
+                    func.coalesce(insert.excluded[column], alerts.c[column])
                     if column in self._HANDLING
-                    else stmt.excluded[column]
+                    else insert.excluded[column]
                 )
-                for column in rows[0]
+                for column in _ALERT_COLUMNS
                 if column != "alert_id"
             }
-            conn.execute(
-                stmt.on_conflict_do_update(index_elements=[alerts.c.alert_id], set_=changes),
-                rows,
+            stmt = insert.on_conflict_do_update(index_elements=[alerts.c.alert_id], set_=changes)
+        else:
+            insert = _insert_for(conn, components)
+            changes = {c: insert.excluded[c] for c in _COMPONENT_COLUMNS if c != "component_id"}
+            stmt = insert.on_conflict_do_update(
+                index_elements=[components.c.component_id], set_=changes
             )
-        return len(rows)
+        self._upserts[table] = stmt
+        return stmt
 
     @classmethod
     def _alert_row(cls, payload: dict[str, Any]) -> dict[str, Any]:
@@ -678,14 +694,7 @@ class Store:
         if not rows:
             return 0
         with self._guard(f"saving {len(rows)} components"), self._engine.begin() as conn:
-            stmt = _insert_for(conn, components)
-            changes = {c: stmt.excluded[c] for c in rows[0] if c != "component_id"}
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[components.c.component_id], set_=changes
-                ),
-                rows,
-            )
+            conn.execute(self._upsert("components", conn), rows)
         return len(rows)
 
     def load_components(self) -> list[dict[str, Any]]:
@@ -693,6 +702,21 @@ class Store:
         stmt = select(components.c.payload).order_by(components.c.component_id)
         with self._guard("loading components"), self._engine.connect() as conn:
             return [dict(json.loads(text)) for (text,) in conn.execute(stmt)]
+
+
+# The columns the alert and component rows carry (``_alert_row``, ``upsert_components``).
+_ALERT_COLUMNS = (
+    "alert_id",
+    "rule_name",
+    "metric",
+    "state",
+    "severity",
+    "component",
+    "updated_at",
+    "payload",
+    *Store._HANDLING,
+)
+_COMPONENT_COLUMNS = ("component_id", "component_type", "updated_at", "payload")
 
 
 def _iso(seconds: float) -> str:
