@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -177,3 +177,29 @@ def test_console_notifier_prints_on_rich_console() -> None:
     notifier.notify(make_alert(AlertSeverity.WARNING), "firing")
     text = out.getvalue()
     assert "[WARNING] firing" in text and "allele_component_error_rate" in text
+
+
+def test_retry_delays_double_up_to_the_cap() -> None:
+    notifier = WebhookNotifier("http://127.0.0.1:9/hook", backoff_s=0.5, max_backoff_s=3.0)
+    assert [notifier.retry_delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    notifier.close()
+
+
+def test_each_retry_waits_its_scheduled_backoff(server_factory: Any) -> None:
+    server = server_factory([500, 500])
+
+    class RecordingWebhook(WebhookNotifier):
+        """Records the backoff asked for before each retry, then waits the real one."""
+
+        asked: ClassVar[list[int]] = []
+
+        def retry_delay(self, attempt: int) -> float:
+            self.asked.append(attempt)
+            return super().retry_delay(attempt)
+
+    notifier = RecordingWebhook(server.url, backoff_s=0.01, max_attempts=3)
+    notifier.notify(make_alert(), "firing")
+    assert notifier.flush(10)
+    notifier.close()
+    assert notifier.asked == [1, 2]  # two retries, each after its own delay
+    assert server.attempts == 3 and len(server.bodies) == 1

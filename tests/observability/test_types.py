@@ -139,6 +139,8 @@ def test_alert_rule_validation_names_the_problem() -> None:
         AlertRule(**{**base, "threshold": float("nan")})
     with pytest.raises(ValidationError, match="unknown aggregation"):
         AlertRule(**base, aggregation="median")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="'last' judges a single raw sample"):
+        AlertRule(**base, aggregation="last")  # type: ignore[arg-type]
 
 
 def test_alert_rule_label_matching_and_component_type() -> None:

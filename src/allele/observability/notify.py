@@ -187,6 +187,11 @@ class WebhookNotifier:
             self._queue.put_nowait(None)
         self._thread.join(timeout_s)
 
+    def retry_delay(self, attempt: int) -> float:
+        """Return the wait in seconds before ``attempt`` (1 = the first retry): ``backoff_s``
+        doubled per retry, at most ``max_backoff_s``."""
+        return float(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
+
     def _count(self, what: str) -> None:
         with self._stats_lock:
             self._stats[what] += 1
@@ -226,8 +231,7 @@ class WebhookNotifier:
         for attempt in range(self.max_attempts):
             if attempt:
                 self._count("retries")
-                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-                if self._stop.wait(delay):
+                if self._stop.wait(self.retry_delay(attempt)):
                     break
             try:
                 response = client.post(self.url, json=payload)

@@ -440,7 +440,7 @@ class AlertRule(Persisted):
     """A condition over an aggregation window that raises an alert.
 
     For every series named ``metric`` whose labels include ``labels``, the points of the last
-    ``window_s`` seconds are reduced with ``aggregation``; with at least ``min_samples`` points,
+    ``window_s`` seconds are reduced with ``aggregation`` (any but ``last``); with at least ``min_samples`` points,
     the rule holds when ``value <operator> threshold``. It must hold for ``for_s`` seconds
     (pending) before the alert fires; after an alert ends, the same rule and series cannot fire
     again for ``cooldown_s`` seconds. ``component_type`` restricts the rule to components of
@@ -467,6 +467,12 @@ class AlertRule(Persisted):
         validate_metric_name(self.metric)
         self.operator = _enum(Operator, self.operator, "operator")
         self.aggregation = _enum(Aggregation, self.aggregation, "aggregation")
+        if self.aggregation is Aggregation.LAST:
+            # One raw point flaps on noise; a rule must judge the whole window.
+            raise ValidationError(
+                f"alert rule {self.name!r}: aggregation 'last' judges a single raw sample; "
+                "use a window aggregate (count, sum, min, max, mean, p50, p95, p99, rate)"
+            )
         self.severity = _enum(AlertSeverity, self.severity, "severity")
         if self.component_type is not None:
             self.component_type = _enum(ComponentType, self.component_type, "component_type")
