@@ -440,11 +440,11 @@ class AlertRule(Persisted):
     """A condition over an aggregation window that raises an alert.
 
     For every series named ``metric`` whose labels include ``labels``, the points of the last
-    ``window_s`` seconds are reduced with ``aggregation`` (any but ``last``); with at least ``min_samples`` points,
-    the rule holds when ``value <operator> threshold``. It must hold for ``for_s`` seconds
-    (pending) before the alert fires; after an alert ends, the same rule and series cannot fire
-    again for ``cooldown_s`` seconds. ``component_type`` restricts the rule to components of
-    that type (matched on the ``component_type`` label).
+    ``window_s`` seconds are reduced with ``aggregation`` (any but ``last``); with at least
+    ``min_samples`` points, the rule holds when ``value <operator> threshold``. It must hold
+    for ``for_s`` seconds (pending) before the alert fires; after an alert ends, the same rule
+    and series cannot fire again for ``cooldown_s`` seconds. ``component_type`` restricts the
+    rule to components of that type (matched on the ``component_type`` label).
     """
 
     name: str
