@@ -188,3 +188,25 @@ def test_monitor_with_an_unusable_store_exits_1(tmp_path):
     result = invoke("monitor", "--once", "--store", "nosuchdb://x")
     assert result.exit_code == 1
     assert "nosuchdb" in result.output
+
+
+def test_monitor_series_panel_shows_the_latest_value_and_points_ever_written(tmp_path):
+    import time
+
+    import numpy as np
+
+    from allele.observability.types import MetricType, SeriesBatch, SeriesKey
+
+    uri = f"sqlite:///{tmp_path / 'latest.db'}"
+    now = time.time()
+    with open_store(uri) as store:
+        gauge = SeriesKey("queue_depth", (("queue", "q1"),), MetricType.GAUGE)
+        store.write_batches([SeriesBatch(gauge, now - 100 + np.arange(10.0), np.arange(10.0))])
+        store.write_batches([SeriesBatch(gauge, np.array([now - 5.0]), np.array([42.5]))])
+        store.delete_older_than(now - 50)  # retention keeps only the newest point
+        assert len(store.query_series("queue_depth")) == 1
+    result = invoke("monitor", "--once", "--store", uri)
+    assert result.exit_code == 0, result.output
+    (row,) = [line for line in result.output.splitlines() if "queue_depth" in line]
+    cells = [cell.strip() for cell in row.split("│") if cell.strip()]
+    assert cells[:4] == ["queue_depth", "queue=q1", "42.5", "11"]
