@@ -71,3 +71,17 @@ def test_gpu_metrics_report_availability() -> None:
     assert figures["gpu_available"] in (0.0, 1.0)
     if figures["gpu_available"] == 1.0:
         assert figures["gpu_count"] >= 1
+
+
+def test_calibration_is_not_fooled_by_one_slow_reading(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every call lasts 1 ms on a fake clock, except the very first, which is 50 ms (a cold
+    # call, or the process preempted): one reading alone would stop calibration at 1 loop.
+    now = [0.0]
+    calls = [0]
+
+    def call() -> None:
+        calls[0] += 1
+        now[0] += 0.05 if calls[0] == 1 else 0.001
+
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
+    assert measure.calibrate(call, min_time=0.01, max_inner_loops=10_000) == 12

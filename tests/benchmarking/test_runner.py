@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy
 
 from allele.observability.benchmarking import storage
-from allele.observability.benchmarking.runner import run_suite
+from allele.observability.benchmarking.runner import _Cell, _empty_cell, _jobs, run_suite
 from allele.observability.benchmarking.suites import Suite
 from allele.observability.store import open_store
 
@@ -22,10 +22,14 @@ WORKLOADS = """
 import os, time
 
 def steady(delay=0.0, **_):
-    return lambda: time.sleep(delay)
+    # sleep(0) yields the CPU, which takes milliseconds on a busy machine: a no-op instead.
+    return (lambda: time.sleep(delay)) if delay else (lambda: None)
 
-def misbehave(mode="ok", **_):
+def misbehave(mode="ok", pidfile="", **_):
     if mode == "hang":
+        if pidfile:
+            with open(pidfile, "w") as out:
+                out.write(str(os.getpid()))
         return lambda: time.sleep(3600)
     if mode == "raise":
         def boom():
@@ -83,6 +87,7 @@ def test_timeout_and_crashes_are_recorded_and_the_suite_goes_on(
         component="function",
         target=f"{workloads}:misbehave",
         matrix={"mode": ["hang", "raise", "exit", "ok"]},
+        params={"pidfile": str(tmp_path / "hang.pid")},
         runs=2,
         samples=2,
         warmup=0,
@@ -95,6 +100,10 @@ def test_timeout_and_crashes_are_recorded_and_the_suite_goes_on(
     by_mode = {c.params["mode"]: c for c in run.cells}
     assert by_mode["hang"].status == "timeout"
     assert "2 s timeout" in (by_mode["hang"].error or "")
+    # The timed-out worker was killed, not left sleeping.
+    pid = int((tmp_path / "hang.pid").read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
     assert by_mode["raise"].status == "error"
     assert (
         "Traceback" in by_mode["raise"].error
@@ -191,3 +200,91 @@ def test_resume_refuses_a_changed_suite(workloads: str, tmp_path: Path) -> None:
     again = run_suite(suite, store=store, resume=True)
     assert again.suite_id == run.suite_id and again.status == "complete"
     assert again.cells[0].samples == run.cells[0].samples
+
+
+def test_jobs_go_round_robin_over_cells_and_skip_what_is_done() -> None:
+    suite = Suite(
+        name="rr", component="python", matrix={"size": [1, 2, 3]}, runs=3, timeout=10, samples=1
+    )
+    cells = [_Cell(i, _empty_cell(p), 3) for i, p in enumerate(suite.cells())]
+    # Cell 1 already has its run 0 (a resumed run); cell 2 failed and gets no more jobs.
+    cells[1].result.run_indices = [0]
+    cells[2].result.status = "error"
+    order = [(j.run_index, j.cell_index) for j in _jobs(suite, cells)]
+    assert order == [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)]
+
+
+CLI_SUITE = """
+name = "ctrlc"
+component = "function"
+target = "bench_workloads_fake:steady"
+runs = 2
+samples = 2
+warmup = 0
+min_time = 0.0
+max_inner_loops = 1
+workers = 1
+timeout = 60
+
+[matrix]
+delay = [0.05, 0.051, 0.052, 0.053, 0.054, 0.055]
+"""
+
+
+def test_ctrl_c_stores_what_was_measured_and_resume_finishes_the_rest(
+    workloads: str, tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    suite_file = tmp_path / "ctrlc.toml"
+    suite_file.write_text(CLI_SUITE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    command = [sys.executable, "-m", "allele", "bench", "run", str(suite_file), "--store", uri]
+    command.append("--no-progress")
+    runner = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and runner.poll() is None:
+        if any(row[1] == "ok" for row in _stored_cells(uri)):
+            break
+        time.sleep(0.05)
+    assert runner.poll() is None, "the runner finished before it could be interrupted"
+    os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 130, out
+    assert "--resume" in out
+
+    interrupted = storage.latest_unfinished(uri, "ctrlc")
+    assert interrupted is not None and interrupted.status == "interrupted"
+    done = {c.key: c for c in interrupted.cells if c.status == "ok"}
+    assert done and len(done) < 6
+
+    resumed = subprocess.run(
+        [*command, "--resume"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    after = storage.load_run(uri, interrupted.suite_id)
+    assert after.status == "complete" and [c.status for c in after.cells] == ["ok"] * 6
+    assert len(storage.list_runs(uri, name="ctrlc")) == 1
+    for key, cell in done.items():
+        assert after.cell(key).samples == cell.samples  # type: ignore[union-attr]
+
+
+def test_progress_bar_counts_jobs_and_shows_the_eta() -> None:
+    import io
+
+    from rich.console import Console
+
+    from allele.observability.benchmarking.executors.base import JobResult
+    from allele.observability.benchmarking.progress import RichProgress
+
+    console = Console(file=io.StringIO(), width=120, record=True)
+    progress = RichProgress(console=console)
+    progress.start("suite-x", total_jobs=4, done_jobs=1)  # one job done before a resume
+    progress.advance(JobResult(cell_index=0, run_index=0), "a=1")
+    failed = JobResult(cell_index=1, run_index=1, status="timeout", error="killed after 2 s")
+    progress.advance(failed, "a=2")
+    progress.stop()
+    text = console.export_text()
+    assert "timeout a=2 (run 1): killed after 2 s" in text
+    assert "suite-x" in text and "3/4" in text and "ETA" in text and "elapsed" in text

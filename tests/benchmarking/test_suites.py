@@ -143,7 +143,7 @@ def test_builtin_suites_hold_the_design_documents_matrices() -> None:
 def test_quick_variant_applies_the_quick_table_under_its_own_name() -> None:
     quick = builtin_suite("evolution").quick_variant()
     assert quick.name == "evolution-quick"
-    assert (quick.runs, quick.samples, quick.params["generations"]) == (3, 5, 5)
+    assert (quick.runs, quick.samples, quick.params["generations"]) == (5, 10, 5)
     assert len(quick.cells()) == 20
     python_quick = builtin_suite("python").quick_variant()
     assert python_quick.matrix["size"] == [100, 1000]

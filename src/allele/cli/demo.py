@@ -1,8 +1,8 @@
 """``allele demo``: benchmark the evolution engine and the Kraken reservoir, store, compare, report.
 
 The demo runs the reduced (``[quick]``) variant of the built-in ``evolution`` and ``kraken``
-suites -- the full matrices (20 and 12 cells), 3 worker processes of 5 samples per cell, fewer
-generations and shorter sequences per operation -- which takes about a minute or two on 2 cores.
+suites -- the full matrices (20 and 12 cells), 5 worker processes of 10 samples per cell, fewer
+generations and shorter sequences per operation -- which takes under a minute on 2 cores.
 Results go to the store (``--store``, ``$ALLELE_STORE_URI`` or ``sqlite:///allele.db``); when an
 earlier demo run of a suite is stored, the new run is compared with it, using the cells' A/A
 noise when ``allele bench calibrate`` measured it. One HTML report per suite is written to
@@ -192,7 +192,11 @@ def _table(run: SuiteRun, comparison: Comparison | None) -> Any:
     from rich import box
     from rich.table import Table
 
-    from allele.observability.benchmarking.report.summary import format_shift, format_value
+    from allele.observability.benchmarking.report.summary import (
+        format_figure,
+        format_shift,
+        format_value,
+    )
 
     params = list(dict.fromkeys(k for cell in run.cells for k in cell.params))
     unit, quality = _FIGURES.get(run.component, ("", ""))
@@ -219,9 +223,9 @@ def _table(run: SuiteRun, comparison: Comparison | None) -> Any:
         else:
             values.append(format_value(cell.metrics.get("latency_p50_s"), "time_s"))
             if unit:
-                values.append(_figure(cell.metrics.get(unit)))
+                values.append(format_figure(unit, cell.metrics.get(unit)))
             if quality:
-                values.append(_figure(cell.metrics.get(quality)))
+                values.append(format_figure(quality, cell.metrics.get(quality)))
         if comparison is not None:
             verdict = comparison.cell(cell.key)
             if verdict is None or math.isnan(verdict.shift):
@@ -231,13 +235,3 @@ def _table(run: SuiteRun, comparison: Comparison | None) -> Any:
                 values.append(f"{format_shift(verdict.shift)} {mark.get(verdict.verdict, ' ')}")
         table.add_row(*values)
     return table
-
-
-def _figure(value: float | None) -> str:
-    """A figure with 4 significant digits, thousands and millions as k and M."""
-    if value is None or math.isnan(value):
-        return "-"
-    for suffix, scale in (("M", 1e6), ("k", 1e3)):
-        if abs(value) >= 10 * scale:
-            return f"{value / scale:.4g}{suffix}"
-    return f"{value:.4g}"

@@ -25,9 +25,9 @@ class Job:
     component: str
     params: dict[str, Any]
     target: str | None = None
-    samples: int = 5
+    samples: int = 20
     warmup: int = 1
-    min_time: float = 0.02
+    min_time: float = 0.005
     max_inner_loops: int = 1_000_000
     inner_loops: int | None = None
     measure_memory: bool = True

@@ -266,10 +266,7 @@ def _distributions(summary: RunSummary) -> Any:
     all_values = [v for r in measured for v in samples[r.key]]
     fig.update_layout(
         title=f"Distribution of {summary.metric} per cell (points: outliers, flagged not dropped)",
-        yaxis={
-            "title": summary.metric,
-            "type": "log" if _spans_decades(all_values) else "linear",
-        },
+        yaxis=_value_axis(summary.metric, _spans_decades(all_values)),
         xaxis={
             "title": " / ".join(varying),
             "categoryorder": "array",
@@ -342,9 +339,17 @@ def _scaling(summary: RunSummary) -> Any:
         title=f"Scaling: median {summary.metric} (95% CI bars) against {x_name}"
         + (" (log-log)" if log_x and log_y else ""),
         xaxis={"title": x_name, "type": "log" if log_x else "linear"},
-        yaxis={"title": f"median {summary.metric}", "type": "log" if log_y else "linear"},
+        yaxis=_value_axis(f"median {summary.metric}", log_y),
     )
     return fig
+
+
+def _value_axis(title: str, log: bool) -> dict[str, Any]:
+    """A y axis of seconds: SI-prefixed ticks (``500µs``, ``2ms``) rather than bare decimals."""
+    axis: dict[str, Any] = {"title": title, "type": "log" if log else "linear"}
+    if title.endswith("_s") and not title.endswith("_per_s"):
+        axis.update(tickformat="~s", ticksuffix="s")
+    return axis
 
 
 def _group(row: CellRow) -> str:
@@ -419,7 +424,8 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
     style = (
         "body{font-family:system-ui,sans-serif;margin:1.5em;}"
         "table{border-collapse:collapse;font-size:0.85em;}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap;}"
+        ".cells{overflow-x:auto;}"
         "td:first-child{text-align:left;font-family:monospace;}"
         "tr.regression{background:#fdd;}tr.improvement{background:#dfd;}"
         ".bad{color:#b00;}.good{color:#070;}.dim{color:#555;}"
@@ -429,7 +435,8 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
         f"<title>Benchmark {esc(run.name)}</title><style>{style}</style></head><body>"
         + "".join(head)
         + "".join(f'<div class="figure">{d}</div>' for d in divs)
-        + "<h2>Cells</h2>"
+        + '<h2>Cells</h2><div class="cells">'
         + table
+        + "</div>"
         + "</body></html>\n"
     )
