@@ -100,17 +100,36 @@ def migrate(engine: Engine, uri: str) -> None:
     config.set_main_option("path_separator", "os")
     try:
         with engine.connect() as conn:
-            _lock_for_migration(conn)
-            config.attributes["connection"] = conn
-            command.upgrade(config, "head")
-            conn.commit()
+            restore = _lock_for_migration(conn)
+            try:
+                config.attributes["connection"] = conn
+                command.upgrade(config, "head")
+                conn.commit()
+            finally:
+                if restore is not None:
+                    conn.exec_driver_sql(restore)
     except SQLAlchemyError as exc:
         raise store_error(exc, "applying migrations", uri) from exc
 
 
-def _lock_for_migration(conn: Connection) -> None:
+#: How long a SQLite open waits for another process's migration (a cold start on a busy machine
+#: can take seconds), whatever shorter busy timeout the store's writes use.
+_MIGRATION_WAIT_MS = 60_000
+
+
+def _lock_for_migration(conn: Connection) -> str | None:
+    """Take the migration lock; returns the SQL that restores the connection afterwards."""
     # Two processes opening a fresh database at once must not both create the tables.
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        busy = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+        restore = f"PRAGMA busy_timeout={busy}"
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={max(busy, _MIGRATION_WAIT_MS)}")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.exec_driver_sql(restore)  # the pooled connection keeps the store's timeout
+            raise
+        return restore
     elif conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+    return None
