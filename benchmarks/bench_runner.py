@@ -221,7 +221,7 @@ def main() -> None:
     )
     for name, (wall, precision, median, n) in table.items():
         print(
-            f"  {name:<34} wall/cell={wall:6.2f}s precision={precision * 100:5.2f}% "
+            f"  {name:<37} wall/cell={wall:6.2f}s precision={precision * 100:5.2f}% "
             f"median={median * 1e6:6.2f}us samples={n}"
         )
     ours = list(tools)  # cheapest first
