@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -450,3 +451,108 @@ def test_bulk_recording_equals_one_call_per_value(clock: ManualClock) -> None:
     with pytest.raises(ValidationError, match="nan"):
         strict.gauge("g").set_many([1.0, float("nan")])
     assert strict.points("g")[1].size == 0  # a batch with a bad value is refused whole
+
+
+def test_gauge_points_carry_the_time_they_were_set(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    gauge = collector.gauge("temperature")
+    start = clock.time()
+    gauge.set(1.0)
+    clock.advance(0.25)
+    gauge.set(2.0)
+    clock.advance(0.5)
+    gauge.set(3.0)
+    clock.advance(10)  # folded well after: the points keep their own times
+    ts, values = collector.points("temperature")
+    assert values.tolist() == [1.0, 2.0, 3.0]
+    assert ts.tolist() == [start, start + 0.25, start + 0.75]
+    (batch,) = [b for b in collector.drain() if b.key.name == "temperature"]
+    assert batch.timestamps.tolist() == [start, start + 0.25, start + 0.75]
+
+
+def test_gauge_timestamps_are_real_wall_time_with_the_system_clock() -> None:
+    collector = MetricsCollector()
+    gauge = collector.gauge("g")
+    before = time.time()
+    gauge.set(1.0)
+    time.sleep(0.002)
+    gauge.set(2.0)
+    after = time.time()
+    ts, _ = collector.points("g")
+    assert before - 1e-3 <= ts[0] < ts[1] <= after + 1e-3
+
+
+def test_counter_and_histogram_points_carry_the_fold_time(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    hist, counter = collector.histogram("h"), collector.counter("c_total")
+    hist.observe(1.0)
+    counter.inc()
+    clock.advance(3)
+    hist.observe(2.0)
+    counter.inc()
+    collector.fold()
+    folded_at = clock.time()
+    ts, values = collector.points("h")
+    assert values.tolist() == [1.0, 2.0] and ts.tolist() == [folded_at, folded_at]
+    assert collector.points("c_total")[0].tolist() == [folded_at]
+
+
+def test_bulk_recording_at_explicit_timestamps(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    t0 = clock.time() - 100
+    collector.gauge("g").set_many([1.0, 2.0, 3.0], [t0 + 2, t0 + 1, t0 + 3])
+    collector.histogram("h").observe_many([0.5, 0.25], np.array([t0, t0 + 5]))
+    collector.histogram("h").observe(9.0)  # no timestamp: the fold's
+    ts, values = collector.points("g")
+    assert ts.tolist() == [t0 + 1, t0 + 2, t0 + 3]  # put in time order
+    assert values.tolist() == [2.0, 1.0, 3.0]
+    ts, values = collector.points("h")
+    assert ts.tolist() == [t0, t0 + 5, clock.time()]
+    assert values.tolist() == [0.5, 0.25, 9.0]
+    with pytest.raises(ValidationError, match="2 values but 1 timestamps"):
+        collector.gauge("g").set_many([1.0, 2.0], [t0])
+    with pytest.raises(ValidationError, match="timestamps must be epoch seconds"):
+        collector.histogram("h").observe_many([1.0], ["yesterday"])
+
+
+def test_bad_values_and_timestamps_in_timed_points_are_dropped_and_counted(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    t = clock.time()
+    collector.gauge("g").set_many([1.0, float("nan"), 3.0, 4.0], [t, t, float("inf"), t + 1])
+    collector.gauge("g").set("high")  # type: ignore[arg-type]
+    collector.gauge("g").set(5.0)
+    ts, values = collector.points("g")
+    assert values.tolist() == [1.0, 5.0, 4.0]  # in time order; equal times: bulk first
+    assert ts.tolist() == [t, t, t + 1]
+    assert collector.dropped() == {"nan": 1, "bad_timestamp": 1, "not_a_number": 1}
+
+
+def test_fold_hooks_feed_points_into_the_fold_that_calls_them(
+    collector: MetricsCollector,
+) -> None:
+    hist = collector.histogram("h")
+    pending = [1.0, 2.0]
+
+    class Feeder:
+        calls = 0
+
+        def feed(self) -> None:
+            self.calls += 1
+            hist.observe_many(pending)
+            pending.clear()
+
+    feeder = Feeder()
+    collector.add_fold_hook(feeder.feed)
+    assert collector.summary("h").count == 2  # the read's fold took the fed points in
+    collector.remove_fold_hook(feeder.feed)
+    pending.append(3.0)
+    assert collector.summary("h").count == 2
+    calls = feeder.calls
+    collector.add_fold_hook(feeder.feed)
+    del feeder  # held weakly: a collected recorder's hook goes with it
+    collector.fold()
+    assert calls >= 1 and collector.summary("h").count == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import numpy as np
 import pytest
@@ -95,6 +96,61 @@ def test_observable_evolution_records_one_point_per_generation_equal_to_its_stat
     assert ok == 13
     assert values(obs, LATENCY_METRIC, m, operation="run").size == 1
     assert m.errors == 0 and engine.callback_errors == 0
+
+
+def test_exported_generations_are_ordered_in_time_within_the_run(tmp_path):
+    import json
+
+    from allele.observability.export.files import export_series
+    from allele.observability.store import open_store
+
+    uri = f"sqlite:///{tmp_path / 'evolution.db'}"
+    obs = ObservabilityEngine(ObservabilitySettings(store_uri=uri), notifiers=[])
+    try:
+        obs.start()
+        engine = ObservableEvolutionEngine(config(generations=10), engine=obs)
+        before = time.time()
+        result = engine.run(TARGET)
+        after = time.time()
+        time.sleep(0.01)
+        engine.run(TARGET)  # a second run: its generations come after the first's
+        obs.stop()
+    finally:
+        obs.close()
+    out = tmp_path / "series.json"
+    with open_store(uri) as store:
+        export_series(store, "json", out)
+    exported = {
+        (s["name"], s["labels"].get("operation")): s for s in json.loads(out.read_text())["series"]
+    }
+    history = result.history
+    for name in (EVOLUTION_BEST, EVOLUTION_GENERATION, LATENCY_METRIC):
+        series = exported[(name, "generation" if name == LATENCY_METRIC else None)]
+        ts = np.array(series["timestamps"])
+        assert ts.size == 2 * len(history) == 22
+        assert (np.diff(ts) > 0).all()  # strictly increasing, generation after generation
+        first = ts[: len(history)]
+        assert before <= first[0] and first[-1] <= after  # inside the first run's span
+        assert ts[len(history)] > after  # the second run starts after the first ended
+        if name == EVOLUTION_BEST:
+            assert series["values"][: len(history)] == [s.best_fitness for s in history]
+        if name == EVOLUTION_GENERATION:
+            assert series["values"] == list(range(11)) * 2
+    # Each generation ends where its duration says: consecutive gaps are at least it.
+    gaps = np.diff(np.array(exported[(EVOLUTION_BEST, None)]["timestamps"][: len(history)]))
+    durations = np.array([s.duration_s for s in history[1:]])
+    np.testing.assert_allclose(gaps, durations, rtol=0, atol=1e-5)
+
+
+def test_generation_times_are_anchored_at_the_run_start(obs):
+    engine = ObservableEvolutionEngine(config(generations=3), engine=obs)
+    m = engine.monitor
+    m.begin_run(1_000.0)  # as run() does, with a start the test chooses
+    EvolutionEngine.run(engine, TARGET)  # the base method: it announces nothing itself
+    m.flush()
+    ts, _ = obs.collector.points(EVOLUTION_DIVERSITY, m.recorder.labels)
+    ends = 1_000.0 + np.cumsum([s.duration_s for s in engine.history])
+    np.testing.assert_allclose(ts, ends, rtol=0, atol=1e-9)
 
 
 def test_observable_engine_is_an_evolution_engine_with_the_same_results(obs):
@@ -205,7 +261,7 @@ def test_observe_attaches_to_a_plain_engine_and_detach_stops_it(obs):
 def test_a_raising_recorder_does_not_break_evolution(obs, caplog):
     engine = ObservableEvolutionEngine(config(), engine=obs)
 
-    def broken(values):
+    def broken(values, timestamps=None):
         raise RuntimeError("collector broken")
 
     engine.monitor._best_many = broken  # the bulk recording of the batched monitor
@@ -241,11 +297,17 @@ def test_kraken_records_one_latency_per_sequence_and_the_memory_fill(obs):
         reservoir_size=30, seed=1, memory_capacity=3, engine=obs, state_interval_s=0
     )
     fills = []
+    started = time.perf_counter()
     for seq in sequences():
         net.process_sequence(seq)
         fills.append(len(net.memory))
+        obs.tick()  # a fold per sequence: the memory fill is sampled at each fold
+    elapsed = time.perf_counter() - started
     m = net.monitor
-    assert values(obs, LATENCY_METRIC, m, operation="sequence").size == 5
+    latencies = values(obs, LATENCY_METRIC, m, operation="sequence")
+    assert latencies.size == 5 and (latencies > 0).all()
+    assert latencies.sum() <= elapsed  # real timings of the calls inside the loop
+    assert counter_total(obs, OPERATIONS_METRIC, m, operation="sequence", outcome="success") == 5
     np.testing.assert_array_equal(values(obs, KRAKEN_MEMORY_SIZE, m), fills)
     assert fills == [1, 2, 3, 3, 3]
     assert counter_total(obs, KRAKEN_SEQUENCES, m) == 5
@@ -267,6 +329,23 @@ def test_observable_kraken_gives_the_same_results_as_the_plain_network(obs):
         a, b = observed.process_sequence(seq), plain.process_sequence(seq)
         np.testing.assert_array_equal(a.states, b.states)
     np.testing.assert_array_equal(observed.state_, plain.state_)
+
+
+def test_kraken_records_in_bulk_at_the_fold_and_counts_what_the_network_counts(obs):
+    net = ObservableKrakenLNN(reservoir_size=20, seed=1, memory_capacity=3, engine=obs)
+    m = net.monitor
+    for seq in sequences(n=4, steps=9):
+        net.process_sequence(seq)
+    assert len(m.latencies) == 4  # the hot path only appended the latencies
+    net.process_batch(sequences(n=2, steps=5))
+    obs.tick()
+    assert m.latencies == []
+    assert values(obs, LATENCY_METRIC, m, operation="sequence").size == 4
+    assert values(obs, KRAKEN_MEMORY_SIZE, m).tolist() == [3.0]  # one fold, one sample
+    assert counter_total(obs, KRAKEN_SEQUENCES, m) == net.sequences_processed == 6
+    assert counter_total(obs, KRAKEN_STEPS, m) == net.steps_processed == 4 * 9 + 2 * 5
+    obs.tick()  # nothing new: no new points
+    assert values(obs, KRAKEN_MEMORY_SIZE, m).tolist() == [3.0]
 
 
 def test_state_statistics_are_sampled_at_most_once_per_interval(obs):
@@ -314,6 +393,7 @@ def test_observe_wraps_a_plain_network_and_detach_restores_it(obs):
     assert isinstance(monitor, KrakenMonitor) and observe(net, engine=obs) is monitor
     for seq in sequences(n=3):
         net.process_sequence(seq)
+        obs.tick()
     assert values(obs, KRAKEN_MEMORY_SIZE, monitor).tolist() == [1.0, 2.0, 2.0]
     monitor.detach()
     assert "process_sequence" not in vars(net) and "_allele_monitor" not in vars(net)
@@ -334,6 +414,7 @@ def test_a_raising_recorder_does_not_break_kraken(obs):
         np.testing.assert_array_equal(
             net.process_sequence(seq).final_state, plain.process_sequence(seq).final_state
         )
+        obs.tick()  # the memory fill is recorded at the fold, where the gauge raises
     assert net.monitor.errors == 3
     assert counter_total(obs, MONITORING_ERRORS_METRIC, net.monitor) == 3
 

@@ -3,19 +3,40 @@
 How recording stays cheap
 -------------------------
 A metric handle is created once (``c = collector.counter("jobs_total", {"queue": "a"})``); name
-and labels are validated then. Recording (``c.inc()``, ``h.observe(0.25)``, ``g.set(3)``) is a
-single ``list.append`` on the series' raw buffer: no lock (``list.append`` is atomic under the
-GIL, so many threads and coroutines may record at once), no clock read, no validation.
+and labels are validated then. Recording is a single ``list.append`` on the series' raw buffer:
+no lock (``list.append`` is atomic under the GIL, so many threads and coroutines may record at
+once) and no validation.
 
 Off the hot path, ``fold()`` moves each raw buffer into the series: values are validated in bulk
 with numpy (NaN, infinity, non-numbers and negative counter increments are dropped and counted in
-``dropped()`` and in the ``allele_metrics_dropped_total`` series, never raised), stamped with the
-fold time, appended to a bounded ring buffer for aggregation, and -- once a consumer has
-attached -- queued for ``drain()``.
-``fold()`` runs on every read and drain and on every tick of the engine's background thread
-(at least once a second when the engine runs), so **a point's timestamp is the time of the fold
-that took it in: at most one tick after it was recorded, never before**. Counters are folded into
-a cumulative total: one point per fold that changed it, whose value is the running total.
+``dropped()`` and in the ``allele_metrics_dropped_total`` series, never raised), timestamped,
+appended to a bounded ring buffer for aggregation, and -- once a consumer has attached -- queued
+for ``drain()``. ``fold()`` runs on every read and drain and on every tick of the engine's
+background thread (at least once a second when the engine runs).
+
+Timestamps
+----------
+What a point's timestamp means depends on the kind, as in Prometheus:
+
+* **gauges** -- ``g.set(v)`` appends ``(v, clock.monotonic())``: every point carries the instant
+  it was recorded (one clock read, ~20-30 ns). The fold converts the monotonic readings to wall
+  time (epoch seconds UTC) with the offset ``clock.time() - clock.monotonic()`` read at that
+  fold, so points of one fold keep their exact spacing and order even if the wall clock is
+  stepped meanwhile.
+* **counters and histograms / timers / distributions** -- ``c.inc()`` and ``h.observe(v)``
+  append the bare value (no clock read: they are the hottest calls), and **their points carry
+  the time of the fold that took them in**: at most one tick after they were recorded, never
+  before. A counter becomes one point per fold that changed it, whose value is the running
+  total (what a Prometheus scrape sees); a histogram's observations of one fold interval share
+  that fold's time. Aggregation windows are therefore accurate to one tick.
+* **explicit timestamps** -- ``set_many(values, timestamps)`` and ``observe_many(values,
+  timestamps)`` record points at given wall-clock instants (epoch seconds UTC): for a caller
+  that knows when each value happened (the evolution monitor records each generation at its
+  end time). Non-finite timestamps are dropped and counted (``bad_timestamp``).
+
+Within one fold a series' points are put in time order (a stable sort, so equal times keep
+their recording order). A point given an explicit timestamp older than points folded earlier
+is kept as given: the ring and the drain keep fold order, and stores and exports order by time.
 
 In strict mode (``MetricsCollector(strict=True)``) handles validate each value as it is recorded
 and raise ``ValidationError``; this costs a Python-level check per observation.
@@ -48,8 +69,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 import time
+import weakref
 from collections import Counter as _Tally
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -74,6 +97,8 @@ from allele.observability.types import (
 )
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+logger = logging.getLogger(__name__)
 
 DROPPED_METRIC = "allele_metrics_dropped_total"
 
@@ -152,12 +177,16 @@ class _Series:
         "pending_values",
         "ring",
         "sum",
+        "tbuf",
         "total",
     )
 
     def __init__(self, key: SeriesKey, capacity: int) -> None:
         self.key = key
+        # Gauges: (value, monotonic seconds) tuples; other kinds: bare values (fold time).
         self.buf: list[Any] = []
+        # Points with explicit wall-clock times: (values, float64 epoch seconds) pairs.
+        self.tbuf: list[tuple[list[Any], np.ndarray]] = []
         self.ring = _Ring(capacity)
         self.pending_ts: list[np.ndarray] = []
         self.pending_values: list[np.ndarray] = []
@@ -216,6 +245,22 @@ class _Timing:
         return timed  # type: ignore[return-value]
 
 
+def _explicit_times(values: Iterable[float], timestamps: Iterable[float]) -> tuple[list[Any], Any]:
+    """``values`` as a list and ``timestamps`` as float64, one per value (else ValidationError)."""
+    kept = list(values)
+    try:
+        times = np.asarray(timestamps, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"timestamps must be epoch seconds (numbers), got {timestamps!r}"
+        ) from exc
+    if times.size != len(kept):
+        raise ValidationError(
+            f"got {len(kept)} values but {times.size} timestamps; give one timestamp per value"
+        )
+    return kept, times
+
+
 def _strict_check(key: SeriesKey, value: object) -> None:
     problem = value_problem(value)
     if problem is None and key.kind is MetricType.COUNTER and value < 0:  # type: ignore[operator]
@@ -254,58 +299,77 @@ class _StrictCounterHandle(CounterHandle):
         self._buf.append(amount)
 
 
-def _checked_extend(key: SeriesKey, extend: Callable[[list[Any]], None]) -> Callable[..., None]:
-    def checked(values: Iterable[float]) -> None:
-        kept = list(values)
-        for value in kept:
-            _strict_check(key, value)
-        extend(kept)
-
-    return checked
-
-
 class GaugeHandle:
-    """A value that goes up and down. ``set(value)`` records the current value as a point;
-    ``set_many(values)`` records several in order, as that many ``set`` calls would."""
+    """A value that goes up and down, each point stamped with the time it was set.
 
-    __slots__ = ("key", "set", "set_many")
+    ``set(value)`` records the current value now; ``set_many(values)`` records several in order,
+    all stamped now; ``set_many(values, timestamps)`` records each at its given wall-clock time
+    (epoch seconds UTC, one per value).
+    """
+
+    __slots__ = ("_series", "_strict", "_wall", "key", "set")
 
     set: Callable[[float], None]
-    set_many: Callable[[Iterable[float]], None]
 
-    def __init__(self, series: _Series, strict: bool) -> None:
+    def __init__(
+        self,
+        series: _Series,
+        strict: bool,
+        monotonic: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
         self.key = series.key
+        self._series = series
+        self._strict = strict
+        self._wall = wall
         append = series.buf.append
         if strict:
             key = series.key
 
             def checked(value: float) -> None:
                 _strict_check(key, value)
-                append(value)
+                append((value, monotonic()))
 
             self.set = checked
-            self.set_many = _checked_extend(key, series.buf.extend)
         else:
-            # The bound C method itself: recording costs one attribute load and one append.
-            self.set = append
-            self.set_many = series.buf.extend
+            # One clock read and one append of a tuple: the append is atomic, so a point's
+            # value and time can never be separated by another thread's point.
+            def record(value: float) -> None:
+                append((value, monotonic()))
+
+            self.set = record
+
+    def set_many(self, values: Iterable[float], timestamps: Iterable[float] | None = None) -> None:
+        """Record ``values`` in order: at the given ``timestamps`` (epoch seconds UTC, one per
+        value), or all at the current time."""
+        if timestamps is None:
+            kept = list(values)
+            times = np.full(len(kept), self._wall())
+        else:
+            kept, times = _explicit_times(values, timestamps)
+        if self._strict:
+            for value in kept:
+                _strict_check(self.key, value)
+        self._series.tbuf.append((kept, times))
 
 
 class HistogramHandle:
     """A distribution of observations (histogram, timer or distribution kind).
 
-    ``observe(value)`` records one value; ``observe_many(values)`` several, in order (one list
-    extend instead of a call per value); ``time()`` gives a context manager / decorator that
-    observes elapsed seconds.
+    ``observe(value)`` records one value (its point gets the fold's time, see the module
+    docstring); ``observe_many(values)`` several, in order (one list extend instead of a call
+    per value), or ``observe_many(values, timestamps)`` each at its own wall-clock time;
+    ``time()`` gives a context manager / decorator that observes elapsed seconds.
     """
 
-    __slots__ = ("key", "observe", "observe_many")
+    __slots__ = ("_series", "_strict", "key", "observe")
 
     observe: Callable[[float], None]
-    observe_many: Callable[[Iterable[float]], None]
 
     def __init__(self, series: _Series, strict: bool) -> None:
         self.key = series.key
+        self._series = series
+        self._strict = strict
         append = series.buf.append
         if strict:
             key = series.key
@@ -315,10 +379,28 @@ class HistogramHandle:
                 append(value)
 
             self.observe = checked
-            self.observe_many = _checked_extend(key, series.buf.extend)
         else:
             self.observe = append
-            self.observe_many = series.buf.extend
+
+    def observe_many(
+        self, values: Iterable[float], timestamps: Iterable[float] | None = None
+    ) -> None:
+        """Record ``values`` in order: at the given ``timestamps`` (epoch seconds UTC, one per
+        value), or -- without them -- as that many ``observe`` calls would."""
+        if timestamps is None:
+            if self._strict:
+                kept = list(values)
+                for value in kept:
+                    _strict_check(self.key, value)
+                self._series.buf.extend(kept)
+            else:
+                self._series.buf.extend(values)
+            return
+        kept, times = _explicit_times(values, timestamps)
+        if self._strict:
+            for value in kept:
+                _strict_check(self.key, value)
+        self._series.tbuf.append((kept, times))
 
     def time(self) -> _Timing:
         """Return a context manager (``with h.time():``) or decorator (``@h.time()``) that
@@ -429,8 +511,11 @@ def summarize(
 # --- the collector ------------------------------------------------------------------------------
 
 
-def _clean(raw: list[Any], kind: MetricType, drops: _Tally[str]) -> np.ndarray:
-    """Return the valid values of a raw buffer as float64, counting what was dropped and why."""
+def _clean(
+    raw: list[Any], kind: MetricType, drops: _Tally[str], ts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Return the valid values of a raw buffer as float64 (and their ``ts``, when given),
+    counting what was dropped and why."""
     try:
         arr = np.asarray(raw)
         vectorized = arr.dtype.kind in "fiub" and arr.ndim == 1
@@ -438,32 +523,51 @@ def _clean(raw: list[Any], kind: MetricType, drops: _Tally[str]) -> np.ndarray:
         vectorized = False
     if vectorized:
         values = arr.astype(np.float64, copy=False)
+        keep = np.isfinite(values)
     else:
-        kept = []
-        for item in raw:
-            problem = value_problem(item)
-            if problem is None:
-                kept.append(float(item))
-            elif problem == "not_a_number":
-                drops[problem] += 1
+        values = np.zeros(len(raw), dtype=np.float64)
+        numeric = np.ones(len(raw), dtype=bool)
+        for i, item in enumerate(raw):
+            if value_problem(item) == "not_a_number":
+                numeric[i] = False
             else:
-                kept.append(float(item))  # nan/inf: counted below with the rest
-        values = np.asarray(kept, dtype=np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        nan = int(np.count_nonzero(np.isnan(values)))
+                values[i] = float(item)  # nan/inf: counted below with the rest
+        if not numeric.all():
+            drops["not_a_number"] += int(np.count_nonzero(~numeric))
+        keep = numeric & np.isfinite(values)
+    if not keep.all():
+        checked = values[~keep]
+        nan = int(np.count_nonzero(np.isnan(checked)))
+        inf = int(np.count_nonzero(np.isinf(checked)))
         if nan:
             drops["nan"] += nan
-        inf = int(values.size - np.count_nonzero(finite)) - nan
         if inf:
             drops["inf"] += inf
-        values = values[finite]
     if kind is MetricType.COUNTER:
-        negative = values < 0
+        negative = keep & (values < 0)
         if negative.any():
             drops["negative_increment"] += int(np.count_nonzero(negative))
-            values = values[~negative]
-    return values
+            keep &= ~negative
+    if ts is not None:
+        good_time = np.isfinite(ts)
+        bad_time = keep & ~good_time
+        if bad_time.any():
+            drops["bad_timestamp"] += int(np.count_nonzero(bad_time))
+            keep &= good_time
+    if keep.all():
+        return values, ts
+    return values[keep], (None if ts is None else ts[keep])
+
+
+def _split_stamped(raw: list[Any]) -> tuple[list[Any], np.ndarray]:
+    """The values and monotonic times of a gauge buffer of ``(value, time)`` tuples."""
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
+        if arr.ndim == 2 and arr.shape[1] == 2:
+            return arr[:, 0], arr[:, 1]  # type: ignore[return-value]
+    except (ValueError, TypeError):  # a non-number somewhere: split one by one
+        pass
+    return [point[0] for point in raw], np.array([point[1] for point in raw], dtype=np.float64)
 
 
 class MetricsCollector:
@@ -512,6 +616,14 @@ class MetricsCollector:
         self._dropped: _Tally[str] = _Tally()
         self._dropped_handles: dict[str, CounterHandle] = {}
         self._draining = False  # whether a consumer has attached (see enable_drain)
+        # What gauge handles read per point: the C functions themselves for the system clock
+        # (a bound Python method would double the cost of a set()).
+        system = isinstance(self.clock, SystemClock)
+        self._monotonic: Callable[[], float] = time.monotonic if system else self.clock.monotonic
+        # Called at the start of every fold (see add_fold_hook); weak for bound methods.
+        self._fold_hooks: tuple[Callable[[], Callable[[], object] | None], ...] = ()
+        self._in_hooks = False
+        self._wall: Callable[[], float] = time.time if system else self.clock.time
 
     # handle creation (validation happens here, once) ---------------------------------------------
 
@@ -592,7 +704,7 @@ class MetricsCollector:
             if kind is MetricType.COUNTER:
                 series.handle = (_StrictCounterHandle if self.strict else CounterHandle)(series)
             elif kind is MetricType.GAUGE:
-                series.handle = GaugeHandle(series, self.strict)
+                series.handle = GaugeHandle(series, self.strict, self._monotonic, self._wall)
             else:
                 series.handle = HistogramHandle(series, self.strict)
             self._kinds[name] = kind
@@ -601,40 +713,117 @@ class MetricsCollector:
 
     # the fold side -------------------------------------------------------------------------------
 
-    def fold(self) -> None:
-        """Take every raw buffer in: validate, stamp with the current time, retain, queue."""
+    def add_fold_hook(self, hook: Callable[[], object]) -> None:
+        """Have ``hook()`` called at the start of every fold, holding the collector's lock.
+
+        For recorders that keep cheap raw records of their own on the hot path (e.g. one list
+        append per operation) and turn them into points in bulk: the hook records them through
+        handles, so they are folded in by the fold that called it -- on the engine's tick and
+        before every read. A bound method is held weakly (the hook goes when its object does).
+        Hooks must not read the collector; their exceptions are logged, never raised.
+        """
+        ref: Callable[[], Callable[[], object] | None]
+        if inspect.ismethod(hook):
+            ref = weakref.WeakMethod(hook)
+        else:
+
+            def ref() -> Callable[[], object]:
+                return hook
+
         with self._lock:
+            self._fold_hooks = (*self._fold_hooks, ref)
+
+    def remove_fold_hook(self, hook: Callable[[], object]) -> None:
+        """Stop calling ``hook`` on folds (and forget hooks whose object is gone)."""
+        with self._lock:
+            self._fold_hooks = tuple(
+                ref for ref in self._fold_hooks if (found := ref()) is not None and found != hook
+            )
+
+    def _run_fold_hooks(self) -> None:
+        if self._in_hooks:  # a hook that reads the collector would otherwise recurse
+            return
+        self._in_hooks = True
+        try:
+            for ref in self._fold_hooks:
+                hook = ref()
+                if hook is None:
+                    continue
+                try:
+                    hook()
+                except Exception:  # a broken recorder must not stop the fold
+                    logger.exception("metrics fold hook %r failed", hook)
+        finally:
+            self._in_hooks = False
+
+    def fold(self) -> None:
+        """Take every raw buffer in: validate, timestamp, retain, queue (see the module
+        docstring for what each kind's timestamps mean)."""
+        with self._lock:
+            if self._fold_hooks:
+                self._run_fold_hooks()
             now = self.clock.time()
+            # Gauges' monotonic readings become wall time with this fold's offset.
+            offset = now - self.clock.monotonic()
             drops: _Tally[str] = _Tally()
             for series in list(self._series.values()):
-                self._fold_series(series, now, drops)
+                self._fold_series(series, now, offset, drops)
             if drops:
                 self._dropped.update(drops)
                 for reason, n in drops.items():
                     handle = self._dropped_counter(reason)
                     handle.inc(n)
                     # Folded now, so a read right after this fold already counts these drops.
-                    self._fold_series(self._series[handle.key], now, _Tally())
+                    self._fold_series(self._series[handle.key], now, offset, _Tally())
 
-    def _fold_series(self, series: _Series, now: float, drops: _Tally[str]) -> None:
-        buf = series.buf
-        n = len(buf)
-        if n == 0:
+    def _fold_series(self, series: _Series, now: float, offset: float, drops: _Tally[str]) -> None:
+        buf, tbuf = series.buf, series.tbuf
+        n, m = len(buf), len(tbuf)
+        if n == 0 and m == 0:
             return
-        # Appends racing with us land after index n and stay for the next fold.
-        raw = buf[:n]
-        del buf[:n]
-        values = _clean(raw, series.key.kind, drops)
-        if values.size == 0:
+        kind = series.key.kind
+        ts_parts: list[np.ndarray] = []
+        value_parts: list[np.ndarray] = []
+        if m:
+            # Appends racing with us land after index m (and n below) and stay for the next fold.
+            timed = tbuf[:m]
+            del tbuf[:m]
+            for raw_values, times in timed:
+                values, kept_ts = _clean(raw_values, kind, drops, times)
+                if values.size:
+                    ts_parts.append(kept_ts)  # type: ignore[arg-type]
+                    value_parts.append(values)
+        if n:
+            raw = buf[:n]
+            del buf[:n]
+            if kind is MetricType.GAUGE:
+                raw_values, mono = _split_stamped(raw)
+                values, kept_ts = _clean(raw_values, kind, drops, mono + offset)
+                if values.size:
+                    ts_parts.append(kept_ts)  # type: ignore[arg-type]
+                    value_parts.append(values)
+            else:
+                values, _ = _clean(raw, kind, drops)
+                if values.size:
+                    ts_parts.append(np.full(values.size, now))
+                    value_parts.append(values)
+        if not value_parts:
             return
+        if len(value_parts) == 1:
+            ts, values = ts_parts[0], value_parts[0]
+        else:
+            ts, values = np.concatenate(ts_parts), np.concatenate(value_parts)
+        if ts.size > 1 and bool((ts[1:] < ts[:-1]).any()):
+            order = np.argsort(ts, kind="stable")  # equal times keep their recording order
+            ts, values = ts[order], values[order]
         added = float(values.sum())
         series.count += int(values.size)
         series.sum += added
-        if series.key.kind is MetricType.COUNTER:
+        if kind is MetricType.COUNTER:
             series.total += added
             values = np.array([series.total])
+            ts = np.array([now])
         series.last = float(values[-1])
-        ts = np.full(values.size, now)
         series.ring.extend(ts, values)
         if not self._draining:
             return

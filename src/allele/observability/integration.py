@@ -23,15 +23,17 @@ What is recorded (every series carries ``component_id`` and ``component_type`` l
 =================  ===========================================================================
 evolution          per generation, from the engine's ``GenerationStats``: the gauges
                    ``allele_evolution_{best,mean,worst}_fitness``, ``allele_evolution_diversity``
-                   and ``allele_evolution_generation`` (one point per generation each), the
-                   generation's ``duration_s`` as the component latency of operation
-                   ``generation``, ``allele_evolution_evaluations_total``; a heartbeat.
+                   and ``allele_evolution_generation`` (one point per generation each, stamped
+                   with the generation's end time), the generation's ``duration_s`` as the
+                   component latency of operation ``generation`` (same timestamps),
+                   ``allele_evolution_evaluations_total``; a heartbeat.
 kraken             per sequence: its latency (operation ``sequence``; a batch is one operation
-                   ``batch``), ``allele_kraken_sequences_total``, ``allele_kraken_steps_total``
-                   and the memory-buffer fill ``allele_kraken_memory_size``; reservoir state
-                   statistics (``allele_kraken_activation_{mean,std,max_abs}`` of the last
-                   sequence, ``allele_kraken_memory_consolidations``) and a heartbeat at most
-                   once per ``state_interval_s`` (they cost more than the recording itself).
+                   ``batch``) and success. On every fold (each tick, each read):
+                   ``allele_kraken_sequences_total`` and ``allele_kraken_steps_total`` from the
+                   network's own counters, the memory-buffer fill ``allele_kraken_memory_size``;
+                   reservoir state statistics (``allele_kraken_activation_{mean,std,max_abs}``
+                   of the last sequence, ``allele_kraken_memory_consolidations``) and a
+                   heartbeat at most once per ``state_interval_s``.
 nlp agent          per request, from the agent's ``RequestRecord`` listener: latency (operation
                    ``request``), success or the error by kind (``rate_limit``, ``server``...),
                    ``allele_agent_tokens_total{direction=in|out}``, time to first token and
@@ -53,6 +55,8 @@ import uuid
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from allele.agent import AgentConfig, NLPAgent, RequestRecord
 from allele.errors import ValidationError
@@ -201,8 +205,19 @@ class EvolutionMonitor(ComponentMonitor):
     (``flush()``). The evolving thread thus pays nothing per generation (a callback costs
     ~1-2 us with the caches cold from the generation's numpy work, 1-2% of a 100 us generation
     at population 50), and a long run is still visible while it runs, at most one tick late.
-    The values and their number are the same either way; points are stamped when the
-    collector folds them in (see ``allele.observability.collector``).
+    The values and their number are the same either way.
+
+    Timestamps: a callback-recorded generation is stamped when the callback runs (right after
+    the generation ends). A batched generation is stamped with its end time, derived from the
+    history: ``GenerationStats`` carries no wall-clock time, only ``duration_s`` (selection,
+    variation and evaluation, on a monotonic clock), and generations run back to back, so
+    generation ``i`` ends at ``run start + duration_0 + ... + duration_i``, the run start being
+    the wall time ``ObservableEvolutionEngine`` reads as the run begins (``begin_run``). The
+    per-generation bookkeeping between generations (a few microseconds each) is not in the
+    durations, so derived times run early by at most that much, never late: they increase
+    strictly in generation order and stay inside the run's wall-clock span. For a run the
+    monitor did not see begin (a run of the base class's method), the anchor is chosen so that
+    the newest generation ends at the moment it is recorded.
     """
 
     component_type = ComponentType.EVOLUTION_ENGINE
@@ -242,6 +257,12 @@ class EvolutionMonitor(ComponentMonitor):
         self._followed: weakref.ref[EvolutionEngine] | None = None
         self._history: list[GenerationStats] | None = None
         self._seen = 0
+        # Wall-clock anchor of the followed run (see the class docstring): its start, the
+        # summed durations of its generations recorded so far, and the start announced by
+        # begin_run() for the run that has not replaced the history list yet.
+        self._run_start: float | None = None
+        self._elapsed = 0.0
+        self._next_start: float | None = None
         self._lock = threading.Lock()
 
     def attach(self, target: EvolutionEngine, *, batched: bool = False) -> EvolutionMonitor:
@@ -290,6 +311,13 @@ class EvolutionMonitor(ComponentMonitor):
         except Exception:
             self._failed("a generation")
 
+    def begin_run(self, wall_start: float | None = None) -> None:
+        """Note that the followed engine starts a run now (or at ``wall_start``, epoch seconds
+        UTC): the anchor of its generations' timestamps."""
+        start = self.recorder.collector.clock.time() if wall_start is None else wall_start
+        with self._lock:
+            self._next_start = float(start)
+
     def flush(self) -> None:
         """Record, in order, the generations the followed engine has run since the last flush.
 
@@ -302,28 +330,55 @@ class EvolutionMonitor(ComponentMonitor):
             return
         with self._lock:
             history = target.history
-            pending: list[GenerationStats] = []
             if history is not self._history:
                 # A new run replaced the list: first whatever the old one still had.
-                if self._history is not None:
-                    pending.extend(self._history[self._seen :])
+                if self._history is not None and self._seen < len(self._history):
+                    rest = self._history[self._seen :]
+                    self.record_generations(rest, self._end_times(rest))
                 self._history, self._seen = history, 0
+                self._run_start, self._next_start = self._next_start, None
+                self._elapsed = 0.0
             fresh = history[self._seen :]
             self._seen += len(fresh)
-            pending.extend(fresh)
-            if pending:
-                self.record_generations(pending)
+            if fresh:
+                self.record_generations(fresh, self._end_times(fresh))
 
-    def record_generations(self, generations: Sequence[GenerationStats]) -> None:
-        """Record the statistics of ``generations`` now, in order, with one append per series
-        (the same values ``on_generation`` records one generation at a time)."""
+    def _end_times(self, generations: Sequence[GenerationStats]) -> list[float]:
+        """Wall-clock end times of the next ``generations`` of the followed run (see the class
+        docstring); advances the run's elapsed time past them."""
+        durations = [max(float(s.duration_s), 0.0) for s in generations]
+        if self._run_start is None:
+            # The run's start was not announced: the newest generation ends now.
+            now = self.recorder.collector.clock.time()
+            self._run_start = now - self._elapsed - sum(durations)
+        ends = []
+        elapsed, previous = self._elapsed, self._run_start + self._elapsed
+        for duration in durations:
+            elapsed += duration
+            end = self._run_start + elapsed
+            # Strictly increasing even for a zero duration (or rounding at epoch magnitude).
+            previous = end if end > previous else float(np.nextafter(previous, np.inf))
+            ends.append(previous)
+        self._elapsed = elapsed
+        return ends
+
+    def record_generations(
+        self,
+        generations: Sequence[GenerationStats],
+        timestamps: Sequence[float] | None = None,
+    ) -> None:
+        """Record the statistics of ``generations`` in order, with one append per series (the
+        same values ``on_generation`` records one generation at a time), each at its
+        ``timestamps`` entry (epoch seconds UTC) or, without them, now."""
         try:
-            self._best_many([s.best_fitness for s in generations])
-            self._mean_many([s.mean_fitness for s in generations])
-            self._worst_many([s.worst_fitness for s in generations])
-            self._diversity_many([s.diversity for s in generations])
-            self._generation_many([s.generation for s in generations])
-            self._latency_many([s.duration_s for s in generations])
+            # One array for the six series (each handle would otherwise convert the list).
+            times = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+            self._best_many([s.best_fitness for s in generations], times)
+            self._mean_many([s.mean_fitness for s in generations], times)
+            self._worst_many([s.worst_fitness for s in generations], times)
+            self._diversity_many([s.diversity for s in generations], times)
+            self._generation_many([s.generation for s in generations], times)
+            self._latency_many([s.duration_s for s in generations], times)
             self._evaluations(sum(s.evaluations for s in generations))
             self._generation_ok(len(generations))
             self._heartbeat()
@@ -372,6 +427,7 @@ class ObservableEvolutionEngine(EvolutionEngine):
         callback: Callback | None = None,
     ) -> EvolutionResult:
         """``EvolutionEngine.run``, also recording the run's wall time or its error."""
+        self.monitor.begin_run()
         start = time.perf_counter()
         self._timing_run = True
         try:
@@ -399,6 +455,7 @@ class ObservableEvolutionEngine(EvolutionEngine):
             return await super().evolve(
                 population, fitness_fn, generations=generations, callback=callback
             )
+        self.monitor.begin_run()
         start = time.perf_counter()
         try:
             best = await super().evolve(
@@ -417,12 +474,25 @@ class ObservableEvolutionEngine(EvolutionEngine):
 class KrakenMonitor(ComponentMonitor):
     """Records each sequence (and batch) a ``KrakenLNN`` processes.
 
-    Latency, sequence and step counts and the memory-buffer fill are recorded for every
-    sequence. Reservoir state statistics (mean, std and max |x| of the last sequence's states)
-    and the heartbeat are taken at most once per ``state_interval_s`` seconds: three reductions
-    over a ``T x reservoir_size`` array cost several times the rest of the recording, and a
-    once-a-second view of the activations is what a dashboard shows. ``state_interval_s=0``
-    takes them after every sequence.
+    The processing thread pays one ``list.append`` per sequence: its latency (two
+    ``perf_counter`` reads around the call). Everything else is derived in bulk when the
+    collector folds (``flush()``, a fold hook: on every observability tick and before every
+    read), from the latencies taken since the previous fold and from the network itself:
+
+    * the latencies (timer of operation ``sequence``, stamped with the fold's time like every
+      timer observation) and as many successes;
+    * ``allele_kraken_sequences_total`` and ``allele_kraken_steps_total``: what the network's
+      own ``sequences_processed`` / ``steps_processed`` counters grew by since the previous
+      fold (batches included; counted from ``attach``);
+    * the memory-buffer fill ``allele_kraken_memory_size`` when the network processed anything;
+    * at most once per ``state_interval_s`` seconds: reservoir state statistics (mean, std and
+      max |x| of the last sequence's states, as ``get_network_state()`` reports them), the
+      memory consolidations, and the heartbeat. Three reductions over a ``T x reservoir_size``
+      array cost several times the rest of the recording, and a once-a-second view of the
+      activations is what a dashboard shows. ``state_interval_s=0`` takes them at every fold.
+
+    A batch is recorded as one operation ``batch`` (its latency and success) when it ends.
+    A failed sequence or batch is recorded as an error at once.
     """
 
     component_type = ComponentType.KRAKEN_LNN
@@ -446,7 +516,12 @@ class KrakenMonitor(ComponentMonitor):
             )
         super().__init__(component_id=component_id, engine=engine, metadata=metadata)
         self.state_interval_s = float(state_interval_s)
-        self._sequence_latency = self._latency("sequence")
+        collector = self.recorder.collector
+        #: Latencies (s) of the sequences processed since the previous fold: the hot path.
+        self.latencies: list[float] = []
+        self._latency_many = collector.timer(
+            LATENCY_METRIC, {**self._labels, "operation": "sequence"}
+        ).observe_many
         self._sequence_ok = self._success("sequence")
         self._batch_latency = self._latency("batch")
         self._batch_ok = self._success("batch")
@@ -459,6 +534,8 @@ class KrakenMonitor(ComponentMonitor):
         self._act_std = self._gauge(KRAKEN_ACTIVATION_STD)
         self._act_max = self._gauge(KRAKEN_ACTIVATION_MAX_ABS)
         self._next_state = float("-inf")  # perf_counter time of the next state sample
+        self._seen_sequences = 0
+        self._seen_steps = 0
         self._target: KrakenLNN | None = None
 
     def attach(self, target: KrakenLNN) -> KrakenMonitor:
@@ -466,16 +543,19 @@ class KrakenMonitor(ComponentMonitor):
 
         ``KrakenLNN`` has no observer hook, so a plain network gets ``process_sequence`` and
         ``process_batch`` wrapped on the instance (the async variants call them);
-        ``ObservableKrakenLNN`` calls the monitor from its own methods instead.
+        ``ObservableKrakenLNN`` times them in its own methods instead.
         """
         if not isinstance(target, KrakenLNN):
             raise ValidationError(f"target must be a KrakenLNN, got {type(target).__name__}")
         self._target = target
+        self._seen_sequences = target.sequences_processed
+        self._seen_steps = target.steps_processed
         self.attached = True
         try:
             self._memory_capacity(target.memory_capacity)
         except Exception:
             self._failed("the memory capacity")
+        self.recorder.collector.add_fold_hook(self.flush)
         if not isinstance(target, ObservableKrakenLNN):
             self._wrap(target)
         return self
@@ -498,8 +578,11 @@ class KrakenMonitor(ComponentMonitor):
         target.__dict__["process_batch"] = process_batch
 
     def detach(self) -> None:
-        """Stop recording; a wrapped plain network gets its own methods back."""
+        """Record what is pending and stop recording; a wrapped plain network gets its own
+        methods back."""
         target = self._target
+        self.flush()
+        self.recorder.collector.remove_fold_hook(self.flush)
         if target is not None and self.attached and not isinstance(target, ObservableKrakenLNN):
             for name in ("process_sequence", "process_batch"):
                 target.__dict__.pop(name, None)
@@ -512,7 +595,7 @@ class KrakenMonitor(ComponentMonitor):
         sequence: object,
         continue_state: bool,
     ) -> ReservoirResult:
-        """Run ``run(sequence, continue_state=...)`` and record it (or its error)."""
+        """Run ``run(sequence, continue_state=...)`` and record its latency (or its error)."""
         if not self.attached:
             return run(sequence, continue_state=continue_state)
         start = time.perf_counter()
@@ -521,17 +604,7 @@ class KrakenMonitor(ComponentMonitor):
         except Exception as exc:
             self._record_error("sequence", exc)
             raise
-        end = time.perf_counter()
-        try:
-            self._sequence_latency(end - start)
-            self._sequence_ok(1)
-            self._sequences(1)
-            self._steps(len(result.states))
-            self._memory_size(len(target.memory))
-            if end >= self._next_state:
-                self._sample_state(target, result.states, end)
-        except Exception:
-            self._failed("a sequence")
+        self.latencies.append(time.perf_counter() - start)
         return result
 
     def time_batch(
@@ -548,25 +621,47 @@ class KrakenMonitor(ComponentMonitor):
             raise
         end = time.perf_counter()
         try:
-            batch, steps = result.states.shape[0], result.states.shape[1]
             self._batch_latency(end - start)
             self._batch_ok(1)
-            self._sequences(batch)
-            self._steps(batch * steps)
-            self._memory_size(len(target.memory))
-            if end >= self._next_state:
-                self._sample_state(target, result.states, end)
         except Exception:
             self._failed("a batch")
         return result
 
-    def _sample_state(self, target: KrakenLNN, states: Any, now: float) -> None:
+    def flush(self) -> None:
+        """Turn what was processed since the previous call into points (see the class
+        docstring). The collector calls it at the start of every fold; never raises."""
+        target = self._target
+        if target is None or not self.attached:
+            return
+        try:
+            latencies = self.latencies
+            n = len(latencies)
+            if n:
+                # Sequences finishing meanwhile append after index n: kept for the next call.
+                taken = latencies[:n]
+                del latencies[:n]
+                self._latency_many(taken)
+                self._sequence_ok(n)
+            sequences, steps = target.sequences_processed, target.steps_processed
+            if sequences == self._seen_sequences:
+                return
+            self._sequences(sequences - self._seen_sequences)
+            self._steps(steps - self._seen_steps)
+            self._seen_sequences, self._seen_steps = sequences, steps
+            self._memory_size(len(target.memory))
+            now = time.perf_counter()
+            if now >= self._next_state:
+                self._sample_state(target, now)
+        except Exception:
+            self._failed("the processed sequences")
+
+    def _sample_state(self, target: KrakenLNN, now: float) -> None:
         self._next_state = now + self.state_interval_s
-        # The same figures get_network_state() reports for the last sequence or batch.
-        self._act_mean(float(states.mean()))
-        self._act_std(float(states.std()))
-        self._act_max(float(abs(states).max()))
-        self._consolidations(target.memory.consolidations)
+        state = target.get_network_state()
+        self._act_mean(state["mean_activation"])
+        self._act_std(state["std_activation"])
+        self._act_max(state["max_abs_activation"])
+        self._consolidations(state["memory_consolidations"])
         self.recorder.heartbeat()
 
     def _record_error(self, operation: str, exc: BaseException) -> None:
@@ -598,12 +693,25 @@ class ObservableKrakenLNN(KrakenLNN):
             metadata=_kraken_metadata(self),
             state_interval_s=state_interval_s,
         ).attach(self)
+        self._latencies = self.monitor.latencies
 
     def process_sequence(
         self, sequence: object, *, continue_state: bool = False
     ) -> ReservoirResult:
-        """``KrakenLNN.process_sequence``, recorded (latency, memory fill, state statistics)."""
-        return self.monitor.time_sequence(self, super().process_sequence, sequence, continue_state)
+        """``KrakenLNN.process_sequence``, recorded (latency; memory fill and state statistics
+        when the collector folds)."""
+        # Inlined rather than through monitor.time_sequence: per sequence this is the whole
+        # recording cost (two clock reads and one append).
+        if not self.monitor.attached:
+            return KrakenLNN.process_sequence(self, sequence, continue_state=continue_state)
+        start = time.perf_counter()
+        try:
+            result = KrakenLNN.process_sequence(self, sequence, continue_state=continue_state)
+        except Exception as exc:
+            self.monitor._record_error("sequence", exc)
+            raise
+        self._latencies.append(time.perf_counter() - start)
+        return result
 
     def process_batch(self, sequences: object) -> BatchResult:
         """``KrakenLNN.process_batch``, recorded as one batch operation."""
