@@ -74,8 +74,9 @@ import threading
 import time
 import weakref
 from collections import Counter as _Tally
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import chain
 from typing import Any, TypeVar
 
 import numpy as np
@@ -512,7 +513,7 @@ def summarize(
 
 
 def _clean(
-    raw: list[Any], kind: MetricType, drops: _Tally[str], ts: np.ndarray | None = None
+    raw: Sequence[Any], kind: MetricType, drops: _Tally[str], ts: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return the valid values of a raw buffer as float64 (and their ``ts``, when given),
     counting what was dropped and why."""
@@ -559,14 +560,21 @@ def _clean(
     return values[keep], (None if ts is None else ts[keep])
 
 
-def _split_stamped(raw: list[Any]) -> tuple[list[Any], np.ndarray]:
-    """The values and monotonic times of a gauge buffer of ``(value, time)`` tuples."""
-    try:
-        arr = np.asarray(raw, dtype=np.float64)
-        if arr.ndim == 2 and arr.shape[1] == 2:
-            return arr[:, 0], arr[:, 1]  # type: ignore[return-value]
-    except (ValueError, TypeError):  # a non-number somewhere: split one by one
-        pass
+#: Types that numpy converts to float64 exactly as ``float()`` does (fast path of a fold).
+_PLAIN_NUMBERS = frozenset({float, int})
+
+
+def _split_stamped(raw: list[Any]) -> tuple[Any, np.ndarray]:
+    """The values and the monotonic times of a gauge buffer of ``(value, time)`` tuples.
+
+    Plain floats and ints come back as one float64 array; anything else (numpy scalars,
+    strings, None...) as the recorded objects, for ``_clean`` to check one by one: numpy would
+    otherwise parse a string such as ``"1.5"`` as a number.
+    """
+    flat = chain.from_iterable(raw)
+    if set(map(type, chain.from_iterable(raw))) <= _PLAIN_NUMBERS:
+        both = np.fromiter(flat, dtype=np.float64, count=2 * len(raw))
+        return both[0::2], both[1::2]
     return [point[0] for point in raw], np.array([point[1] for point in raw], dtype=np.float64)
 
 

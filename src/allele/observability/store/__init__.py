@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from allele.observability.store.database import DEFAULT_URI, ENV_VAR, resolve_uri
 from allele.observability.store.faults import StoreFullError, StoreLockedError
+from allele.observability.store.repository.compaction import Compaction
 from allele.observability.store.repository.store import Aggregate, SeriesPoints, SeriesStats, Store
 
 __all__ = [
     "DEFAULT_URI",
     "ENV_VAR",
     "Aggregate",
+    "Compaction",
     "SeriesPoints",
     "SeriesStats",
     "Store",

@@ -16,6 +16,13 @@ Durability, stated exactly:
   overflows, the oldest points are dropped and counted in ``stats.points_dropped``.
 * A write the database refuses for good (full disk, broken schema) drops that batch, counts the
   drop and logs an error naming the store; the monitored program keeps running.
+
+Compaction: every ``compact_interval_s`` (default 10 minutes) the background thread, right after
+a flush, merges the small chunks that ended more than ``compact_after_s`` ago (default one hour)
+with ``Store.compact`` -- at most ``compact_max_chunks`` chunk rows per run, so a run is short
+and a backlog (a day of one-point chunks) is worked off over a few runs. Compaction keeps every
+point exactly (see ``repository.compaction``); a failed run is logged and counted, the next one
+tries again. ``compact_interval_s=None`` turns it off.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import numpy as np
 
 from allele.errors import StoreError, ValidationError
 from allele.observability.store.faults import StoreLockedError
+from allele.observability.store.repository.compaction import COMPACT_MAX_CHUNKS, Compaction
 from allele.observability.store.repository.store import Store
 from allele.observability.types import SeriesBatch
 
@@ -70,6 +78,9 @@ class FlushStats:
     failed_writes: int = 0
     pending_points: int = 0
     last_error: str | None = None
+    compactions: int = 0
+    chunks_compacted: int = 0
+    failed_compactions: int = 0
 
 
 class Flusher:
@@ -99,6 +110,9 @@ class Flusher:
         retry_attempts: int = 3,
         retry_backoff_s: float = 0.05,
         install_signal_handlers: bool = True,
+        compact_interval_s: float | None = 600.0,
+        compact_after_s: float = 3600.0,
+        compact_max_chunks: int = COMPACT_MAX_CHUNKS,
     ) -> None:
         if not (isinstance(interval_s, int | float) and 0 < interval_s < float("inf")):
             raise ValidationError(f"interval_s={interval_s!r} must be a positive number of seconds")
@@ -108,6 +122,20 @@ class Flusher:
             raise ValidationError(f"retry_attempts={retry_attempts!r} must be >= 0")
         if not retry_backoff_s >= 0:
             raise ValidationError(f"retry_backoff_s={retry_backoff_s!r} must be >= 0")
+        if compact_interval_s is not None and not (
+            isinstance(compact_interval_s, int | float) and 0 < compact_interval_s < float("inf")
+        ):
+            raise ValidationError(
+                f"compact_interval_s={compact_interval_s!r} must be a positive number of seconds "
+                "or None (no compaction)"
+            )
+        if not (isinstance(compact_after_s, int | float) and 0 <= compact_after_s < float("inf")):
+            raise ValidationError(f"compact_after_s={compact_after_s!r} must be seconds >= 0")
+        if not isinstance(compact_max_chunks, int) or compact_max_chunks < 2:
+            raise ValidationError(f"compact_max_chunks={compact_max_chunks!r} must be >= 2")
+        self._compact_interval = compact_interval_s
+        self._compact_after = float(compact_after_s)
+        self._compact_max_chunks = compact_max_chunks
         self._store = store
         self._collector = collector
         self._alert_manager = alert_manager
@@ -180,8 +208,37 @@ class Flusher:
         self.stop()
 
     def _run(self) -> None:
+        every = self._compact_interval
+        next_compaction = float("inf") if every is None else time.monotonic() + every
         while not self._stop.wait(self._interval):
             self.flush()
+            if every is not None and time.monotonic() >= next_compaction:
+                self.compact()
+                next_compaction = time.monotonic() + every
+
+    def compact(self) -> Compaction | None:
+        """Merge the store's small chunks older than ``compact_after_s`` now (at most
+        ``compact_max_chunks`` rows); never raises. Returns what was done, None on failure."""
+        try:
+            done = self._store.compact(
+                time.time() - self._compact_after, max_chunks=self._compact_max_chunks
+            )
+        except Exception as exc:  # the next run tries again; monitoring carries on
+            log.warning("compacting the store's chunks failed: %s", exc)
+            with self._lock:
+                self._stats = replace(
+                    self._stats,
+                    failed_compactions=self._stats.failed_compactions + 1,
+                    last_error=str(exc),
+                )
+            return None
+        with self._lock:
+            self._stats = replace(
+                self._stats,
+                compactions=self._stats.compactions + 1,
+                chunks_compacted=self._stats.chunks_compacted + done.chunks_merged,
+            )
+        return done
 
     def _at_exit(self) -> None:
         self.stop()
