@@ -10,6 +10,10 @@ The read is measured on two layouts of the same hour: written in one call (one c
 written the way the flusher writes a 1 s series with a 1 s flush interval (3600 one-point
 chunks, the worst case for chunking).
 
+Compaction: a day of a 1 s series stored as 86,400 one-point chunks (the layout a day of 1 s
+flushes leaves), read -- the last hour and the whole day, with percentiles -- before and after
+``Store.compact`` merges them, against the same day in the raw one-row-per-point table.
+
     python benchmarks/bench_store.py            # 1M points, 5 repeats
     python benchmarks/bench_store.py --quick    # 200k points, 3 repeats
 """
@@ -27,6 +31,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from allele.observability.store import open_store
+from allele.observability.store.repository.chunks import pack
+from allele.observability.store.schema import chunks
 from allele.observability.types import MetricType, SeriesBatch, SeriesKey
 
 N_SERIES = 100
@@ -151,6 +157,83 @@ def read_hour(directory: Path, repeats: int, per_flush: bool) -> tuple[list[floa
     return ours, raw
 
 
+def read_day(directory: Path, repeats: int) -> dict[str, dict[str, list[float]]]:
+    """Times (ms) of reading the last hour and the whole day of a 1 s series + percentiles:
+    ours before and after compaction, and raw sqlite3; plus the compaction's own time."""
+    day = 86_400
+    store = open_store(f"sqlite:///{directory / 'day.db'}")
+    conn = raw_connection(directory / "day_raw.db")
+    ts = T0 + np.arange(day, dtype=float)
+    values = np.random.default_rng(2).random(day)
+    key = SeriesKey("cpu_percent", (("host", "day"),), MetricType.GAUGE)
+    store.write_batches([SeriesBatch(key, ts[:1], values[:1])])  # creates the series
+    with store.engine.connect() as db:
+        series_id = int(db.exec_driver_sql("SELECT series_id FROM obs_series").scalar_one())
+    # The other 86,399 points as one-point chunk rows, exactly as 86,399 flushes write them
+    # (inserted in one transaction: 86,399 separate writes would only slow the set-up).
+    with store.engine.begin() as db:
+        db.execute(
+            chunks.insert(),
+            [
+                {
+                    "series_id": sid,
+                    "t_min": t0,
+                    "t_max": t1,
+                    "n": n,
+                    "v_sum": vs,
+                    "v_min": vmin,
+                    "v_max": vmax,
+                    "v_last": vl,
+                    "ts_blob": tb,
+                    "value_blob": vb,
+                }
+                for sid, t0, t1, n, vs, vmin, vmax, vl, tb, vb in pack(
+                    series_id, ts[1:], values[1:], max_points=1
+                )
+            ],
+        )
+    assert store.chunk_count() == day
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO points VALUES (?, ?, ?)",
+        [(0, t, v) for t, v in zip(ts.tolist(), values.tolist(), strict=True)],
+    )
+    conn.execute("COMMIT")
+    spans = {"last hour": (T0 + day - 3600, T0 + day), "whole day": (T0, T0 + day)}
+    times: dict[str, dict[str, list[float]]] = {
+        span: {"before": [], "after": [], "raw": []} for span in spans
+    }
+
+    def ours(stage: str) -> None:
+        for _ in range(repeats):
+            for span, (lo, hi) in spans.items():
+                start = time.perf_counter()
+                agg = store.aggregate("cpu_percent", lo, hi, labels={"host": "day"})
+                times[span][stage].append((time.perf_counter() - start) * 1e3)
+                assert agg.count == round(hi - lo)
+
+    ours("before")
+    start = time.perf_counter()
+    done = store.compact()
+    times["compaction"] = {"s": [time.perf_counter() - start], "chunks": [store.chunk_count()]}
+    assert done.points == day and done.complete
+    ours("after")
+    for _ in range(repeats):
+        for span, (lo, hi) in spans.items():
+            start = time.perf_counter()
+            found = conn.execute(
+                "SELECT ts, value FROM points WHERE series_id = ? AND ts >= ? AND ts < ? "
+                "ORDER BY ts",
+                (0, lo, hi),
+            ).fetchall()
+            raw_values = np.array([v for _, v in found])
+            np.percentile(raw_values, [50, 95, 99])
+            times[span]["raw"].append((time.perf_counter() - start) * 1e3)
+    conn.close()
+    store.close()
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200k points, 3 repeats")
@@ -168,6 +251,7 @@ def main() -> None:
             layout: read_hour(Path(tmp), repeats=30, per_flush=per_flush)
             for layout, per_flush in (("one chunk", False), ("3600 one-point chunks", True))
         }
+        day = read_day(Path(tmp), repeats=3 if args.quick else 7)
     ours_rate, raw_rate = statistics.median(ours_rates), statistics.median(raw_rates)
     print(
         f"RATIO sqlite ingestion: ours={ours_rate:,.0f} pts/s raw_sqlite3={raw_rate:,.0f} pts/s "
@@ -182,6 +266,19 @@ def main() -> None:
             f"raw_sqlite3={raw_read:.2f}ms ratio={ours_read / raw_read:.2f} "
             f"(target <= 50 ms; 3600 points, median of {len(ours_ms)}; anchor: one row per point)"
         )
+    compaction = day.pop("compaction")
+    for span, stages in day.items():
+        before, after, raw = (statistics.median(stages[k]) for k in ("before", "after", "raw"))
+        print(
+            f"RATIO read {span} of a day of 1s one-point chunks + percentiles: "
+            f"ours compacted={after:.2f}ms raw_sqlite3={raw:.2f}ms ratio={after / raw:.2f} "
+            f"(before compaction {before:.2f}ms = {before / after:.1f}x slower; "
+            f"median of {len(stages['after'])}; anchor: one row per point)"
+        )
+    print(
+        f"INFO compaction of 86,400 one-point chunks: {compaction['s'][0]:.2f}s, "
+        f"{compaction['chunks'][0]} chunks after"
+    )
 
 
 if __name__ == "__main__":
