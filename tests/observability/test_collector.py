@@ -524,11 +524,12 @@ def test_bad_values_and_timestamps_in_timed_points_are_dropped_and_counted(
     t = clock.time()
     collector.gauge("g").set_many([1.0, float("nan"), 3.0, 4.0], [t, t, float("inf"), t + 1])
     collector.gauge("g").set("high")  # type: ignore[arg-type]
+    collector.gauge("g").set("1.5")  # type: ignore[arg-type]  # numpy would parse it
     collector.gauge("g").set(5.0)
     ts, values = collector.points("g")
     assert values.tolist() == [1.0, 5.0, 4.0]  # in time order; equal times: bulk first
     assert ts.tolist() == [t, t, t + 1]
-    assert collector.dropped() == {"nan": 1, "bad_timestamp": 1, "not_a_number": 1}
+    assert collector.dropped() == {"nan": 1, "bad_timestamp": 1, "not_a_number": 2}
 
 
 def test_fold_hooks_feed_points_into_the_fold_that_calls_them(
