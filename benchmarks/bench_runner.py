@@ -1,32 +1,36 @@
 """Benchmark runner overhead and cost: timing overhead per iteration, wall time per cell.
 
-1. Timing overhead per measured iteration: our sample loop around a no-op function (the loop
+1. Timing overhead per measured iteration: our round loop around a no-op function (the loop
    step plus the call of the function) against two raw ``perf_counter()`` calls (what timing
    each call on its own costs), loop cost subtracted from the latter. Ours includes the no-op
    call, which the anchor does not, so the ratio errs against us.
-2. Wall time to measure one cell (``sorted`` of 1000 random floats) for the same precision:
-   ours (``run_suite`` at three settings, cheapest first: the suite defaults of 3 worker
-   processes x 20 calibrated samples of at least 5 ms; 3 x 100 samples of 1 ms; 3 x 2000
-   samples of 0.1 ms), ``pyperf timeit --fast`` (10 processes x 2 values) and pytest-benchmark
-   with its default settings (one process, about 1 s of one-call rounds), each invocation a
-   fresh subprocess.
+2. Wall time to measure one cell (``sorted`` of the same 1000 random floats) for the same
+   precision: ours (``run_suite`` at several settings, cheapest first, the first being the
+   suite defaults of 3 worker processes x 20 samples of at least 5 ms, each sample the median
+   of rounds of about 0.1 ms), ``pyperf timeit --fast`` (10 processes x 2 values) and
+   pytest-benchmark with its default settings (one process, about 1 s of one-call rounds),
+   each invocation a fresh subprocess.
 
    Precision is measured directly, the same way for every tool: how well the median a tool
    reports reproduces across independent invocations (the relative standard deviation of the
-   medians of N invocations, interleaved so that machine drift hits every tool alike). It
-   includes the process-to-process variation (memory layout, hash seeds) that one invocation's
-   own sample spread cannot show, and which is why pyperf spreads its values over processes.
-   For each anchor, the line compares the wall time of our cheapest setting whose precision is
-   at least as good as the anchor's (or, if none is, our most precise one, and says so). Nothing
-   is extrapolated; with N = 8 the precision figures themselves are uncertain by about +-27 %,
-   so read close calls as ties.
+   medians, on their logs). The invocations go in rounds that interleave the tools, so that the
+   machine's drift hits every tool alike; within a round each tool runs twice back to back, and
+   the *repeatability* is the spread within those pairs, which leaves out the drift of the
+   machine's speed over seconds between rounds (on the shared 2-core machine this drift, +-3 to
+   5 % over a few seconds, is the largest term: a tool's precision figure then says as much
+   about how calm the machine was as about the tool). For each anchor and each figure, the line
+   compares the wall time of our cheapest setting whose figure is at least as good as the
+   anchor's (or, if none is, our best one, and says so). Nothing is extrapolated; with 12
+   invocations the precision figures themselves are uncertain by about +-21 %, and more on a
+   busy machine, so read close calls as ties.
 
-Usage: python benchmarks/bench_runner.py [--quick]
+Usage: python benchmarks/bench_runner.py [--quick] [--rounds N] [--settings 3x20x5,...]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -36,6 +40,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -49,11 +55,19 @@ from allele.observability.benchmarking.runner import run_suite  # noqa: E402
 from allele.observability.benchmarking.suites import Suite  # noqa: E402
 
 SETUP = "import random; _r = random.Random(0); data = [_r.random() for _ in range(1000)]"
+# Our workers measure exactly what the anchors measure: sorted() of the same 1000 floats in every
+# process (the built-in ``python`` kernels seed each process differently, and sorting other data
+# takes up to 4 % longer or shorter, a spread between processes that the anchors do not have).
+TARGET_MODULE = "bench_runner_sorted"
+TARGET_SOURCE = f"""
+def make(size):
+    {SETUP.replace("1000", "size")}
+    return lambda: sorted(data)
+"""
 # Our settings (processes per cell, samples per process, seconds per sample), cheapest first:
-# the suite defaults, then about the same measuring time cut into more, shorter samples: a
-# sample that a timer tick or the scheduler disturbs is then one outlier among many, which the
-# median ignores (pytest-benchmark's one-call rounds profit from the same effect).
-OUR_SETTINGS = ((3, 20, 0.005), (3, 100, 0.001), (3, 2000, 0.0001))
+# the suite defaults, then more samples per process (the start-up of a worker, about 45 ms, is
+# paid once per process, so more time per process is the cheaper way to more precision).
+OUR_SETTINGS = ((3, 20, 0.005), (3, 40, 0.005), (3, 60, 0.005), (3, 80, 0.005))
 PYPERF = "pyperf timeit --fast"
 PYTEST_BENCHMARK = "pytest-benchmark defaults"
 
@@ -86,13 +100,24 @@ def timing_overhead(repeats: int, n: int) -> tuple[float, float]:
     return statistics.median(ours) * 1e9, statistics.median(anchor) * 1e9
 
 
-def ours_cell(setting: tuple[int, int, float]) -> tuple[float, float, int]:
-    """Wall seconds, reported median and sample count of one run of the one-cell suite."""
+@dataclass(frozen=True)
+class Row:
+    """One invocation of one tool: wall time, reported median, samples, per-process medians."""
+
+    wall: float
+    median: float
+    samples: int
+    per_process: list[float]
+
+
+def ours_cell(setting: tuple[int, int, float]) -> Row:
+    """One run of the one-cell suite with ``setting`` (processes, samples, seconds per sample)."""
     processes, samples, min_time = setting
     suite = Suite(
         name="runner-overhead",
-        component="python",
-        matrix={"kernel": ["sort"], "size": [1000]},
+        component="function",
+        target=f"{TARGET_MODULE}:make",
+        matrix={"size": [1000]},
         runs=processes,
         samples=samples,
         min_time=min_time,
@@ -103,10 +128,13 @@ def ours_cell(setting: tuple[int, int, float]) -> tuple[float, float, int]:
     run = run_suite(suite)
     wall = time.perf_counter() - t0
     values = run.cells[0].samples["time_s"]
-    return wall, statistics.median(values), len(values)
+    per_process = [
+        statistics.median(values[i * samples : (i + 1) * samples]) for i in range(processes)
+    ]
+    return Row(wall, statistics.median(values), len(values), per_process)
 
 
-def pyperf_cell(folder: Path) -> tuple[float, float, int]:
+def pyperf_cell(folder: Path) -> Row:
     out = folder / f"pyperf-{time.monotonic_ns()}.json"  # pyperf refuses to overwrite
     t0 = time.perf_counter()
     subprocess.run(
@@ -130,10 +158,10 @@ def pyperf_cell(folder: Path) -> tuple[float, float, int]:
     import pyperf
 
     values = pyperf.Benchmark.load(str(out)).get_values()
-    return wall, statistics.median(values), len(values)
+    return Row(wall, statistics.median(values), len(values), [])
 
 
-def pytest_benchmark_cell(folder: Path) -> tuple[float, float, int]:
+def pytest_benchmark_cell(folder: Path) -> Row:
     test = folder / "test_sort_bench.py"
     test.write_text(
         textwrap.dedent(
@@ -166,7 +194,7 @@ def pytest_benchmark_cell(folder: Path) -> tuple[float, float, int]:
     )
     wall = time.perf_counter() - t0
     stats = json.loads(out.read_text())["benchmarks"][0]["stats"]
-    return wall, stats["median"], stats["rounds"]
+    return Row(wall, stats["median"], stats["rounds"], [])
 
 
 def spread(medians: list[float]) -> float:
@@ -179,11 +207,37 @@ def spread(medians: list[float]) -> float:
     return statistics.stdev(math.log(m) for m in medians)
 
 
+def robust_spread(medians: list[float]) -> float:
+    """The same from the MAD (x 1.4826): what the spread is without the rare disturbed runs."""
+    logs = [math.log(m) for m in medians]
+    centre = statistics.median(logs)
+    return 1.4826 * statistics.median(abs(x - centre) for x in logs)
+
+
+def parse_settings(text: str) -> tuple[tuple[int, int, float], ...]:
+    """``"3x20x5,5x20x5"`` (processes x samples x milliseconds per sample) as settings."""
+    settings = []
+    for item in text.split(","):
+        processes, samples, ms = item.split("x")
+        settings.append((int(processes), int(samples), float(ms) / 1000))
+    return tuple(settings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer invocations")
+    parser.add_argument(
+        "--rounds", type=int, help="rounds of two invocations per tool (default 6, quick 3)"
+    )
+    parser.add_argument(
+        "--settings",
+        type=parse_settings,
+        default=OUR_SETTINGS,
+        help="our settings, cheapest first, as PROCESSESxSAMPLESxMS[,...]",
+    )
+    parser.add_argument("--no-pyperf", action="store_true", help="leave pyperf out")
     args = parser.parse_args()
-    invocations = 4 if args.quick else 8
+    rounds = args.rounds or (3 if args.quick else 6)
 
     ours_ns, anchor_ns = timing_overhead(repeats=15 if args.quick else 41, n=200_000)
     print(
@@ -192,51 +246,68 @@ def main() -> None:
     )
 
     tools: dict[str, Any] = {
-        f"ours {p} proc x {n} samples of {t * 1000:g}ms": (p, n, t) for p, n, t in OUR_SETTINGS
+        f"ours {p} proc x {n} samples of {t * 1000:g}ms": (p, n, t) for p, n, t in args.settings
     }
-    results: dict[str, list[tuple[float, float, int]]] = {name: [] for name in tools}
-    results[PYPERF] = []
-    results[PYTEST_BENCHMARK] = []
+    anchors = ([] if args.no_pyperf else [PYPERF]) + [PYTEST_BENCHMARK]
+    rows: dict[str, list[Row]] = {name: [] for name in [*tools, *anchors]}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for _ in range(invocations):  # interleaved, so drift of the machine hits every tool
-            for name, setting in tools.items():
-                results[name].append(ours_cell(setting))
-            results[PYPERF].append(pyperf_cell(folder))
-            results[PYTEST_BENCHMARK].append(pytest_benchmark_cell(folder))
+        (folder / f"{TARGET_MODULE}.py").write_text(TARGET_SOURCE)
+        sys.path.insert(0, str(folder))  # the workers inherit the parent's import path
+        calls: dict[str, Callable[[], Row]] = {
+            name: functools.partial(ours_cell, setting) for name, setting in tools.items()
+        }
+        calls[PYPERF] = functools.partial(pyperf_cell, folder)
+        calls[PYTEST_BENCHMARK] = functools.partial(pytest_benchmark_cell, folder)
+        # Rounds interleave the tools, so the machine's drift hits every tool alike; within a
+        # round each tool runs twice back to back, a pair for the repeatability figure.
+        for _ in range(rounds):
+            for name in rows:
+                rows[name].extend((calls[name](), calls[name]()))
 
-    table = {
-        name: (
-            statistics.median(r[0] for r in rows),
-            spread([r[1] for r in rows]),
-            statistics.median(r[1] for r in rows),
-            rows[0][2],
-        )
-        for name, rows in results.items()
-    }
     print(
-        f"sorted() of 1000 floats, {invocations} independent invocations per tool "
-        f"(precision = relative stddev of the reported medians, itself uncertain by about "
-        f"+-{100 / math.sqrt(2 * (invocations - 1)):.0f}% of its value):"
+        f"sorted() of 1000 floats, {rounds} rounds x 2 back-to-back invocations per tool, the "
+        "tools interleaved. precision = relative stddev of all the reported medians "
+        f"(uncertain by about +-{100 / math.sqrt(2 * (2 * rounds - 1)):.0f}% of its value); "
+        "repeatability = the same from the back-to-back pairs (stddev of log(first/second) / "
+        "sqrt 2), which leaves out the machine's drift over seconds between rounds:"
     )
-    for name, (wall, precision, median, n) in table.items():
+    table: dict[str, tuple[float, float, float]] = {}
+    for name, items in rows.items():
+        wall = statistics.median(r.wall for r in items)
+        precision = spread([r.median for r in items])
+        pairs = [
+            math.log(a.median / b.median) for a, b in zip(items[::2], items[1::2], strict=True)
+        ]
+        repeatability = math.sqrt(statistics.fmean(x * x for x in pairs) / 2)
+        table[name] = (wall, precision, repeatability)
+        extra = ""
+        if name in tools:
+            # How far the processes of one invocation disagree (median over invocations).
+            within = statistics.median(
+                spread(r.per_process) if len(r.per_process) > 1 else 0.0 for r in items
+            )
+            extra = f" between-process={within * 100:4.2f}%"
         print(
-            f"  {name:<37} wall/cell={wall:6.2f}s precision={precision * 100:5.2f}% "
-            f"median={median * 1e6:6.2f}us samples={n}"
+            f"  {name:<34} wall/cell={wall:5.2f}s precision={precision * 100:5.2f}% "
+            f"repeatability={repeatability * 100:5.2f}% "
+            f"median={statistics.median(r.median for r in items) * 1e6:6.2f}us "
+            f"samples={items[0].samples}{extra}"
         )
     ours = list(tools)  # cheapest first
-    for anchor in (PYPERF, PYTEST_BENCHMARK):
-        a_wall, a_precision = table[anchor][:2]
-        matched = next((o for o in ours if table[o][1] <= a_precision), None)
-        chosen = matched or min(ours, key=lambda o: table[o][1])
-        o_wall, o_precision = table[chosen][:2]
-        note = "" if matched else "; no setting of ours reached the anchor's precision"
-        print(
-            f"RATIO wall time per cell at the same or better precision vs {anchor}: "
-            f"ours={o_wall:.2f}s ({chosen}, {o_precision * 100:.2f}%) "
-            f"anchor={a_wall:.2f}s ({a_precision * 100:.2f}%) ratio={o_wall / a_wall:.2f} "
-            f"(target <= 1.0{note})"
-        )
+    for column, label in ((1, "precision"), (2, "repeatability")):
+        for anchor in anchors:
+            a_wall, a_precision = table[anchor][0], table[anchor][column]
+            matched = next((o for o in ours if table[o][column] <= a_precision), None)
+            chosen = matched or min(ours, key=lambda o: table[o][column])
+            o_wall, o_precision = table[chosen][0], table[chosen][column]
+            note = "" if matched else "; no setting of ours reached the anchor's figure"
+            print(
+                f"RATIO wall time per cell at the same or better {label} vs {anchor}: "
+                f"ours={o_wall:.2f}s ({chosen}, {o_precision * 100:.2f}%) "
+                f"anchor={a_wall:.2f}s ({a_precision * 100:.2f}%) "
+                f"ratio={o_wall / a_wall:.2f} (target <= 1.0{note})"
+            )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -51,6 +51,7 @@ def test_local_executor_pulls_jobs_lazily() -> None:
     results = LocalExecutor(workers=1).run(jobs())
     first = next(results)
     assert first.cell_index == 0 and pulled == [0]
+    assert isinstance(results, Generator)
     results.close()
 
 

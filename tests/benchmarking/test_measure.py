@@ -85,3 +85,73 @@ def test_calibration_is_not_fooled_by_one_slow_reading(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
     assert measure.calibrate(call, min_time=0.01, max_inner_loops=10_000) == 12
+
+
+def test_the_garbage_collector_is_off_inside_samples_and_restored_after() -> None:
+    import gc
+
+    seen = []
+    assert gc.isenabled()
+    measure.take_samples(lambda: seen.append(gc.isenabled()), n=3, samples=2, warmup=1, rounds=4)
+    measure.time_loop(lambda: seen.append(gc.isenabled()), 2)
+    assert seen == [False] * (3 * 3 * 4 + 2)
+    assert gc.isenabled()
+
+
+def test_a_disabled_collector_stays_disabled() -> None:
+    import gc
+
+    gc.disable()
+    try:
+        measure.take_samples(lambda: None, n=2, samples=1, warmup=0, rounds=2)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_sample_is_the_median_round_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rounds of 2 calls on a fake clock: each call lasts 1 ms, except that one round holds a
+    # 50 ms pause (a preemption). The sample is the median round per call: 1 ms, the pause
+    # ignored; the CPU figure is the mean per call over the whole sample.
+    now = [0.0]
+    calls = [0]
+
+    def call() -> None:
+        calls[0] += 1
+        now[0] += 0.051 if calls[0] == 3 else 0.001
+
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(measure.time, "process_time", lambda: now[0])
+    wall, cpu = measure.time_sample(call, n=2, rounds=5)
+    assert wall == pytest.approx(0.001)
+    assert cpu == pytest.approx((10 * 0.001 + 0.05) / 10)
+
+
+def test_count_rounds_fills_min_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+
+    def call() -> None:
+        now[0] += 0.001
+
+    monkeypatch.setattr(measure.time, "perf_counter", lambda: now[0])
+    # Rounds of 3 calls = 3 ms; 10 ms are filled after 4 rounds.
+    assert measure.count_rounds(call, n=3, min_time=0.01) == 4
+    # An operation longer than min_time is one round per sample.
+    assert measure.count_rounds(call, n=20, min_time=0.01) == 1
+
+
+def test_take_samples_runs_rounds_of_calls_per_sample() -> None:
+    calls = []
+    wall, cpu = measure.take_samples(lambda: calls.append(1), n=2, samples=3, warmup=1, rounds=5)
+    assert len(calls) == (1 + 3) * 5 * 2
+    assert len(wall) == len(cpu) == 3
+
+
+def test_the_worker_module_does_not_load_numpy() -> None:
+    # Its start-up is paid once per process run of every cell; numpy alone doubles it.
+    import subprocess
+    import sys
+
+    code = "import sys, allele.observability.benchmarking.worker; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

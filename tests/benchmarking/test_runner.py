@@ -72,6 +72,7 @@ def test_cells_are_measured_in_separate_processes_with_all_samples(workloads: st
         assert len(cell.samples["peak_rss_bytes"]) == 2
         assert cell.metrics["latency_p50_s"] <= cell.metrics["latency_p99_s"]
         assert cell.inner_loops >= 1
+        assert cell.metrics["rounds_per_sample"] >= 1
     # A 1 ms sleep is calibrated to few loops, a no-op to many: calibration is per cell.
     assert run.cells[0].inner_loops > run.cells[1].inner_loops
     assert min(run.cells[1].samples["time_s"]) >= 0.001
@@ -105,11 +106,10 @@ def test_timeout_and_crashes_are_recorded_and_the_suite_goes_on(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert by_mode["raise"].status == "error"
-    assert (
-        "Traceback" in by_mode["raise"].error
-        and "workload exploded on purpose" in by_mode["raise"].error
-    )
-    assert by_mode["exit"].status == "error" and "exited with code 7" in by_mode["exit"].error
+    raised, exited = by_mode["raise"].error, by_mode["exit"].error
+    assert raised is not None and exited is not None
+    assert "Traceback" in raised and "workload exploded on purpose" in raised
+    assert by_mode["exit"].status == "error" and "exited with code 7" in exited
     assert by_mode["ok"].status == "ok" and len(by_mode["ok"].samples["time_s"]) == 4
     # A failed cell's later runs are skipped, not measured.
     assert by_mode["hang"].processes == 0
@@ -288,3 +288,46 @@ def test_progress_bar_counts_jobs_and_shows_the_eta() -> None:
     text = console.export_text()
     assert "timeout a=2 (run 1): killed after 2 s" in text
     assert "suite-x" in text and "3/4" in text and "ETA" in text and "elapsed" in text
+
+
+def test_worker_calibrates_rounds_and_takes_median_round_samples(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A workload on a fake clock: every call lasts 1 ms. Calls per round are calibrated to
+    # reach ROUND_TIME (0.1 ms): 1 call. Rounds per sample fill min_time (10 ms): 10 rounds,
+    # counted by a sample that then counts as the first warmup sample.
+    import types
+
+    from allele.observability.benchmarking import measure, worker
+    from allele.observability.benchmarking.executors.base import Job
+
+    now = [0.0]
+    calls = [0]
+
+    def call() -> None:
+        calls[0] += 1
+        now[0] += 0.001
+
+    fake_clock = types.SimpleNamespace(perf_counter=lambda: now[0], process_time=lambda: now[0])
+    monkeypatch.setattr(measure, "time", fake_clock)
+    module = types.ModuleType("fake_clock_workload")
+    module.make = lambda: call  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "fake_clock_workload", module)
+    job = Job(
+        cell_index=0,
+        run_index=0,
+        component="function",
+        params={},
+        target="fake_clock_workload:make",
+        samples=3,
+        warmup=2,
+        min_time=0.01,
+        measure_memory=False,
+    )
+    result = worker.run_job(job)
+    assert result.status == "ok", result.error
+    assert result.inner_loops == 1
+    assert result.metrics["rounds_per_sample"] == 10
+    assert result.samples["time_s"] == pytest.approx([0.001] * 3)
+    # calibration 2, counting sample 10, one more warmup sample 10, three samples 30
+    assert calls[0] == 2 + 10 + 10 + 30

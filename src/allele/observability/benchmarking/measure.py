@@ -1,41 +1,90 @@
 """Measurement inside a worker process: calibrated timing loops, memory, GPU, latency figures.
 
-A sample is one tight loop of ``n`` calls between two clock reads, divided by ``n``::
+A *round* is one tight loop of ``n`` calls between two clock reads::
 
     t0 = perf_counter(); for _ in repeat(None, n): fn(); t1 = perf_counter()
 
-so the only per-call overhead is the loop step and the call itself. ``n`` (the inner loop count)
-is calibrated so that one sample lasts at least ``min_time`` seconds, capped at
-``max_inner_loops``. CPU time (``process_time``) is read outside the wall-clock window.
+so the only per-call overhead is the loop step and the call itself. A *sample* (one value of
+``time_s``) is the median per-call time of the ``rounds`` rounds that fill at least
+``min_time`` seconds. ``n`` is calibrated so that a round lasts at least ``ROUND_TIME`` (or
+``min_time`` if that is shorter), capped at ``max_inner_loops``.
+
+Why rounds inside a sample: on a busy machine the scheduler takes the CPU away for a few
+milliseconds at a time. A 5 ms loop of calls then nearly always holds such a pause, and its mean
+with it; a 0.1 ms round rarely does, and the median of a sample's rounds ignores the few that
+do (the effect that makes pytest-benchmark's one-call rounds steady). The clock reads of a round
+cost about 75 ns, under 0.1 % of a 0.1 ms round. An operation slower than ``min_time`` is one
+call per round and one round per sample, as before.
+
+The garbage collector is off inside a sample (as in ``timeit`` and pytest-benchmark's
+``--benchmark-disable-gc``): a collection then runs between samples, outside the timed window,
+instead of landing in whichever call happened to cross the allocation threshold. The cost of
+collecting an operation's garbage is therefore not in ``time_s``. CPU time (``process_time``,
+a system call) is read once per sample, outside the rounds' clock reads.
 """
 
 from __future__ import annotations
 
+import gc
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from itertools import repeat
 
-import numpy as np
+# Target duration of one round: long enough that the two clock reads (about 75 ns) are below
+# 0.1 % of it, short enough that few rounds hold a scheduler preemption on a busy machine.
+ROUND_TIME = 100e-6
 
 
 def time_loop(fn: Callable[[], object], n: int) -> tuple[float, float]:
-    """Wall and CPU seconds of ``n`` back-to-back calls of ``fn``."""
+    """Wall and CPU seconds of ``n`` back-to-back calls of ``fn`` (garbage collector off)."""
     perf_counter = time.perf_counter
     process_time = time.process_time
     loops = repeat(None, n)
-    c0 = process_time()
-    t0 = perf_counter()
-    for _ in loops:
-        fn()
-    t1 = perf_counter()
-    c1 = process_time()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        c0 = process_time()
+        t0 = perf_counter()
+        for _ in loops:
+            fn()
+        t1 = perf_counter()
+        c1 = process_time()
+    finally:
+        if collecting:
+            gc.enable()
     return t1 - t0, c1 - c0
 
 
+def time_sample(fn: Callable[[], object], n: int, rounds: int) -> tuple[float, float]:
+    """Median wall seconds per call over ``rounds`` rounds of ``n`` calls, and mean CPU seconds.
+
+    The garbage collector is off for the whole sample; the CPU clock is read around the sample
+    only, so a round costs two ``perf_counter`` reads and nothing else.
+    """
+    perf_counter = time.perf_counter
+    walls = [0.0] * rounds
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        c0 = time.process_time()
+        for index in range(rounds):
+            loops = repeat(None, n)
+            t0 = perf_counter()
+            for _ in loops:
+                fn()
+            walls[index] = perf_counter() - t0
+        c1 = time.process_time()
+    finally:
+        if collecting:
+            gc.enable()
+    return statistics.median(walls) / n, (c1 - c0) / (rounds * n)
+
+
 def calibrate(fn: Callable[[], object], min_time: float, max_inner_loops: int) -> int:
-    """The inner loop count that makes one sample last at least ``min_time`` seconds (capped).
+    """The inner loop count that makes one loop last at least ``min_time`` seconds (capped).
 
     A count is accepted only when two loops in a row reach ``min_time``: a single reading can be
     inflated by a cold first call or by the process being preempted on a busy machine, and a
@@ -55,18 +104,37 @@ def calibrate(fn: Callable[[], object], min_time: float, max_inner_loops: int) -
         n = min(max_inner_loops, max(n * 2, target))
 
 
-def take_samples(
-    fn: Callable[[], object], n: int, samples: int, warmup: int
-) -> tuple[list[float], list[float]]:
-    """Per-call wall and CPU seconds of ``samples`` loops of ``n`` calls after ``warmup`` loops."""
-    for _ in range(warmup):
+def count_rounds(fn: Callable[[], object], n: int, min_time: float) -> int:
+    """How many rounds of ``n`` calls fill ``min_time`` seconds: the rounds of one sample.
+
+    Runs them (the caller discards them as a warmup sample). A preemption during this sample
+    only makes the later samples hold fewer rounds, never a wrong time.
+    """
+    perf_counter = time.perf_counter
+    rounds = 0
+    start = perf_counter()
+    while True:
         time_loop(fn, n)
+        rounds += 1
+        if perf_counter() - start >= min_time:
+            return rounds
+
+
+def take_samples(
+    fn: Callable[[], object], n: int, samples: int, warmup: int, rounds: int = 1
+) -> tuple[list[float], list[float]]:
+    """Per-call wall and CPU seconds of ``samples`` samples after ``warmup`` discarded ones.
+
+    Each sample is ``rounds`` rounds of ``n`` calls (see ``time_sample``).
+    """
+    for _ in range(warmup):
+        time_sample(fn, n, rounds)
     wall: list[float] = []
     cpu: list[float] = []
     for _ in range(samples):
-        w, c = time_loop(fn, n)
-        wall.append(w / n)
-        cpu.append(c / n)
+        w, c = time_sample(fn, n, rounds)
+        wall.append(w)
+        cpu.append(c)
     return wall, cpu
 
 
@@ -117,7 +185,7 @@ def gpu_metrics() -> dict[str, float]:
             "gpu_available": 1.0,
             "gpu_count": float(count),
             "gpu_memory_used_bytes": used,
-            "gpu_utilization_pct": float(np.mean(utilisation)),
+            "gpu_utilization_pct": statistics.fmean(utilisation),
         }
     except Exception:
         return {"gpu_available": 0.0}
@@ -129,6 +197,8 @@ def latency_metrics(times: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99 of per-operation times (seconds) and the median operations per second."""
     if len(times) == 0:
         return {}
+    import numpy as np  # here, not at the top: the worker process need not load numpy
+
     values = np.asarray(times, dtype=np.float64)
     p50, p95, p99 = np.percentile(values, [50.0, 95.0, 99.0])
     return {

@@ -218,6 +218,9 @@ def _absorb(cell: _Cell, result: JobResult) -> None:
     c.processes = len(c.run_indices)
     if not c.inner_loops:
         c.inner_loops = result.inner_loops
+    if "rounds_per_sample" in result.metrics:
+        # Calls per round are fixed by the first run; each run counts its rounds per sample.
+        c.metrics.setdefault("rounds_per_sample", result.metrics["rounds_per_sample"])
     for name, values in result.samples.items():
         c.samples.setdefault(name, []).extend(values)
     per_run = {

@@ -69,10 +69,11 @@ class _SuiteSchema(BaseModel):
     zip: list[list[str]] = Field(default_factory=list)
     exclude: list[dict[str, Scalar | list[Scalar]]] = Field(default_factory=list)
     runs: int | None = Field(default=None, ge=1, description="worker processes per cell")
-    # Many short samples rather than a few long ones: a sample that the scheduler preempts is
-    # one outlier the median ignores, whereas on a busy machine nearly every long sample holds
-    # some preemption. On this project's 2-core CI machine, 20 x 5 ms per process made the
-    # median of a cell reproduce several times better than 5 x 20 ms, at the same cost.
+    # 20 samples of 5 ms per process, each sample the median of ~0.1 ms rounds (see measure):
+    # a preempted round is an outlier the sample's median ignores, where a 5 ms loop nearly
+    # always holds a preemption on a busy machine. On the project's shared 2-core machine a
+    # cell (3 processes, about 0.45 s) then reproduces within 1 to 1.5 %; beyond that the
+    # machine's own drift over seconds dominates, and more samples buy little per second spent.
     samples: int = Field(default=20, ge=1, description="measured samples per process")
     warmup: int = Field(default=1, ge=0, description="discarded samples per process")
     timeout: float | None = Field(default=None, gt=0, description="seconds per process run")

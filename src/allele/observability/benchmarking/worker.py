@@ -1,5 +1,8 @@
 """The worker side of a benchmark job: prepare the workload, calibrate, warm up, sample.
 
+See ``measure`` for what a round and a sample are. The worker imports only what measuring needs
+(no numpy unless the workload does): its start-up is paid once per process run of every cell.
+
 Run as ``python -m allele.observability.benchmarking.worker RESULT_PATH`` with the job as JSON
 on stdin; the result is written as JSON to RESULT_PATH (written to a temporary name and renamed,
 so a killed worker never leaves half a file). The workload's own stdout and stderr stay free.
@@ -34,10 +37,18 @@ def _measure(job: Job, started: datetime, node: str) -> JobResult:
     prepared = prepare(job.component, job.params, job.target, job.run_index)
     try:
         fn = prepared.operation
-        loops = job.inner_loops or measure.calibrate(fn, job.min_time, job.max_inner_loops)
-        wall, cpu = measure.take_samples(fn, loops, job.samples, job.warmup)
+        # Calls per round: calibrated by the cell's first process, reused by the later ones so
+        # that every sample of the cell is timed the same way.
+        loops = job.inner_loops or measure.calibrate(
+            fn, min(job.min_time, measure.ROUND_TIME), job.max_inner_loops
+        )
+        # Rounds per sample: counted by running one sample's worth of rounds, which is then
+        # discarded as the first warmup sample.
+        rounds = measure.count_rounds(fn, loops, job.min_time)
+        warmup = max(0, job.warmup - 1)
+        wall, cpu = measure.take_samples(fn, loops, job.samples, warmup, rounds)
         quality = {k: float(v) for k, v in prepared.quality().items()}
-        metrics = {"peak_rss_bytes": measure.peak_rss_bytes()}
+        metrics = {"peak_rss_bytes": measure.peak_rss_bytes(), "rounds_per_sample": float(rounds)}
         if job.measure_memory:
             # After the timed samples: tracing allocations slows every call several-fold.
             metrics["tracemalloc_peak_bytes"] = measure.tracemalloc_peak_bytes(fn)
