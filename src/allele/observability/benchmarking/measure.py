@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 
 # Target duration of one round: long enough that the two clock reads (about 75 ns) are below
@@ -136,6 +137,38 @@ def take_samples(
         wall.append(w)
         cpu.append(c)
     return wall, cpu
+
+
+@dataclass(frozen=True)
+class Timing:
+    """What ``measure_calls`` found: calls per round, rounds per sample, per-call seconds."""
+
+    loops: int
+    rounds: int
+    wall: list[float]
+    cpu: list[float]
+
+
+def measure_calls(
+    fn: Callable[[], object],
+    *,
+    min_time: float,
+    max_inner_loops: int,
+    samples: int,
+    warmup: int,
+    loops: int | None = None,
+) -> Timing:
+    """The whole timing protocol of a cell, used by the worker and the pytest fixture alike.
+
+    Calls per round are calibrated to ``min(min_time, ROUND_TIME)`` unless ``loops`` is given
+    (later processes of a cell reuse the first one's count so every sample is timed the same
+    way); rounds per sample are counted by running one sample's worth of rounds, which then
+    counts as the first warmup sample.
+    """
+    n = loops or calibrate(fn, min(min_time, ROUND_TIME), max_inner_loops)
+    rounds = count_rounds(fn, n, min_time)
+    wall, cpu = take_samples(fn, n, samples, max(0, warmup - 1), rounds)
+    return Timing(n, rounds, wall, cpu)
 
 
 def peak_rss_bytes() -> float:

@@ -1,8 +1,8 @@
 """pytest plugin of Allele's benchmarking (registered through the ``pytest11`` entry point).
 
 The ``allele_bench`` fixture measures a callable with the benchmark runner's measurement core
-(``measure.calibrate`` sizes the inner loop so one sample lasts ``--allele-bench-min-time``;
-``measure.take_samples`` takes the samples), one cell per test::
+(``measure.measure_calls``: calls per round calibrated, rounds of about 0.1 ms, each sample the
+median round of ``--allele-bench-min-time``), one cell per test::
 
     @pytest.mark.parametrize("population", [50, 100])
     def test_evolve(allele_bench, population):
@@ -107,12 +107,15 @@ class BenchFixture:
         started = datetime.now(UTC)
         try:
             result = target()  # the caller's value, and a first warm call
-            loops = measure.calibrate(
-                target, self.options["min_time"], self.options["max_inner_loops"]
+            # The worker's protocol: short rounds, median per sample (robust to preemption).
+            timing = measure.measure_calls(
+                target,
+                min_time=self.options["min_time"],
+                max_inner_loops=self.options["max_inner_loops"],
+                samples=self.options["samples"],
+                warmup=self.options["warmup"],
             )
-            wall, cpu = measure.take_samples(
-                target, loops, self.options["samples"], self.options["warmup"]
-            )
+            wall, cpu, loops = timing.wall, timing.cpu, timing.loops
         except BaseException as exc:
             self._record(started, error=exc)
             raise

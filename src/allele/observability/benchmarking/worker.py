@@ -37,18 +37,20 @@ def _measure(job: Job, started: datetime, node: str) -> JobResult:
     prepared = prepare(job.component, job.params, job.target, job.run_index)
     try:
         fn = prepared.operation
-        # Calls per round: calibrated by the cell's first process, reused by the later ones so
-        # that every sample of the cell is timed the same way.
-        loops = job.inner_loops or measure.calibrate(
-            fn, min(job.min_time, measure.ROUND_TIME), job.max_inner_loops
+        timing = measure.measure_calls(
+            fn,
+            min_time=job.min_time,
+            max_inner_loops=job.max_inner_loops,
+            samples=job.samples,
+            warmup=job.warmup,
+            loops=job.inner_loops,
         )
-        # Rounds per sample: counted by running one sample's worth of rounds, which is then
-        # discarded as the first warmup sample.
-        rounds = measure.count_rounds(fn, loops, job.min_time)
-        warmup = max(0, job.warmup - 1)
-        wall, cpu = measure.take_samples(fn, loops, job.samples, warmup, rounds)
+        wall, cpu, loops = timing.wall, timing.cpu, timing.loops
         quality = {k: float(v) for k, v in prepared.quality().items()}
-        metrics = {"peak_rss_bytes": measure.peak_rss_bytes(), "rounds_per_sample": float(rounds)}
+        metrics = {
+            "peak_rss_bytes": measure.peak_rss_bytes(),
+            "rounds_per_sample": float(timing.rounds),
+        }
         if job.measure_memory:
             # After the timed samples: tracing allocations slows every call several-fold.
             metrics["tracemalloc_peak_bytes"] = measure.tracemalloc_peak_bytes(fn)
