@@ -199,10 +199,9 @@ def run_evolution(obs: ObservabilityEngine, blocks: int, block_s: float, label: 
     generations = recorded("allele_evolution_generation", monitor.recorder.labels)[1]
     assert generations.size > 0 and generations[-1] == GENERATIONS
     history = observed.last_result.history
-    ends = (time.time() + np.cumsum([s.duration_s for s in history])).tolist()
 
     def record_run() -> None:  # what ObservableEvolutionEngine records per run (on ticks or
-        monitor.record_generations(history, ends)  # at the run's end, whichever thread pays)
+        monitor.record_generations(history)  # at the run's end, whichever thread pays)
         monitor.run_finished(0.01, None)
 
     hot = hot_path_share(record_run, statistics.median(w for w, _ in pla))

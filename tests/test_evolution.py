@@ -7,6 +7,7 @@ import itertools
 import logging
 import math
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -244,7 +245,30 @@ def test_statistics_match_the_population() -> None:
     assert [s.generation for s in seen] == [0, 1, 2, 3]
     assert all(s.duration_s >= 0 and s.population_size == 30 for s in seen)
     assert seen == engine.history == result.history
-    assert set(last.to_dict()) >= {"best_fitness", "diversity", "evaluations", "duration_s"}
+    assert set(last.to_dict()) >= {
+        "best_fitness",
+        "diversity",
+        "evaluations",
+        "duration_s",
+        "timestamp",
+    }
+
+
+def test_generation_timestamps_are_wall_clock_end_times_in_order() -> None:
+    engine = EvolutionEngine(_config(generations=20))
+    before = time.time()
+    result = engine.run(TargetPersonality(TARGET))
+    after = time.time()
+    stamps = np.array([s.timestamp for s in result.history])
+    assert stamps.size == 21
+    assert np.all(np.diff(stamps) > 0)  # strictly increasing within the run
+    assert before <= stamps[0] and stamps[-1] <= after  # inside the run's wall-clock span
+    # A generation starts after the previous one's end was read and its own end is read after
+    # its duration: stamps are at least a duration apart (give or take a float's resolution at
+    # epoch magnitude, ~0.24 us).
+    durations = np.array([s.duration_s for s in result.history[1:]])
+    assert np.all(np.diff(stamps) >= durations - 1e-6)
+    assert result.history[-1].to_dict()["timestamp"] == stamps[-1]
 
 
 def test_target_fitness_stops_early() -> None:

@@ -125,7 +125,9 @@ class GenerationStats:
     ``diversity`` is the mean over the eight traits of the population's standard deviation
     (0 when every individual is identical, about 0.29 for a uniform random population).
     ``evaluations`` counts fitness calls made in this generation; ``duration_s`` is measured
-    with a monotonic clock and includes selection, variation and evaluation.
+    with a monotonic clock and includes selection, variation and evaluation. ``timestamp`` is
+    the wall-clock time the generation ended (epoch seconds UTC, ``time.time()`` read once as
+    its statistics are taken): for placing the generation on a timeline, not for durations.
     """
 
     generation: int
@@ -136,6 +138,7 @@ class GenerationStats:
     evaluations: int
     duration_s: float
     population_size: int
+    timestamp: float
 
     def to_dict(self) -> dict[str, float | int]:
         """The statistics as a plain dict."""
@@ -351,6 +354,7 @@ class _Run:
             evaluations=evaluated,
             duration_s=time.perf_counter() - self._started,
             population_size=len(self.values),
+            timestamp=time.time(),
         )
 
     # -- materialisation ------------------------------------------------------------------------

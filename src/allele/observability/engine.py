@@ -18,8 +18,10 @@ persistence, behind one object -- and the process-wide instance.
 What runs in the background (one daemon thread, started by ``start()``):
 
 * every tick (1 s, or the collection interval if shorter): fold recorded points into the
-  collector, which stamps their time (so timestamps have about one tick of resolution), then
-  call the tick listeners (``add_tick_listener``; e.g. the OpenTelemetry bridge's ``sync``);
+  collector, then call the tick listeners (``add_tick_listener``; e.g. the OpenTelemetry
+  bridge's ``sync``). Gauge points and points recorded with explicit timestamps keep the time
+  they carry; counter increments and histogram / timer observations take the fold's time, so
+  theirs are accurate to about one tick (see ``allele.observability.collector``);
 * every ``collection_interval`` seconds: sample the process, the machine and the GPUs (recorded
   as ``allele_system_*``, ``allele_process_*`` and ``allele_gpu_*`` series), publish each
   component's error rate and heartbeat age as gauges, and evaluate the alert rules;

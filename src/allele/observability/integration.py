@@ -24,8 +24,9 @@ What is recorded (every series carries ``component_id`` and ``component_type`` l
 evolution          per generation, from the engine's ``GenerationStats``: the gauges
                    ``allele_evolution_{best,mean,worst}_fitness``, ``allele_evolution_diversity``
                    and ``allele_evolution_generation`` (one point per generation each, stamped
-                   with the generation's end time), the generation's ``duration_s`` as the
-                   component latency of operation ``generation`` (same timestamps),
+                   with the generation's end time, ``GenerationStats.timestamp``), the
+                   generation's ``duration_s`` as the component latency of operation
+                   ``generation`` (same timestamps),
                    ``allele_evolution_evaluations_total``; a heartbeat.
 kraken             per sequence: its latency (operation ``sequence``; a batch is one operation
                    ``batch``) and success. On every fold (each tick, each read):
@@ -207,17 +208,12 @@ class EvolutionMonitor(ComponentMonitor):
     at population 50), and a long run is still visible while it runs, at most one tick late.
     The values and their number are the same either way.
 
-    Timestamps: a callback-recorded generation is stamped when the callback runs (right after
-    the generation ends). A batched generation is stamped with its end time, derived from the
-    history: ``GenerationStats`` carries no wall-clock time, only ``duration_s`` (selection,
-    variation and evaluation, on a monotonic clock), and generations run back to back, so
-    generation ``i`` ends at ``run start + duration_0 + ... + duration_i``, the run start being
-    the wall time ``ObservableEvolutionEngine`` reads as the run begins (``begin_run``). The
-    per-generation bookkeeping between generations (a few microseconds each) is not in the
-    durations, so derived times run early by at most that much, never late: they increase
-    strictly in generation order and stay inside the run's wall-clock span. For a run the
-    monitor did not see begin (a run of the base class's method), the anchor is chosen so that
-    the newest generation ends at the moment it is recorded.
+    Timestamps: a batched generation's points carry the generation's own end time,
+    ``GenerationStats.timestamp`` (the wall clock the engine read as the generation ended),
+    however late a tick records them. A callback-recorded generation is stamped when the
+    callback runs, right after the engine took that timestamp: one gauge ``set`` per series,
+    the cheapest recording per call (an explicitly timed point per generation would cost the
+    fold a separate validation per point).
     """
 
     component_type = ComponentType.EVOLUTION_ENGINE
@@ -257,12 +253,6 @@ class EvolutionMonitor(ComponentMonitor):
         self._followed: weakref.ref[EvolutionEngine] | None = None
         self._history: list[GenerationStats] | None = None
         self._seen = 0
-        # Wall-clock anchor of the followed run (see the class docstring): its start, the
-        # summed durations of its generations recorded so far, and the start announced by
-        # begin_run() for the run that has not replaced the history list yet.
-        self._run_start: float | None = None
-        self._elapsed = 0.0
-        self._next_start: float | None = None
         self._lock = threading.Lock()
 
     def attach(self, target: EvolutionEngine, *, batched: bool = False) -> EvolutionMonitor:
@@ -311,13 +301,6 @@ class EvolutionMonitor(ComponentMonitor):
         except Exception:
             self._failed("a generation")
 
-    def begin_run(self, wall_start: float | None = None) -> None:
-        """Note that the followed engine starts a run now (or at ``wall_start``, epoch seconds
-        UTC): the anchor of its generations' timestamps."""
-        start = self.recorder.collector.clock.time() if wall_start is None else wall_start
-        with self._lock:
-            self._next_start = float(start)
-
     def flush(self) -> None:
         """Record, in order, the generations the followed engine has run since the last flush.
 
@@ -333,46 +316,20 @@ class EvolutionMonitor(ComponentMonitor):
             if history is not self._history:
                 # A new run replaced the list: first whatever the old one still had.
                 if self._history is not None and self._seen < len(self._history):
-                    rest = self._history[self._seen :]
-                    self.record_generations(rest, self._end_times(rest))
+                    self.record_generations(self._history[self._seen :])
                 self._history, self._seen = history, 0
-                self._run_start, self._next_start = self._next_start, None
-                self._elapsed = 0.0
             fresh = history[self._seen :]
             self._seen += len(fresh)
             if fresh:
-                self.record_generations(fresh, self._end_times(fresh))
+                self.record_generations(fresh)
 
-    def _end_times(self, generations: Sequence[GenerationStats]) -> list[float]:
-        """Wall-clock end times of the next ``generations`` of the followed run (see the class
-        docstring); advances the run's elapsed time past them."""
-        durations = [max(float(s.duration_s), 0.0) for s in generations]
-        if self._run_start is None:
-            # The run's start was not announced: the newest generation ends now.
-            now = self.recorder.collector.clock.time()
-            self._run_start = now - self._elapsed - sum(durations)
-        ends = []
-        elapsed, previous = self._elapsed, self._run_start + self._elapsed
-        for duration in durations:
-            elapsed += duration
-            end = self._run_start + elapsed
-            # Strictly increasing even for a zero duration (or rounding at epoch magnitude).
-            previous = end if end > previous else float(np.nextafter(previous, np.inf))
-            ends.append(previous)
-        self._elapsed = elapsed
-        return ends
-
-    def record_generations(
-        self,
-        generations: Sequence[GenerationStats],
-        timestamps: Sequence[float] | None = None,
-    ) -> None:
+    def record_generations(self, generations: Sequence[GenerationStats]) -> None:
         """Record the statistics of ``generations`` in order, with one append per series (the
-        same values ``on_generation`` records one generation at a time), each at its
-        ``timestamps`` entry (epoch seconds UTC) or, without them, now."""
+        same values ``on_generation`` records one generation at a time), each generation's
+        points at its end time ``GenerationStats.timestamp`` (epoch seconds UTC)."""
         try:
             # One array for the six series (each handle would otherwise convert the list).
-            times = None if timestamps is None else np.asarray(timestamps, dtype=np.float64)
+            times = np.array([s.timestamp for s in generations], dtype=np.float64)
             self._best_many([s.best_fitness for s in generations], times)
             self._mean_many([s.mean_fitness for s in generations], times)
             self._worst_many([s.worst_fitness for s in generations], times)
@@ -427,7 +384,6 @@ class ObservableEvolutionEngine(EvolutionEngine):
         callback: Callback | None = None,
     ) -> EvolutionResult:
         """``EvolutionEngine.run``, also recording the run's wall time or its error."""
-        self.monitor.begin_run()
         start = time.perf_counter()
         self._timing_run = True
         try:
@@ -455,7 +411,6 @@ class ObservableEvolutionEngine(EvolutionEngine):
             return await super().evolve(
                 population, fitness_fn, generations=generations, callback=callback
             )
-        self.monitor.begin_run()
         start = time.perf_counter()
         try:
             best = await super().evolve(
