@@ -532,6 +532,28 @@ def test_bad_values_and_timestamps_in_timed_points_are_dropped_and_counted(
     assert collector.dropped() == {"nan": 1, "bad_timestamp": 1, "not_a_number": 2}
 
 
+def test_many_timed_appends_between_folds_keep_every_point_and_its_time(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    # A fold validates all the timed appends of a series since the previous fold together:
+    # each point keeps its own time and order, and a bad value in one append costs only itself.
+    t0 = clock.time() - 1000
+    gauge, timer = collector.gauge("g"), collector.timer("t")
+    for i in range(50):
+        gauge.set_many([float(i), float("nan")], [t0 + i, t0 + i + 0.5])
+        timer.observe_many(np.array([0.1 * i]), [t0 + i])
+    timer.observe_many(["slow"], [t0 + 60])  # type: ignore[list-item]
+    ts, values = collector.points("g")
+    assert values.tolist() == [float(i) for i in range(50)]
+    assert ts.tolist() == [t0 + i for i in range(50)]
+    ts, values = collector.points("t")
+    assert values.tolist() == [0.1 * i for i in range(50)]
+    assert ts.tolist() == [t0 + i for i in range(50)]
+    assert collector.dropped() == {"nan": 50, "not_a_number": 1}
+    drained = {b.key.name: b for b in collector.drain()}
+    assert drained["g"].timestamps.tolist() == [t0 + i for i in range(50)]
+
+
 def test_fold_hooks_feed_points_into_the_fold_that_calls_them(
     collector: MetricsCollector,
 ) -> None:

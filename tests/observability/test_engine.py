@@ -463,3 +463,37 @@ def test_stop_during_a_collection_waits_for_it_and_ends_the_thread() -> None:
     # collection needs, and gave up on the thread after its join timeout).
     assert alive_when_stop_returned == [False]
     engine.close()
+
+
+def test_component_snapshots_come_from_the_latest_collection_and_stop_stores_fresh_ones(
+    tmp_path: Path,
+) -> None:
+    from allele.observability.store import open_store
+
+    uri = f"sqlite:///{tmp_path / 'components.db'}"
+    engine = ObservabilityEngine(
+        settings(store_uri=uri, collection_interval=3600.0, flush_interval=3600.0), notifiers=[]
+    )
+    try:
+        evo = engine.register_component("evo-1", ComponentType.EVOLUTION_ENGINE)
+        fresh = engine.component_snapshots()[0]  # never collected: judged now
+        assert fresh.component_id == "evo-1" and engine.component_snapshots()[0] is not fresh
+        engine.collect_once()
+        collected = engine.component_snapshots()
+        # Until the next collection every call hands out the very same snapshot objects.
+        assert engine.component_snapshots()[0] is collected[0]
+        assert collected[0].performance.operation_count == 0
+        engine.start()  # collects once more
+        for _ in range(4):
+            evo.record_latency(0.01, "generation")
+            evo.record_success("generation")
+        assert engine.component_snapshots()[0].performance.operation_count == 0
+        engine.stop()  # the final flush stores the state at the stop, not at the collection
+        engine.unregister_component("evo-1")
+        assert engine.component_snapshots() == []
+    finally:
+        engine.close()
+    with open_store(uri) as store:
+        (stored,) = store.load_components()
+    assert stored["component_id"] == "evo-1"
+    assert stored["performance"]["operation_count"] == 4

@@ -134,6 +134,8 @@ class ObservabilityEngine:
         # stop() wait out its join timeout whenever it lands mid-collection.
         self._lifecycle = threading.Lock()
         self._components: dict[str, ComponentMetricsCollector] = {}
+        # Each component's snapshot from the latest collection (see component_snapshots).
+        self._snapshots: dict[str, ComponentMetrics] = {}
         self._latest_system: SystemMetrics | None = None
         self._last_io: dict[str, float] = {}
         self._thread: threading.Thread | None = None
@@ -192,6 +194,8 @@ class ObservabilityEngine:
             if self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
+            if self._flusher is not None:
+                self._refresh_snapshots()  # the final flush writes the state at the stop
             self._stop_persistence()
             for notifier in self.alerts.notifiers:
                 flush = getattr(notifier, "flush", None)
@@ -290,7 +294,7 @@ class ObservabilityEngine:
             logger.exception("system sampling failed")
         for component in self._component_list():
             try:
-                component.publish_health()
+                self._snapshots[component.component_id] = component.publish_health()
             except Exception:
                 self._errors += 1
                 logger.exception("health of component %s failed", component.component_id)
@@ -393,6 +397,7 @@ class ObservabilityEngine:
         with self._lock:
             self.get_component(component_id)
             del self._components[component_id]
+            self._snapshots.pop(component_id, None)
 
     def get_component(self, component_id: str) -> ComponentMetricsCollector:
         """Return the recorder of a registered component."""
@@ -427,8 +432,24 @@ class ObservabilityEngine:
         return {c.component_id: c.get_metrics() for c in self._component_list()}
 
     def component_snapshots(self) -> list[ComponentMetrics]:
-        """Return every component's snapshot (what the store's flusher persists)."""
-        return list(self.get_all_component_metrics().values())
+        """Return every component's snapshot as of the latest collection (what the store's
+        flusher persists); a component not collected yet is judged now.
+
+        Health is published once per collection interval; the flusher, which runs more often,
+        gets the same snapshot objects until the next collection (and writes only the ones it
+        has not written), instead of recomputing every component's latency percentiles at
+        each flush. ``stop()`` takes fresh snapshots before the final flush.
+        """
+        snapshots = self._snapshots
+        return [snapshots.get(c.component_id) or c.get_metrics() for c in self._component_list()]
+
+    def _refresh_snapshots(self) -> None:
+        for component in self._component_list():
+            try:
+                self._snapshots[component.component_id] = component.get_metrics()
+            except Exception:
+                self._errors += 1
+                logger.exception("health of component %s failed", component.component_id)
 
     # alerts ------------------------------------------------------------------------------------
 

@@ -60,6 +60,25 @@ def test_flush_moves_points_alerts_and_components_once(sqlite_uri):
     assert store.load_components() == [{"component_id": "k1", "ops": 3}]
 
 
+def test_a_component_snapshot_handed_out_again_is_not_written_again(sqlite_uri):
+    store = open_store(sqlite_uri)
+    current = {"k1": {"component_id": "k1", "ops": 1}, "k2": {"component_id": "k2", "ops": 1}}
+    flusher = Flusher(
+        store,
+        FakeCollector(),
+        components=lambda: list(current.values()),
+        install_signal_handlers=False,
+    )
+    assert flusher.flush().components_written == 2
+    assert flusher.flush().components_written == 2  # the same objects: nothing written
+    current["k2"] = {"component_id": "k2", "ops": 7}  # a new snapshot of one component
+    assert flusher.flush().components_written == 3
+    assert store.load_components() == [
+        {"component_id": "k1", "ops": 1},
+        {"component_id": "k2", "ops": 7},
+    ]
+
+
 def test_stop_flushes_what_the_background_thread_has_not(sqlite_uri):
     store, source = open_store(sqlite_uri), FakeCollector()
     flusher = Flusher(store, source, interval_s=3600, install_signal_handlers=False).start()

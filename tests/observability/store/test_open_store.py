@@ -13,7 +13,8 @@ from alembic.script import ScriptDirectory
 import allele
 from allele.errors import StoreError
 from allele.observability.store import open_store
-from allele.observability.store.database import MIGRATIONS_DIR
+from allele.observability.store.database import MIGRATIONS_DIR, SQLITE_PAGE_SIZE
+from allele.observability.types import MetricType, SeriesBatch, SeriesKey
 
 TABLES = {"obs_series", "obs_chunks", "obs_alerts", "obs_components", "alembic_version"}
 
@@ -68,6 +69,22 @@ def test_sqlite_connections_use_wal_normal_sync_and_busy_timeout(sqlite_uri):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 1  # NORMAL
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 1234
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == SQLITE_PAGE_SIZE
+    store.close()
+
+
+def test_an_existing_sqlite_database_keeps_its_page_size(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA page_size=4096")
+        raw.execute("CREATE TABLE unrelated (x INTEGER)")
+    store = open_store(f"sqlite:///{path}")
+    store.write_batches([SeriesBatch(SeriesKey("m", (), MetricType.GAUGE), [1.0], [2.0])])
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar_one() == 4096
+    assert store.query_series("m").values.tolist() == [2.0]
     store.close()
 
 

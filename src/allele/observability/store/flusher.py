@@ -33,7 +33,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any, Protocol
@@ -152,6 +152,9 @@ class Flusher:
         self._pending_points = 0
         self._pending_alerts: dict[str, dict[str, Any]] = {}
         self._pending_components: list[Any] = []
+        # The snapshot object last written per component id: a source that hands out the same
+        # object again (the engine between two collections) is not written again.
+        self._written_components: dict[str, Any] = {}
         self._stats = FlushStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -334,9 +337,17 @@ class Flusher:
     def _write_components(self) -> None:
         if not self._pending_components:
             return
-        snapshot = self._pending_components
+        done = self._written_components
+        snapshot = [
+            item for item in self._pending_components if done.get(_component_id(item)) is not item
+        ]
+        if not snapshot:
+            self._pending_components = []
+            return
         written = self._with_retry("components", lambda: self._store.upsert_components(snapshot))
         if written is not None:
+            for item in snapshot:
+                done[_component_id(item)] = item
             self._pending_components = []
             self._stats = replace(
                 self._stats, components_written=self._stats.components_written + written
@@ -409,3 +420,11 @@ class Flusher:
             self._max_pending,
             dropped,
         )
+
+
+def _component_id(item: Any) -> str | None:
+    """The id of a component snapshot (an object with ``component_id`` or a mapping)."""
+    found = getattr(item, "component_id", None)
+    if found is None and isinstance(item, Mapping):
+        found = item.get("component_id")
+    return None if found is None else str(found)
