@@ -497,3 +497,22 @@ def test_component_snapshots_come_from_the_latest_collection_and_stop_stores_fre
         (stored,) = store.load_components()
     assert stored["component_id"] == "evo-1"
     assert stored["performance"]["operation_count"] == 4
+
+
+def test_flush_writes_what_was_recorded_to_the_store_now(tmp_path: Path) -> None:
+    from allele.observability.store import open_store
+
+    memory_only = ObservabilityEngine(settings(), notifiers=[])
+    assert memory_only.flush() is None  # no persistence: nothing to write to
+    memory_only.close()
+    uri = f"sqlite:///{tmp_path / 'flush.db'}"
+    engine = ObservabilityEngine(settings(store_uri=uri, flush_interval=3600.0), notifiers=[])
+    try:
+        engine.start()
+        engine.collector.gauge("queue_depth").set(7.0)
+        stats = engine.flush()  # long before the flusher's own interval
+        assert stats is not None and stats.points_written >= 1
+        with open_store(uri) as store:
+            assert store.query_series("queue_depth").values.tolist() == [7.0]
+    finally:
+        engine.close()

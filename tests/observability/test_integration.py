@@ -172,26 +172,34 @@ def test_observable_engine_is_an_evolution_engine_with_the_same_results(obs):
     assert len(seen) == 13  # user callbacks still run alongside the monitor
 
 
-def test_batched_generations_are_recorded_on_ticks_before_the_run_ends(obs):
+def test_batched_generations_are_recorded_by_folds_not_by_the_evolving_thread(obs):
     engine = ObservableEvolutionEngine(config(generations=25), engine=obs)
-    recorded_at = {}
+    m = engine.monitor
+    pending = m.recorder.collector._series  # peek: nothing may be queued per generation
+    best_key = next(k for k in pending if k.name == EVOLUTION_BEST)
+    queued_at = {}
+    read_at = {}
 
     def watch(stats):
-        recorded_at[stats.generation] = values(obs, EVOLUTION_BEST, engine.monitor).size
+        series = pending[best_key]
+        queued_at[stats.generation] = len(series.buf) + len(series.tbuf)
         if stats.generation in (9, 19):
-            obs.tick()  # what the background thread does every second
+            # A read folds first, and the fold records every generation run so far.
+            read_at[stats.generation] = values(obs, EVOLUTION_BEST, m).size
 
     engine.run(TARGET, callback=watch)
-    # Nothing is recorded per generation on the evolving thread; each tick records the
-    # generations run so far (0..9, then 10..19), the end of the run the rest.
-    assert recorded_at[9] == 0 and recorded_at[10] == 10 and recorded_at[19] == 10
-    assert recorded_at[20] == 20
-    assert values(obs, EVOLUTION_BEST, engine.monitor).tolist() == [
-        s.best_fitness for s in engine.history
-    ]
-    engine.run(TARGET)  # a new run's history list: recorded too, nothing twice
-    assert values(obs, EVOLUTION_GENERATION, engine.monitor).size == 52
-    assert engine.callback_errors == 0 and engine.monitor.errors == 0
+    assert set(queued_at.values()) == {0}  # the evolving thread recorded nothing itself
+    assert read_at == {9: 10, 19: 20}
+    # The run's end only hands the history over: the next fold records the rest.
+    assert pending[best_key].tbuf == [] and len(m._ended) == 1
+    assert values(obs, EVOLUTION_BEST, m).tolist() == [s.best_fitness for s in engine.history]
+    for _ in range(3):  # runs ending between two folds are all recorded, in order
+        engine.run(TARGET)
+    generations = values(obs, EVOLUTION_GENERATION, m)
+    assert generations.tolist() == list(range(26)) * 4
+    ts, _ = obs.collector.points(EVOLUTION_GENERATION, m.recorder.labels)
+    assert (np.diff(ts) > 0).all()
+    assert engine.callback_errors == 0 and m.errors == 0
 
 
 def test_a_batched_monitor_does_not_keep_its_engine_alive(obs):
@@ -273,6 +281,7 @@ def test_a_raising_recorder_does_not_break_evolution(obs, caplog):
     engine.monitor._best_many = broken  # the bulk recording of the batched monitor
     with caplog.at_level(logging.WARNING, logger="allele.observability.integration"):
         result = engine.run(TARGET)
+        obs.tick()  # the fold that records the run
     reference = EvolutionEngine(config()).run(TARGET)
     assert result.best_fitness == reference.best_fitness
     assert engine.monitor.errors >= 1 and engine.callback_errors == 0

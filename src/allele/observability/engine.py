@@ -553,6 +553,12 @@ class ObservabilityEngine:
             return
         self._persistence = f"active: {uri}"
 
+    def flush(self) -> Any:
+        """Write everything recorded so far to the store now, as the flusher does every flush
+        interval; returns the flusher's ``FlushStats``, or None without persistence."""
+        flusher = self._flusher
+        return None if flusher is None else flusher.flush()
+
     def _stop_persistence(self) -> None:
         if self._flusher is not None:
             try:

@@ -200,13 +200,16 @@ class EvolutionMonitor(ComponentMonitor):
     engine's per-generation callback, as the engine reports it.
 
     ``ObservableEvolutionEngine`` attaches it ``batched``: no callback runs per generation.
-    The engine already keeps each generation's statistics in ``engine.history``; the monitor
-    records the entries it has not recorded yet, in bulk, on every tick of the observability
-    engine's background thread (``ObservabilityEngine.add_tick_listener``) and when a run ends
-    (``flush()``). The evolving thread thus pays nothing per generation (a callback costs
-    ~1-2 us with the caches cold from the generation's numpy work, 1-2% of a 100 us generation
-    at population 50), and a long run is still visible while it runs, at most one tick late.
-    The values and their number are the same either way.
+    The engine already keeps each generation's statistics in ``engine.history``; when a run
+    ends the engine hands its history list to the monitor (``run_ended``: one list append),
+    and the monitor records every entry it has not recorded yet -- of the ended runs and of
+    the run in progress -- in bulk, as a fold hook of the collector (``flush()``): on every
+    tick of the observability engine's background thread and before every read of the
+    collector (and thus before every drain to the store). The evolving thread thus pays
+    nothing per generation (a callback costs ~1-2 us with the caches cold from the
+    generation's numpy work, 1-2% of a 100 us generation at population 50) and next to
+    nothing per run, a read never misses a finished generation, and a long run is visible
+    while it runs. The values and their number are the same either way.
 
     Timestamps: a batched generation's points carry the generation's own end time,
     ``GenerationStats.timestamp`` (the wall clock the engine read as the generation ended),
@@ -253,14 +256,16 @@ class EvolutionMonitor(ComponentMonitor):
         self._followed: weakref.ref[EvolutionEngine] | None = None
         self._history: list[GenerationStats] | None = None
         self._seen = 0
+        # History lists of the runs that ended since the last flush, in run order.
+        self._ended: list[list[GenerationStats]] = []
         self._lock = threading.Lock()
 
     def attach(self, target: EvolutionEngine, *, batched: bool = False) -> EvolutionMonitor:
         """Record every generation ``target`` runs from now on; returns self.
 
-        ``batched`` records from ``target.history`` on the observability engine's ticks and at
-        ``flush()`` instead of from a per-generation callback (see the class docstring): for
-        callers that call ``flush()`` when a run ends, as ``ObservableEvolutionEngine`` does.
+        ``batched`` records from ``target.history`` when the collector folds instead of from a
+        per-generation callback (see the class docstring): for callers that hand every run's
+        history to ``run_ended()`` when the run ends, as ``ObservableEvolutionEngine`` does.
         """
         if not isinstance(target, EvolutionEngine):
             raise ValidationError(f"target must be an EvolutionEngine, got {type(target).__name__}")
@@ -268,7 +273,7 @@ class EvolutionMonitor(ComponentMonitor):
             with self._lock:
                 self._followed = weakref.ref(target)
                 self._history, self._seen = target.history, len(target.history)
-            self.engine.add_tick_listener(self.flush)
+            self.recorder.collector.add_fold_hook(self.flush)
         else:
             self._callback = self.on_generation
             target.add_callback(self._callback)
@@ -280,7 +285,7 @@ class EvolutionMonitor(ComponentMonitor):
         """Record what is pending and stop recording generations of the attached engine."""
         self.flush()
         if self._followed is not None:
-            self.engine.remove_tick_listener(self.flush)
+            self.recorder.collector.remove_fold_hook(self.flush)
             self._followed = None
         if self._target is not None and self._callback is not None and self.attached:
             self._target.remove_callback(self._callback)
@@ -301,25 +306,37 @@ class EvolutionMonitor(ComponentMonitor):
         except Exception:
             self._failed("a generation")
 
-    def flush(self) -> None:
-        """Record, in order, the generations the followed engine has run since the last flush.
+    def run_ended(self, history: list[GenerationStats]) -> None:
+        """Note that a run of the followed engine ended with ``history`` (its
+        ``engine.history`` list): the next fold records what of it is not recorded yet."""
+        self._ended.append(history)  # atomic: the fold takes it on another thread
 
-        Safe from any thread (it is also the tick listener); does nothing unless attached
-        ``batched``.
+    def flush(self) -> None:
+        """Record, in order, the generations the followed engine has run since the last flush:
+        the rest of every ended run (``run_ended``), then the run in progress.
+
+        The collector calls it at the start of every fold; safe from any thread, never raises;
+        does nothing unless attached ``batched``.
         """
         followed = self._followed
         target = followed() if followed is not None else None
         if target is None:
             return
         with self._lock:
-            history = target.history
-            if history is not self._history:
-                # A new run replaced the list: first whatever the old one still had.
-                if self._history is not None and self._seen < len(self._history):
-                    self.record_generations(self._history[self._seen :])
-                self._history, self._seen = history, 0
-            fresh = history[self._seen :]
-            self._seen += len(fresh)
+            ended = self._ended
+            n = len(ended)
+            runs = ended[:n]
+            del ended[:n]  # runs ending meanwhile append after index n: kept for the next fold
+            runs.append(target.history)
+            fresh: list[GenerationStats] = []
+            for history in runs:
+                # Only the list followed last can be partly recorded: a later one is a new run.
+                if history is not self._history:
+                    self._history, self._seen = history, 0
+                # A run in progress may append meanwhile: count what was taken, not len().
+                taken = history[self._seen :]
+                fresh += taken
+                self._seen += len(taken)
             if fresh:
                 self.record_generations(fresh)
 
@@ -389,12 +406,12 @@ class ObservableEvolutionEngine(EvolutionEngine):
         try:
             result = super().run(fitness_fn, population=population, callback=callback)
         except Exception as exc:
-            self.monitor.flush()
+            self.monitor.run_ended(self.history)
             self.monitor.run_finished(time.perf_counter() - start, exc)
             raise
         finally:
             self._timing_run = False
-        self.monitor.flush()
+        self.monitor.run_ended(self.history)
         self.monitor.run_finished(time.perf_counter() - start, None)
         return result
 
@@ -417,10 +434,10 @@ class ObservableEvolutionEngine(EvolutionEngine):
                 population, fitness_fn, generations=generations, callback=callback
             )
         except Exception as exc:
-            self.monitor.flush()
+            self.monitor.run_ended(self.history)
             self.monitor.run_finished(time.perf_counter() - start, exc)
             raise
-        self.monitor.flush()
+        self.monitor.run_ended(self.history)
         self.monitor.run_finished(time.perf_counter() - start, None)
         return best
 

@@ -87,6 +87,21 @@ def test_series_written_by_another_store_object_are_reused(store):
     assert store.query_series("latency_s").values.tolist() == [1.0, 2.0]
 
 
+def test_a_fresh_store_resolves_many_new_and_existing_series_in_one_write(store):
+    from allele.observability.store import open_store
+
+    keys = [key(f"m{i}", MetricType.GAUGE, shard=str(i % 3)) for i in range(620)]
+    store.write_batches([batch(k, [T0], [float(i)]) for i, k in enumerate(keys[::2])])
+    other = open_store(store.uri)  # knows none of them: some exist, some are new
+    other.write_batches([batch(k, [T0 + 1], [float(i)]) for i, k in enumerate(keys)])
+    other.close()
+    assert sorted(store.list_series(), key=str) == sorted(keys, key=str)
+    assert store.query_series("m0").values.tolist() == [0.0, 0.0]
+    assert store.query_series("m619").values.tolist() == [619.0]
+    stats = {s.key: s for s in store.series_stats()}
+    assert stats[keys[2]].count == 2 and stats[keys[3]].count == 1
+
+
 def test_aggregate_matches_numpy_on_the_window(store):
     rng = np.random.default_rng(7)
     values = rng.lognormal(size=1000)

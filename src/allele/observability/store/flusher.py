@@ -154,7 +154,7 @@ class Flusher:
         self._pending_components: list[Any] = []
         # The snapshot object last written per component id: a source that hands out the same
         # object again (the engine between two collections) is not written again.
-        self._written_components: dict[str, Any] = {}
+        self._written_components: dict[str | None, Any] = {}
         self._stats = FlushStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
