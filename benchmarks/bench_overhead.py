@@ -111,6 +111,7 @@ def ab(
     obs: ObservabilityEngine,
     blocks: int,
     block_s: float,
+    cycle: bool = True,
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """Interleaved monitored / plain blocks (order alternating per pair); per-run (wall, CPU)
     seconds of each block."""
@@ -124,7 +125,8 @@ def ab(
             if which == "m":
                 obs.start()
                 try:
-                    mon.append(_block(monitored, block_s, background_cycle(obs)))
+                    settle = background_cycle(obs) if cycle else None
+                    mon.append(_block(monitored, block_s, settle))
                 finally:
                     obs.stop()
             else:
@@ -181,6 +183,12 @@ def main() -> None:
     parser.add_argument(
         "--no-store", action="store_true", help="skip the runs that persist to SQLite"
     )
+    parser.add_argument(
+        "--no-cycle",
+        action="store_true",
+        help="do not end monitored blocks with a background cycle: background work that falls "
+        "outside the blocks goes uncharged (shows the workload thread's own share)",
+    )
     args = parser.parse_args()
     blocks = args.blocks or (4 if args.quick else 14)
     block_s = args.block or (0.5 if args.quick else 0.7)
@@ -202,13 +210,15 @@ def main() -> None:
             )
             obs = ObservabilityEngine(settings, notifiers=[])
             try:
-                run_evolution(obs, blocks, block_s, label)
-                run_kraken(obs, blocks, block_s, label)
+                run_evolution(obs, blocks, block_s, label, not args.no_cycle)
+                run_kraken(obs, blocks, block_s, label, not args.no_cycle)
             finally:
                 obs.close()
 
 
-def run_evolution(obs: ObservabilityEngine, blocks: int, block_s: float, label: str) -> None:
+def run_evolution(
+    obs: ObservabilityEngine, blocks: int, block_s: float, label: str, cycle: bool
+) -> None:
     config = EvolutionConfig(population_size=POPULATION, generations=GENERATIONS, seed=7)
     fitness = TargetPersonality(TARGET)
     observed = ObservableEvolutionEngine(config, engine=obs)
@@ -218,7 +228,12 @@ def run_evolution(obs: ObservabilityEngine, blocks: int, block_s: float, label: 
     unmonitored = EvolutionEngine.run
     recorded = obs.collector.points  # the monitored runs really record every generation
     mon, pla = ab(
-        lambda: observed.run(fitness), lambda: unmonitored(observed, fitness), obs, blocks, block_s
+        lambda: observed.run(fitness),
+        lambda: unmonitored(observed, fitness),
+        obs,
+        blocks,
+        block_s,
+        cycle,
     )
     monitor = observed.monitor
     assert monitor.errors == 0 and observed.last_result is not None
@@ -235,7 +250,9 @@ def run_evolution(obs: ObservabilityEngine, blocks: int, block_s: float, label: 
     report(f"evolution pop={POPULATION} gens={GENERATIONS}{label}", mon, pla, hot)
 
 
-def run_kraken(obs: ObservabilityEngine, blocks: int, block_s: float, label: str) -> None:
+def run_kraken(
+    obs: ObservabilityEngine, blocks: int, block_s: float, label: str, cycle: bool
+) -> None:
     sequences = np.random.default_rng(3).uniform(-1.0, 1.0, (SEQUENCES, STEPS))
     observed = ObservableKrakenLNN(reservoir_size=RESERVOIR, seed=5, engine=obs)
     # The plain side runs the base class's method on the very same network: two networks
@@ -250,7 +267,7 @@ def run_kraken(obs: ObservabilityEngine, blocks: int, block_s: float, label: str
         for seq in sequences:
             unmonitored(observed, seq)
 
-    mon, pla = ab(monitored, plain, obs, blocks, block_s)
+    mon, pla = ab(monitored, plain, obs, blocks, block_s, cycle)
     assert observed.monitor.errors == 0
     assert observed.sequences_processed > 0
     # The hot path alone: the wrapper around an already-computed result.
