@@ -579,3 +579,25 @@ def test_fold_hooks_feed_points_into_the_fold_that_calls_them(
     del feeder  # held weakly: a collected recorder's hook goes with it
     collector.fold()
     assert calls >= 1 and collector.summary("h").count == 2
+
+
+def test_bulk_arrays_are_recorded_whole_and_copied_at_the_call(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    # Numeric arrays are kept as arrays (the fold concatenates them without per-point work),
+    # copied when recorded: the caller may overwrite its arrays before the fold.
+    t0 = clock.time() - 100
+    gauge = collector.gauge("g")
+    values = np.array([1, 2, 3], dtype=np.int64)
+    times = np.array([t0 + 1, t0 + 2, t0 + 3])
+    gauge.set_many(values, times)
+    gauge.set_many(np.array([4.0, np.nan, np.inf]), np.array([t0 + 4, t0 + 5, t0 + 6]))
+    gauge.set_many(np.array([True]), [t0 + 7])
+    values[:] = 99
+    times[:] = 0.0
+    ts, got = collector.points("g")
+    assert got.tolist() == [1.0, 2.0, 3.0, 4.0, 1.0]
+    assert ts.tolist() == [t0 + 1, t0 + 2, t0 + 3, t0 + 4, t0 + 7]
+    assert collector.dropped() == {"nan": 1, "inf": 1}
+    with pytest.raises(ValidationError, match="3 values but 2 timestamps"):
+        gauge.set_many(np.array([1.0, 2.0, 3.0]), np.array([t0, t0]))

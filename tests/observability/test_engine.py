@@ -516,3 +516,54 @@ def test_flush_writes_what_was_recorded_to_the_store_now(tmp_path: Path) -> None
             assert store.query_series("queue_depth").values.tolist() == [7.0]
     finally:
         engine.close()
+
+
+def test_stop_keeping_the_store_pauses_and_start_resumes_on_the_same_store(
+    tmp_path: Path,
+) -> None:
+    from allele.observability.store import open_store
+
+    uri = f"sqlite:///{tmp_path / 'pause.db'}"
+    engine = ObservabilityEngine(settings(store_uri=uri, flush_interval=3600.0), notifiers=[])
+    try:
+        engine.start()
+        store, flusher = engine._store, engine._flusher
+        engine.collector.gauge("queue_depth").set(1.0)
+        engine.stop(keep_store=True)
+        assert not engine.running and not flusher.running
+        assert engine.get_status()["persistence"] == f"paused: {uri}"
+        with open_store(uri) as reader:  # the pause wrote everything recorded before it
+            assert reader.query_series("queue_depth").values.tolist() == [1.0]
+        engine.collector.gauge("queue_depth").set(2.0)  # recorded while paused
+        engine.start()
+        assert engine._store is store and engine._flusher is flusher  # not reopened
+        assert engine.running and flusher.running
+        assert engine.get_status()["persistence"] == f"active: {uri}"
+        engine.collector.gauge("queue_depth").set(3.0)
+        engine.stop()  # a plain stop closes the kept store
+        assert engine._store is None and engine._flusher is None
+        assert engine.get_status()["persistence"] == "stopped"
+        with open_store(uri) as reader:
+            assert reader.query_series("queue_depth").values.tolist() == [1.0, 2.0, 3.0]
+    finally:
+        engine.close()
+
+
+def test_resuming_after_the_store_uri_changed_opens_the_new_store(tmp_path: Path) -> None:
+    from allele.observability.store import open_store
+
+    first = f"sqlite:///{tmp_path / 'first.db'}"
+    second = f"sqlite:///{tmp_path / 'second.db'}"
+    engine = ObservabilityEngine(settings(store_uri=first, flush_interval=3600.0), notifiers=[])
+    try:
+        engine.start()
+        engine.stop(keep_store=True)
+        engine.apply_settings(settings(store_uri=second, flush_interval=3600.0))
+        engine.start()
+        assert engine.get_status()["persistence"] == f"active: {second}"
+        engine.collector.gauge("queue_depth").set(5.0)
+        engine.stop()
+        with open_store(second) as reader:
+            assert reader.query_series("queue_depth").values.tolist() == [5.0]
+    finally:
+        engine.close()

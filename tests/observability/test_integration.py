@@ -517,3 +517,24 @@ def test_observe_returns_the_monitor_of_an_observable_component(obs):
 def test_component_ids_must_be_non_empty_strings(obs):
     with pytest.raises(ValidationError, match="component_id"):
         ObservableEvolutionEngine(config(), engine=obs, component_id="")
+
+
+def test_generations_with_non_numeric_statistics_are_validated_one_by_one(obs):
+    # The columns path needs plain numbers; a statistic that is not one (a string numpy would
+    # parse as a number) takes the per-value path and is dropped and counted by the fold.
+    from allele.evolution import GenerationStats
+
+    monitor = EvolutionMonitor(engine=obs)
+    t0 = time.time() - 10
+    stats = [
+        GenerationStats(0, 0.5, 0.25, 0.0, 0.2, 50, 0.001, 50, t0),
+        GenerationStats(1, "0.75", 0.5, 0.1, 0.2, 40, 0.002, 50, t0 + 1),  # type: ignore[arg-type]
+    ]
+    monitor.record_generations(stats)
+    ts, best = obs.collector.points(EVOLUTION_BEST, monitor.recorder.labels)
+    assert best.tolist() == [0.5] and ts.tolist() == [t0]
+    _, mean = obs.collector.points(EVOLUTION_MEAN, monitor.recorder.labels)
+    assert mean.tolist() == [0.25, 0.5]
+    assert counter_total(obs, EVOLUTION_EVALUATIONS, monitor) == 90
+    assert obs.collector.dropped().get("not_a_number") == 1
+    assert monitor.errors == 0

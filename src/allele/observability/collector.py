@@ -246,11 +246,21 @@ class _Timing:
         return timed  # type: ignore[return-value]
 
 
-def _explicit_times(values: Iterable[float], timestamps: Iterable[float]) -> tuple[list[Any], Any]:
-    """``values`` as a list and ``timestamps`` as float64, one per value (else ValidationError)."""
-    kept = list(values)
+def _explicit_times(values: Iterable[float], timestamps: Iterable[float]) -> tuple[Any, Any]:
+    """``values`` (a numeric one-dimensional array as it is, anything else as a list) and
+    ``timestamps`` as float64, one per value (else ValidationError).
+
+    An array is kept whole, not split into Python floats: a caller that already holds its
+    values as an array (a run's column of statistics) then costs the fold no per-point work.
+    """
+    kept: Any
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind in "fiub":
+        kept = values.astype(np.float64)  # a copy: the caller may reuse its array
+    else:
+        kept = list(values)
     try:
-        times = np.asarray(timestamps, dtype=np.float64).ravel()
+        # A copy too (np.asarray would alias a float64 array the caller may overwrite).
+        times = np.array(timestamps, dtype=np.float64).ravel()
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"timestamps must be epoch seconds (numbers), got {timestamps!r}"
@@ -802,7 +812,11 @@ class MetricsCollector:
                 # One validation for every timed append since the last fold: a workload that
                 # records a few points per call (an evolution run's end) makes many of them,
                 # and numpy's per-call overhead, not the points, would dominate the fold.
-                raw_values = list(chain.from_iterable(part for part, _ in timed))
+                parts = [part for part, _ in timed]
+                if all(isinstance(part, np.ndarray) for part in parts):
+                    raw_values = np.concatenate(parts)  # numeric arrays: no per-point work
+                else:
+                    raw_values = list(chain.from_iterable(parts))
                 times = np.concatenate([part for _, part in timed])
             values, kept_ts = _clean(raw_values, kind, drops, times)
             if values.size:

@@ -143,6 +143,7 @@ class ObservabilityEngine:
         self._started_at: float | None = None
         self._flusher: Any = None
         self._store: Any = None
+        self._store_uri: str | None = None
         self._persistence = "disabled"
         self._watcher: SettingsWatcher | None = None
         self._follow_global = follow_global_settings
@@ -184,8 +185,14 @@ class ObservabilityEngine:
                 ).start()
         return self
 
-    def stop(self) -> None:
-        """Stop sampling, flush persistence and pending webhook notifications."""
+    def stop(self, *, keep_store: bool = False) -> None:
+        """Stop sampling, flush persistence and pending webhook notifications.
+
+        ``keep_store=True`` pauses instead: the flusher's thread stops after a final flush, but
+        the store stays open and the flusher (with the store's statements and series ids
+        already resolved) is kept, so the next ``start()`` resumes persisting at once instead
+        of opening the store again (``close()`` or a plain ``stop()`` closes it).
+        """
         with self._lifecycle:
             self._stop.set()
             thread, self._thread = self._thread, None
@@ -196,7 +203,10 @@ class ObservabilityEngine:
                 self._watcher = None
             if self._flusher is not None:
                 self._refresh_snapshots()  # the final flush writes the state at the stop
-            self._stop_persistence()
+            if keep_store:
+                self._pause_persistence()
+            else:
+                self._stop_persistence()
             for notifier in self.alerts.notifiers:
                 flush = getattr(notifier, "flush", None)
                 if callable(flush):
@@ -525,6 +535,12 @@ class ObservabilityEngine:
 
     def _start_persistence(self) -> None:
         uri = self.settings.store_uri
+        if self._flusher is not None:  # kept open by stop(keep_store=True)
+            if uri == self._store_uri:
+                self._flusher.start()
+                self._persistence = f"active: {uri}"
+                return
+            self._stop_persistence()  # the store URI changed meanwhile: open the new one
         if not uri:
             self._persistence = "disabled"
             return
@@ -545,6 +561,7 @@ class ObservabilityEngine:
                 interval_s=self.settings.flush_interval,
             )
             self._flusher.start()
+            self._store_uri = uri
         except Exception as exc:
             self._flusher = None
             self._close_store()
@@ -559,6 +576,16 @@ class ObservabilityEngine:
         flusher = self._flusher
         return None if flusher is None else flusher.flush()
 
+    def _pause_persistence(self) -> None:
+        if self._flusher is None:
+            return
+        try:
+            self._flusher.stop()  # ends its thread after writing everything recorded so far
+        except Exception:
+            logger.exception("stopping the flusher failed")
+        if self._persistence.startswith("active"):
+            self._persistence = f"paused: {self._store_uri}"
+
     def _stop_persistence(self) -> None:
         if self._flusher is not None:
             try:
@@ -567,7 +594,7 @@ class ObservabilityEngine:
                 logger.exception("stopping the flusher failed")
             self._flusher = None
         self._close_store()
-        if self._persistence.startswith("active"):
+        if self._persistence.startswith(("active", "paused")):
             self._persistence = "stopped"
 
     def _close_store(self) -> None:
@@ -577,6 +604,7 @@ class ObservabilityEngine:
             except Exception:
                 logger.exception("closing the store failed")
             self._store = None
+            self._store_uri = None
 
     # settings ----------------------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import threading
 import time
 import uuid
@@ -345,15 +346,26 @@ class EvolutionMonitor(ComponentMonitor):
         same values ``on_generation`` records one generation at a time), each generation's
         points at its end time ``GenerationStats.timestamp`` (epoch seconds UTC)."""
         try:
-            # One array for the six series (each handle would otherwise convert the list).
-            times = np.array([s.timestamp for s in generations], dtype=np.float64)
-            self._best_many([s.best_fitness for s in generations], times)
-            self._mean_many([s.mean_fitness for s in generations], times)
-            self._worst_many([s.worst_fitness for s in generations], times)
-            self._diversity_many([s.diversity for s in generations], times)
-            self._generation_many([s.generation for s in generations], times)
-            self._latency_many([s.duration_s for s in generations], times)
-            self._evaluations(sum(s.evaluations for s in generations))
+            columns = _generation_columns(generations)
+            if columns is None:  # a statistic that is not a plain number: per-value lists
+                times = np.array([s.timestamp for s in generations], dtype=np.float64)
+                self._best_many([s.best_fitness for s in generations], times)
+                self._mean_many([s.mean_fitness for s in generations], times)
+                self._worst_many([s.worst_fitness for s in generations], times)
+                self._diversity_many([s.diversity for s in generations], times)
+                self._generation_many([s.generation for s in generations], times)
+                self._latency_many([s.duration_s for s in generations], times)
+                self._evaluations(sum(s.evaluations for s in generations))
+            else:
+                # Whole columns: the handles keep the arrays and the fold concatenates them.
+                times, best, mean, worst, diversity, generation, duration, evaluations = columns
+                self._best_many(best, times)
+                self._mean_many(mean, times)
+                self._worst_many(worst, times)
+                self._diversity_many(diversity, times)
+                self._generation_many(generation, times)
+                self._latency_many(duration, times)
+                self._evaluations(float(evaluations.sum()))
             self._generation_ok(len(generations))
             self._heartbeat()
         except Exception:
@@ -369,6 +381,34 @@ class EvolutionMonitor(ComponentMonitor):
                 self.recorder.record_error("run", type(error).__name__)
         except Exception:
             self._failed("a run")
+
+
+#: The statistics ``record_generations`` records, in the order of ``_generation_columns``.
+_GENERATION_FIELDS = operator.attrgetter(
+    "timestamp",
+    "best_fitness",
+    "mean_fitness",
+    "worst_fitness",
+    "diversity",
+    "generation",
+    "duration_s",
+    "evaluations",
+)
+
+
+def _generation_columns(generations: Sequence[GenerationStats]) -> np.ndarray | None:
+    """The statistics of ``generations`` as eight contiguous float64 rows (timestamp, best,
+    mean, worst, diversity, generation, duration, evaluations), built in one pass; None when
+    one of them is not a plain number (``record_generations`` then hands the values over as
+    recorded, for the fold to validate one by one)."""
+    rows = list(map(_GENERATION_FIELDS, generations))
+    # One conversion of the whole table. Numbers (floats, ints, bools, numpy scalars) give a
+    # numeric array, converted to float64 exactly as float() would; a string or None anywhere
+    # gives a string or object array instead -- numpy is never asked to parse "1.5" as 1.5.
+    matrix = np.array(rows)
+    if matrix.ndim != 2 or matrix.shape[1] != 8 or matrix.dtype.kind not in "fiub":
+        return None
+    return matrix.T.astype(np.float64, order="C")  # each statistic one contiguous row
 
 
 class ObservableEvolutionEngine(EvolutionEngine):
