@@ -806,6 +806,7 @@ class MetricsCollector:
             # Appends racing with us land after index m (and n below) and stay for the next fold.
             timed = tbuf[:m]
             del tbuf[:m]
+            raw_values: Any
             if m == 1:
                 raw_values, times = timed[0]
             else:
