@@ -190,10 +190,11 @@ def ab_realistic(
     store stays open throughout; per-run (wall, CPU) seconds of each block.
 
     A monitored block runs with the engine's background threads live, ticking and flushing at
-    their natural rate, and ends with ``obs.stop(keep_store=True)`` inside its timing: the
-    pause folds and writes what the last partial second recorded, so the block pays for all
-    of its runs. A plain block runs with the engine paused (no background thread at all); the
-    ``start()`` that resumes it before a monitored block is outside the timing.
+    their natural rate, and ends with one ``obs.flush()`` inside its timing: it folds and
+    writes what the last partial second recorded, so the block pays for all of its runs.
+    The engine is then paused (``obs.stop(keep_store=True)``, outside the timing), so that a
+    plain block runs with no background thread at all; the ``start()`` that resumes it
+    before the next monitored block is outside the timing too.
     """
     obs.start()
     for fn in (monitored, plain):  # warm-up: caches, allocator, first-call costs, store ids
@@ -207,7 +208,8 @@ def ab_realistic(
         for which in order:
             if which == "m":
                 obs.start()  # resumes on the open store: no connection, no statement building
-                mon.append(_block(monitored, block_s, lambda: obs.stop(keep_store=True)))
+                mon.append(_block(monitored, block_s, obs.flush))
+                obs.stop(keep_store=True)  # (writes nothing more: the flush above took it all)
             else:
                 pla.append(_block(plain, block_s))
     return mon, pla
@@ -386,8 +388,10 @@ def run_evolution(
     history = observed.last_result.history
 
     def record_run() -> None:  # what the evolving thread pays per run: it hands the run's
-        monitor.run_ended(history)  # history over; the fold records the generations on the
-        monitor.run_finished(0.01, None)  # engine's thread (in the monitored blocks' figures)
+        # history over (a fresh list each time, as every run makes one: the monitor turns the
+        # unrecorded generations into columns), and records the run's latency
+        monitor.run_ended(list(history))
+        monitor.run_finished(0.01, None)
 
     hot = hot_path_share(record_run, statistics.median(w for w, _ in pla))
     monitor.flush()

@@ -538,3 +538,30 @@ def test_generations_with_non_numeric_statistics_are_validated_one_by_one(obs):
     assert counter_total(obs, EVOLUTION_EVALUATIONS, monitor) == 90
     assert obs.collector.dropped().get("not_a_number") == 1
     assert monitor.errors == 0
+
+
+def test_an_ended_runs_statistics_are_not_kept_alive_until_the_next_fold(obs):
+    # run_ended turns the run's statistics into columns at once: the GenerationStats objects
+    # die with the run (freed by reference counting, with the garbage collector off), yet
+    # every generation is recorded at the next fold with its values and times.
+    import gc
+    import weakref
+
+    engine = ObservableEvolutionEngine(config(generations=5), engine=obs)
+    gc.disable()
+    try:
+        first = engine.run(TARGET).history
+        expected = [(s.timestamp, s.best_fitness) for s in first]
+        evaluations = sum(s.evaluations for s in first)
+        refs = [weakref.ref(s) for s in first]
+        del first
+        second = engine.run(TARGET).history  # replaces engine.history; no fold in between
+        assert all(ref() is None for ref in refs)
+    finally:
+        gc.enable()
+    expected += [(s.timestamp, s.best_fitness) for s in second]
+    ts, best = obs.collector.points(EVOLUTION_BEST, engine.monitor.recorder.labels)
+    assert list(zip(ts.tolist(), best.tolist(), strict=True)) == expected
+    evaluations += sum(s.evaluations for s in second)
+    assert counter_total(obs, EVOLUTION_EVALUATIONS, engine.monitor) == evaluations
+    assert engine.monitor.errors == 0
