@@ -50,8 +50,8 @@ own thread alone (what one run's worth of it costs, with warm caches) against a 
 for evolution, handing the run's history over (its generations turned into columns) and
 recording the run's latency; for Kraken, the per-sequence timing and the fold hook.
 
-Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 3.5 minutes; --quick
-about 1.3 minutes; ``--no-pessimistic`` for the headline only).
+Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 3 minutes; --quick
+about 1.2 minutes; ``--no-pessimistic`` for the headline only).
 """
 
 from __future__ import annotations
