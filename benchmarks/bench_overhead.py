@@ -406,9 +406,9 @@ def run_evolution(
     history = observed.last_result.history
 
     def record_run() -> None:  # what the evolving thread pays per run: it hands the run's
-        # history over (a fresh list each time, as every run makes one: the monitor turns the
-        # unrecorded generations into columns), and records the run's latency
-        monitor.run_ended(list(history))
+        # history over (a fresh list each time, as every run makes one: the monitor takes the
+        # unrecorded generations as the columns the engine kept), and records the run's latency
+        monitor.run_ended(list(history), observed)
         monitor.run_finished(0.01, None)
 
     hot = hot_path_share(record_run, statistics.median(w for w, _ in pla))

@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from allele.errors import ValidationError
-from allele.evolution import EvolutionConfig, EvolutionEngine, EvolutionResult, GenerationStats
+from allele.evolution import (
+    HISTORY_COLUMNS,
+    EvolutionConfig,
+    EvolutionEngine,
+    EvolutionResult,
+    GenerationStats,
+)
 from allele.fitness import PersonaTradeoff, TargetPersonality, VectorizedFitness, vectorized
 from allele.genome import TRAIT_NAMES, ConversationalGenome, population_to_array
 
@@ -252,6 +258,45 @@ def test_statistics_match_the_population() -> None:
         "duration_s",
         "timestamp",
     }
+
+
+def test_history_columns_hold_exactly_the_generation_statistics() -> None:
+    engine = EvolutionEngine(_config(generations=6))
+    assert engine.history_columns().shape == (len(HISTORY_COLUMNS), 0)  # before any run
+    result = engine.run(TargetPersonality(TARGET))
+    columns = engine.history_columns()
+    assert columns.dtype == np.float64 and columns.shape == (len(HISTORY_COLUMNS), 7)
+    assert all(row.flags.c_contiguous for row in columns)
+    for name, row in zip(HISTORY_COLUMNS, columns, strict=True):
+        # Exact equality: the same floats, integers as float64.
+        assert row.tolist() == [float(getattr(s, name)) for s in result.history], name
+    part = engine.history_columns(2, 5)
+    np.testing.assert_array_equal(part, columns[:, 2:5])
+    assert engine.history_columns(5, 2).shape == (len(HISTORY_COLUMNS), 0)
+    np.testing.assert_array_equal(engine.history_columns(-2), columns[:, -2:])
+
+
+def test_history_columns_follow_the_current_run_and_check_bounds() -> None:
+    engine = EvolutionEngine(_config(generations=3))
+    seen: list[int] = []
+
+    def watch(stats: GenerationStats) -> None:  # mid-run: the generations taken so far
+        seen.append(engine.history_columns().shape[1])
+
+    engine.run(TargetPersonality(TARGET), callback=watch)
+    assert seen == [1, 2, 3, 4]
+    second = engine.run(TargetPersonality(TARGET), callback=None)  # a new run starts afresh
+    assert engine.history_columns()[HISTORY_COLUMNS.index("generation")].tolist() == [
+        0.0,
+        1.0,
+        2.0,
+        3.0,
+    ]
+    assert engine.history_columns()[0].tolist() == [s.timestamp for s in second.history]
+    with pytest.raises(ValidationError, match="start must be an int"):
+        engine.history_columns(1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="stop must be an int"):
+        engine.history_columns(0, "3")  # type: ignore[arg-type]
 
 
 def test_generation_timestamps_are_wall_clock_end_times_in_order() -> None:

@@ -56,6 +56,19 @@ logger = logging.getLogger(__name__)
 Callback = Callable[["GenerationStats"], Any]
 FitnessFn = Callable[..., Any]
 
+#: The statistics ``EvolutionEngine.history_columns`` returns, one row each, in this order
+#: (the ``GenerationStats`` fields of the same names).
+HISTORY_COLUMNS = (
+    "timestamp",
+    "best_fitness",
+    "mean_fitness",
+    "worst_fitness",
+    "diversity",
+    "generation",
+    "duration_s",
+    "evaluations",
+)
+
 _MAX_POPULATION = 10_000_000
 _MAX_GENERATIONS = 10_000_000
 
@@ -218,6 +231,8 @@ class _Run:
         self._off_parents = np.empty((0, 2), dtype=np.int64)
         self._started = 0.0
         self._initial = True  # the next accept() records the initial population's fitness
+        #: Every generation's statistics, flat: ``len(HISTORY_COLUMNS)`` numbers each.
+        self.table: list[float] = []
 
     # -- naming ---------------------------------------------------------------------------------
     def name(self, serial: int) -> str:
@@ -345,16 +360,29 @@ class _Run:
                 parents=(int(p[0]), int(p[1])),
                 born=int(self.born[best]),
             )
+        best_fitness = float(self.fitness[best])
+        mean_fitness = float(self.fitness.mean())
+        worst_fitness = float(self.fitness.min())
+        diversity = float(self.values.std(axis=0).mean())
+        duration_s = time.perf_counter() - self._started
+        timestamp = time.time()
+        # The same numbers once more, flat in HISTORY_COLUMNS order: one list extend per
+        # generation (floats are not tracked by the cyclic garbage collector), turned into
+        # columns in one conversion when a recorder asks (``history_columns``).
+        self.table.extend(
+            (timestamp, best_fitness, mean_fitness, worst_fitness, diversity, self.generation,
+             duration_s, evaluated)
+        )  # fmt: skip
         return GenerationStats(
             generation=self.generation,
-            best_fitness=float(self.fitness[best]),
-            mean_fitness=float(self.fitness.mean()),
-            worst_fitness=float(self.fitness.min()),
-            diversity=float(self.values.std(axis=0).mean()),
+            best_fitness=best_fitness,
+            mean_fitness=mean_fitness,
+            worst_fitness=worst_fitness,
+            diversity=diversity,
             evaluations=evaluated,
-            duration_s=time.perf_counter() - self._started,
+            duration_s=duration_s,
             population_size=len(self.values),
-            timestamp=time.time(),
+            timestamp=timestamp,
         )
 
     # -- materialisation ------------------------------------------------------------------------
@@ -444,6 +472,30 @@ class EvolutionEngine:
     def best_genome(self) -> ConversationalGenome | None:
         """An independent copy of the best genome seen so far, or None before any evolution."""
         return self._run.best_genome() if self._run and self._run.best else None
+
+    def history_columns(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The current (or last) run's per-generation statistics as a float64 array of
+        ``len(HISTORY_COLUMNS)`` contiguous rows, row ``i`` holding statistic
+        ``HISTORY_COLUMNS[i]`` of generations ``start`` to ``stop`` (entries of
+        :attr:`history`, slice semantics; ``stop=None``: every generation so far).
+
+        The values equal the ``GenerationStats`` fields exactly (integers as float64): the
+        engine keeps them flat as it takes each generation's statistics, so recorders get a
+        whole run as arrays without touching its ``GenerationStats`` objects. Empty
+        (``len(HISTORY_COLUMNS) x 0``) before any run.
+        """
+        width = len(HISTORY_COLUMNS)
+        run = self._run
+        if run is None:
+            return np.empty((width, 0))
+        for name, value in (("start", start), ("stop", stop)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValidationError(f"{name} must be an int or None, got {value!r}")
+        table = run.table
+        # A run in progress may extend the table meanwhile: read whole generations only.
+        rows = slice(start, stop).indices(len(table) // width)
+        flat = np.array(table[rows[0] * width : rows[1] * width], dtype=np.float64)
+        return flat.reshape(-1, width).T.copy()
 
     # -- population -----------------------------------------------------------------------------
     def initialize_population(self, size: int | None = None) -> list[ConversationalGenome]:

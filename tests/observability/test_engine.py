@@ -567,3 +567,22 @@ def test_resuming_after_the_store_uri_changed_opens_the_new_store(tmp_path: Path
             assert reader.query_series("queue_depth").values.tolist() == [5.0]
     finally:
         engine.close()
+
+
+def test_the_tick_leaves_the_fold_to_a_flusher_that_drains_at_least_as_often(
+    tmp_path: Path,
+) -> None:
+    memory_only = ObservabilityEngine(settings(), notifiers=[])
+    assert not memory_only._flusher_folds(1.0)  # no store: the tick must fold
+    memory_only.close()
+    uri = f"sqlite:///{tmp_path / 'fold.db'}"
+    engine = ObservabilityEngine(settings(store_uri=uri, flush_interval=0.5), notifiers=[])
+    try:
+        assert not engine._flusher_folds(1.0)  # not started
+        engine.start()
+        assert engine._flusher_folds(1.0)  # drains every 0.5 s: once per 1 s tick suffices
+        assert not engine._flusher_folds(0.1)  # ticks more often than the flusher drains
+        engine.stop(keep_store=True)
+        assert not engine._flusher_folds(1.0)  # paused flusher: no drains
+    finally:
+        engine.close()

@@ -202,6 +202,36 @@ def test_batched_generations_are_recorded_by_folds_not_by_the_evolving_thread(ob
     assert engine.callback_errors == 0 and m.errors == 0
 
 
+def test_run_end_takes_the_engines_columns_or_the_statistics_objects(obs):
+    # With the engine as source, from its columns; without, from the objects: same points.
+    for use_source in (True, False):
+        engine = EvolutionEngine(config(generations=5))
+        m = EvolutionMonitor(engine=obs).attach(engine, batched=True)
+        engine.run(TARGET)  # the plain run: it hands nothing over itself
+        history = engine.history
+        m.run_ended(history, engine if use_source else None)
+        assert len(m._ended) == 1 and isinstance(m._ended[0], np.ndarray)
+        ts, best = obs.collector.points(EVOLUTION_BEST, m.recorder.labels)
+        assert best.tolist() == [s.best_fitness for s in history]
+        assert ts.tolist() == [s.timestamp for s in history]
+        gens = values(obs, EVOLUTION_GENERATION, m)
+        assert gens.tolist() == [float(s.generation) for s in history]
+        latency = values(obs, LATENCY_METRIC, m, operation="generation")
+        assert latency.tolist() == [s.duration_s for s in history]
+        assert counter_total(obs, EVOLUTION_EVALUATIONS, m) == sum(s.evaluations for s in history)
+        assert m.errors == 0
+    # A source whose run does not match the history handed over: the objects are used.
+    engine = EvolutionEngine(config(generations=5))
+    m = EvolutionMonitor(engine=obs).attach(engine, batched=True)
+    engine.run(TARGET)
+    other = EvolutionEngine(config(generations=2))
+    other.run(TARGET)
+    m.run_ended(engine.history, other)
+    ts, best = obs.collector.points(EVOLUTION_BEST, m.recorder.labels)
+    assert best.tolist() == [s.best_fitness for s in engine.history]
+    assert ts.tolist() == [s.timestamp for s in engine.history] and m.errors == 0
+
+
 def test_a_batched_monitor_does_not_keep_its_engine_alive(obs):
     import gc
     import weakref
