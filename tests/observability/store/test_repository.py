@@ -385,3 +385,26 @@ def test_retention_rewrites_a_chunk_that_straddles_the_cutoff(store):
     assert second["n"] == 3
     assert store.delete_older_than(T0 + 100).points == 6
     assert _chunk_rows(store) == [] and store.latest() == []
+
+
+def test_one_write_orders_each_series_alone_and_keeps_every_total(store):
+    # Series in time order and out of it, side by side in one write: each is checked on its
+    # own (the first point of a series may be older than the last of the one before it).
+    a, b, c = key("a", MetricType.GAUGE), key("b", MetricType.GAUGE), key("c", MetricType.GAUGE)
+    stamps_c = T0 + np.arange(250.0)
+    written = store.write_batches(
+        [
+            batch(a, [T0 + 5, T0 + 6], [1.0, 2.0]),
+            batch(b, [T0 + 1, T0 + 3, T0 + 2], [10.0, 30.0, 20.0]),
+            batch(c, stamps_c, np.arange(250.0) * 0.1),
+        ]
+    )
+    assert written == 255
+    assert store.query_series("a").timestamps.tolist() == [T0 + 5, T0 + 6]
+    got = store.query_series("b")
+    assert got.timestamps.tolist() == [T0 + 1, T0 + 2, T0 + 3]
+    assert got.values.tolist() == [10.0, 20.0, 30.0]
+    assert store.query_series("c").values.tolist() == (np.arange(250.0) * 0.1).tolist()
+    stats = {s.key.name: s for s in store.series_stats()}
+    assert stats["b"].count == 3 and stats["b"].sum == 60.0
+    assert stats["c"].count == 250 and stats["c"].sum == float((np.arange(250.0) * 0.1).sum())

@@ -212,6 +212,7 @@ class Store:
             f"INSERT INTO {chunks.name} ({', '.join(CHUNK_COLUMNS)}) "
             f"VALUES ({', '.join([mark] * len(CHUNK_COLUMNS))})"
         )
+        self._chunk_marks = f"({', '.join([mark] * len(CHUNK_COLUMNS))})"
         self._add_totals_sql = (
             f"UPDATE {series.name} SET total_count = total_count + {mark}, "
             f"total_sum = total_sum + {mark} WHERE series_id = {mark}"
@@ -269,6 +270,7 @@ class Store:
         if not keys:
             return 0
         total = sum(int(part.size) for part in ts_parts)
+        ordered = _each_in_time_order(ts_parts)
         with self._guard(f"writing {total} points"), self._engine.begin() as conn:
             ids, new_ids = self._resolve_series(conn, keys)
             grouped: dict[int, list[int]] = {}
@@ -282,14 +284,30 @@ class Store:
                 else:
                     ts = np.concatenate([ts_parts[i] for i in positions])
                     values = np.concatenate([value_parts[i] for i in positions])
-                ts, values = in_time_order(ts, values)
-                rows.extend(pack(series_id, ts, values))
-                totals.append((int(values.size), float(values.sum()), series_id))
-            conn.exec_driver_sql(self._insert_chunks_sql, rows)
+                if len(positions) > 1 or not ordered:
+                    ts, values = in_time_order(ts, values)
+                packed = list(pack(series_id, ts, values))
+                rows.extend(packed)
+                # One chunk's sum is the series' sum: no second pass over its values.
+                added = packed[0][4] if len(packed) == 1 else float(values.sum())
+                totals.append((int(values.size), added, series_id))
+            self._insert_chunks(conn, rows)
             conn.exec_driver_sql(self._add_totals_sql, totals)
         # Only after commit: a rolled-back transaction also rolled back new series rows.
         self._series_ids.update(new_ids)
         return total
+
+    def _insert_chunks(self, conn: Connection, rows: Sequence[ChunkRow]) -> None:
+        """Insert chunk rows with multi-row INSERT statements of up to ``_ROWS_PER_INSERT``
+        rows: the driver runs (and lets go of the GIL around) one statement step per
+        statement, where executemany steps once per row -- a switch to the workload thread
+        and back each time."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            part = rows[start : start + _ROWS_PER_INSERT]
+            sql = self._insert_chunks_sql
+            if len(part) > 1:
+                sql += ", " + ", ".join([self._chunk_marks] * (len(part) - 1))
+            conn.exec_driver_sql(sql, tuple(value for row in part for value in row))
 
     def _clean(
         self, batches: Sequence[SeriesBatch]
@@ -297,6 +315,26 @@ class Store:
         keys: list[SeriesKey] = []
         ts_parts: list[np.ndarray] = []
         value_parts: list[np.ndarray] = []
+        # Checked all at once first: each numpy call on a large array lets another thread
+        # take the GIL (and a thread waiting to take it back waits out the switch interval),
+        # so a few calls over every point beat a few calls per series beside a busy workload.
+        arrays = [
+            (
+                np.asarray(batch.timestamps, dtype=np.float64).ravel(),
+                np.asarray(batch.values, dtype=np.float64).ravel(),
+            )
+            for batch in batches
+        ]
+        if arrays and all(ts.shape == values.shape for ts, values in arrays):
+            all_ts = np.concatenate([ts for ts, _ in arrays])
+            all_values = np.concatenate([values for _, values in arrays])
+            if bool((np.isfinite(all_ts) & ~np.isnan(all_values)).all()):
+                for batch, (ts, values) in zip(batches, arrays, strict=True):
+                    if ts.size:
+                        keys.append(batch.key)
+                        ts_parts.append(ts)
+                        value_parts.append(values)
+                return keys, ts_parts, value_parts
         for batch in batches:
             ts = np.asarray(batch.timestamps, dtype=np.float64).ravel()
             values = np.asarray(batch.values, dtype=np.float64).ravel()
@@ -861,3 +899,23 @@ def _insert_for(conn: Connection, table: Any = series) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+#: Chunk rows per INSERT statement: 10 parameters each stays under SQLite's oldest limit of
+#: 999 parameters per statement.
+_ROWS_PER_INSERT = 99
+
+
+def _each_in_time_order(ts_parts: Sequence[np.ndarray]) -> bool:
+    """Whether every one of ``ts_parts`` is already in time order, checked in one pass over
+    all of them (one comparison of neighbours; those across two parts are ignored)."""
+    if len(ts_parts) == 1:
+        ts = ts_parts[0]
+        return not (ts.size > 1 and bool((ts[1:] < ts[:-1]).any()))
+    joined = np.concatenate(ts_parts)
+    if joined.size < 2:
+        return True
+    backwards = joined[1:] < joined[:-1]
+    ends = np.cumsum([part.size for part in ts_parts])[:-1]  # first index of each next part
+    backwards[ends[(ends > 0) & (ends < joined.size)] - 1] = False
+    return not bool(backwards.any())
