@@ -63,6 +63,7 @@ import numpy as np
 from allele.agent import AgentConfig, NLPAgent, RequestRecord
 from allele.errors import ValidationError
 from allele.evolution import (
+    HISTORY_COLUMNS,
     Callback,
     EvolutionConfig,
     EvolutionEngine,
@@ -434,16 +435,7 @@ class EvolutionMonitor(ComponentMonitor):
 
 
 #: The statistics ``record_generations`` records, in the order of ``_generation_columns``.
-_GENERATION_FIELDS = operator.attrgetter(
-    "timestamp",
-    "best_fitness",
-    "mean_fitness",
-    "worst_fitness",
-    "diversity",
-    "generation",
-    "duration_s",
-    "evaluations",
-)
+_GENERATION_FIELDS = operator.attrgetter(*HISTORY_COLUMNS)
 
 
 def _generation_columns(generations: Sequence[GenerationStats]) -> np.ndarray | None:
