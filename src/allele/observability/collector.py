@@ -95,6 +95,7 @@ from allele.observability.types import (
     normalize_labels,
     validate_metric_name,
     value_problem,
+    value_statistics,
 )
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -502,17 +503,10 @@ def summarize(
             increase=increase,
             rate=increase / window_s if window_s > 0 else 0.0,
         )
-    p50, p95, p99 = np.percentile(values, [50.0, 95.0, 99.0])
     return Summary(
         count=n,
         window_s=window_s,
-        sum=float(values.sum()),
-        min=float(values.min()),
-        max=float(values.max()),
-        mean=float(values.mean()),
-        p50=float(p50),
-        p95=float(p95),
-        p99=float(p99),
+        **value_statistics(values),
         last=float(values[-1]),
         increase=0.0,
         rate=n / window_s if window_s > 0 else 0.0,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from types import UnionType
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypedDict, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 
@@ -636,3 +636,32 @@ class MLflowConfig(Persisted):
     auto_experiment_tracking: bool = True
     metrics_batch_size: int = 100
     artifact_retention_days: int = 30
+
+
+class ValueStatistics(TypedDict):
+    """The statistics of a window of values (see ``value_statistics``)."""
+
+    sum: float
+    min: float
+    max: float
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+
+
+def value_statistics(values: np.ndarray) -> ValueStatistics:
+    """sum, min, max, mean and p50/p95/p99 (numpy's linear interpolation) of a non-empty array.
+
+    The one definition of a window's statistics, shared by the in-memory collector and the store.
+    """
+    p50, p95, p99 = np.percentile(values, [50.0, 95.0, 99.0])
+    return {
+        "sum": float(values.sum()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+    }

@@ -52,7 +52,7 @@ from allele.observability.store.schema import (
     components,
     series,
 )
-from allele.observability.types import MetricType, SeriesBatch, SeriesKey
+from allele.observability.types import MetricType, SeriesBatch, SeriesKey, value_statistics
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,7 @@ class Aggregate:
         """The summary of ``values`` (percentiles by numpy's linear interpolation)."""
         if values.size == 0:
             return cls(0, None, None, None, None, None, None, None)
-        p50, p95, p99 = np.percentile(values, [50.0, 95.0, 99.0])
-        return cls(
-            count=int(values.size),
-            sum=float(values.sum()),
-            min=float(values.min()),
-            max=float(values.max()),
-            mean=float(values.mean()),
-            p50=float(p50),
-            p95=float(p95),
-            p99=float(p99),
-        )
+        return cls(count=int(values.size), **value_statistics(values))
 
     def to_dict(self) -> dict[str, float | int | None]:
         """The fields as a JSON-ready dict."""
