@@ -476,9 +476,10 @@ def test_component_snapshots_come_from_the_latest_collection_and_stop_stores_fre
     )
     try:
         evo = engine.register_component("evo-1", ComponentType.EVOLUTION_ENGINE)
-        fresh = engine.component_snapshots()[0]  # never collected: judged now
-        assert fresh.component_id == "evo-1" and engine.component_snapshots()[0] is not fresh
+        fresh = engine.component_snapshots()[0]  # never collected: judged now, once
+        assert fresh.component_id == "evo-1" and engine.component_snapshots()[0] is fresh
         engine.collect_once()
+        assert engine.component_snapshots()[0] is not fresh
         collected = engine.component_snapshots()
         # Until the next collection every call hands out the very same snapshot objects.
         assert engine.component_snapshots()[0] is collected[0]

@@ -305,10 +305,10 @@ def test_observe_attaches_to_a_plain_engine_and_detach_stops_it(obs):
 def test_a_raising_recorder_does_not_break_evolution(obs, caplog):
     engine = ObservableEvolutionEngine(config(), engine=obs)
 
-    def broken(values, timestamps=None):
+    def broken(handles, timestamps, table, copy=True):
         raise RuntimeError("collector broken")
 
-    engine.monitor._best_many = broken  # the bulk recording of the batched monitor
+    engine.monitor._record_table = broken  # the bulk recording of the batched monitor
     with caplog.at_level(logging.WARNING, logger="allele.observability.integration"):
         result = engine.run(TARGET)
         obs.tick()  # the fold that records the run

@@ -38,6 +38,18 @@ Within one fold a series' points are put in time order (a stable sort, so equal 
 their recording order). A point given an explicit timestamp older than points folded earlier
 is kept as given: the ring and the drain keep fold order, and stores and exports order by time.
 
+Sharing the GIL
+---------------
+The fold runs on a background thread beside the monitored program, and both need the GIL.
+numpy lets go of the GIL around an operation on more than a few hundred values; the program's
+thread, waiting to run, takes it at once, and the fold's thread has to ask for it back, which
+costs the program a thread switch (a wake-up from sleep: some 50-150 us on a virtual machine,
+far more than the operation itself). So the fold and the drain keep large arrays whole: the
+ring and the drain queue hold the fold's arrays by reference rather than copying them, a drain
+hands a single piece over as it is, a table of many series (``record_table``) is checked with a
+handful of calls over the whole table, and the drained batches carry what the fold found
+(``SeriesBatch.stats``) so that the store does not check them again.
+
 In strict mode (``MetricsCollector(strict=True)``) handles validate each value as it is recorded
 and raise ``ValidationError``; this costs a Python-level check per observation.
 
@@ -70,13 +82,15 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import threading
 import time
 import weakref
 from collections import Counter as _Tally
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any, TypeVar
 
 import numpy as np
@@ -85,6 +99,7 @@ from allele.errors import ValidationError
 from allele.observability.clock import Clock, SystemClock, utc_datetime
 from allele.observability.types import (
     Aggregation,
+    BatchStats,
     ComponentMetrics,
     ComponentType,
     HealthStatus,
@@ -109,59 +124,70 @@ DROPPED_METRIC = "allele_metrics_dropped_total"
 
 
 class _Ring:
-    """A fixed-capacity ring of (timestamp, value) points, oldest overwritten first."""
+    """The newest ``capacity`` points of a series, kept as the (timestamps, values) array pairs
+    the fold produced, oldest first.
 
-    __slots__ = ("capacity", "evicted", "head", "size", "ts", "values")
+    Extending keeps references, not copies: the fold's arrays are its own and never written
+    again, so taking in a large batch costs no copy (a copy of thousands of values lets go of
+    the GIL, and a workload thread waiting to run takes it: see "Sharing the GIL" in the module
+    docstring). Many small pieces (one per fold of a slow series) are joined into one every
+    ``_MAX_PIECES`` pieces, which bounds the per-piece memory.
+    """
+
+    __slots__ = ("capacity", "evicted", "pieces", "size", "skip")
+
+    _MAX_PIECES = 64
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.ts = np.empty(capacity, dtype=np.float64)
-        self.values = np.empty(capacity, dtype=np.float64)
-        self.head = 0  # next write position
+        self.pieces: deque[tuple[np.ndarray, np.ndarray]] = deque()
+        self.skip = 0  # points at the front of the first piece already forgotten
         self.size = 0
         self.evicted = False  # whether any point was ever dropped for lack of room or age
 
     def extend(self, ts: np.ndarray, values: np.ndarray) -> None:
-        n = values.size
-        if n >= self.capacity:
-            self.evicted = self.evicted or self.size > 0 or n > self.capacity
-            self.ts[:] = ts[-self.capacity :]
-            self.values[:] = values[-self.capacity :]
-            self.head, self.size = 0, self.capacity
+        """Append points (kept by reference: the caller never writes these arrays again)."""
+        n = int(values.size)
+        if not n:
             return
-        end = self.head + n
-        if end <= self.capacity:
-            self.ts[self.head : end] = ts
-            self.values[self.head : end] = values
-        else:
-            first = self.capacity - self.head
-            self.ts[self.head :] = ts[:first]
-            self.values[self.head :] = values[:first]
-            self.ts[: n - first] = ts[first:]
-            self.values[: n - first] = values[first:]
-        if self.size + n > self.capacity:
-            self.evicted = True
-        self.head = end % self.capacity
-        self.size = min(self.capacity, self.size + n)
+        self.pieces.append((ts, values))
+        self.size += n
+        if self.size > self.capacity:
+            self._forget(self.size - self.capacity)
+        if len(self.pieces) > self._MAX_PIECES:
+            self.pieces = deque([self.ordered()])
+            self.skip = 0
+
+    def _forget(self, n: int) -> None:
+        """Forget the ``n`` oldest points."""
+        self.evicted = True
+        self.size -= n
+        pieces = self.pieces
+        while n:
+            left = int(pieces[0][1].size) - self.skip
+            if left <= n:
+                pieces.popleft()
+                self.skip = 0
+                n -= left
+            else:
+                self.skip += n
+                n = 0
 
     def ordered(self) -> tuple[np.ndarray, np.ndarray]:
         """Return copies of the retained points, oldest first."""
-        start = (self.head - self.size) % self.capacity
-        if start + self.size <= self.capacity:
-            sl = slice(start, start + self.size)
-            return self.ts[sl].copy(), self.values[sl].copy()
-        return (
-            np.concatenate((self.ts[start:], self.ts[: self.head])),
-            np.concatenate((self.values[start:], self.values[: self.head])),
-        )
+        if not self.pieces:
+            return np.empty(0), np.empty(0)
+        ts = [piece[0] for piece in self.pieces]
+        values = [piece[1] for piece in self.pieces]
+        ts[0], values[0] = ts[0][self.skip :], values[0][self.skip :]
+        return np.concatenate(ts), np.concatenate(values)  # copies, even of a single piece
 
     def drop_before(self, cutoff: float) -> int:
         """Forget the points older than ``cutoff``; return how many were dropped."""
         ts, _ = self.ordered()
         old = int(np.count_nonzero(ts < cutoff))
         if old:
-            self.size -= old
-            self.evicted = True
+            self._forget(old)
         return old
 
 
@@ -174,9 +200,8 @@ class _Series:
         "handle",
         "key",
         "last",
+        "pending",
         "pending_n",
-        "pending_ts",
-        "pending_values",
         "ring",
         "sum",
         "tbuf",
@@ -190,8 +215,9 @@ class _Series:
         # Points with explicit wall-clock times: (values, float64 epoch seconds) pairs.
         self.tbuf: list[tuple[list[Any], np.ndarray]] = []
         self.ring = _Ring(capacity)
-        self.pending_ts: list[np.ndarray] = []
-        self.pending_values: list[np.ndarray] = []
+        # Folded points queued for drain(): one (timestamps, values, stats) piece per fold,
+        # each in time order; stats (sum, min, max) is None for a piece cut by _trim_pending.
+        self.pending: list[tuple[np.ndarray, np.ndarray, BatchStats | None]] = []
         self.pending_n = 0
         self.total = 0.0  # counters: the running cumulative value
         # Since the collector started, never reset by ring eviction or retention: what a
@@ -582,6 +608,33 @@ def _split_stamped(raw: list[Any]) -> tuple[Any, np.ndarray]:
     return [point[0] for point in raw], np.array([point[1] for point in raw], dtype=np.float64)
 
 
+def _batch(
+    key: SeriesKey, pieces: list[tuple[np.ndarray, np.ndarray, BatchStats | None]]
+) -> SeriesBatch:
+    """One SeriesBatch of a series' queued pieces, vouched for (``stats``) when every piece
+    is and the pieces follow each other in time."""
+    if len(pieces) == 1:
+        ts, values, stats = pieces[0]
+        return SeriesBatch(key, ts, values, stats)
+    stats_list = [piece[2] for piece in pieces]
+    joined: BatchStats | None = None
+    if all(stats is not None for stats in stats_list) and all(
+        float(a[0][-1]) <= float(b[0][0]) for a, b in pairwise(pieces)
+    ):
+        checked = [stats for stats in stats_list if stats is not None]
+        joined = BatchStats(
+            sum(stats.sum for stats in checked),
+            min(stats.min for stats in checked),
+            max(stats.max for stats in checked),
+        )
+    return SeriesBatch(
+        key,
+        np.concatenate([piece[0] for piece in pieces]),
+        np.concatenate([piece[1] for piece in pieces]),
+        joined,
+    )
+
+
 class MetricsCollector:
     """Every series of a process: handles for recording, ``fold`` / ``drain`` / ``summary``
     for the reading side.
@@ -636,6 +689,8 @@ class MetricsCollector:
         self._fold_hooks: tuple[Callable[[], Callable[[], object] | None], ...] = ()
         self._in_hooks = False
         self._wall: Callable[[], float] = time.time if system else self.clock.time
+        # Tables given to record_table() since the previous fold: (series, timestamps, table).
+        self._tables: list[tuple[tuple[_Series, ...], np.ndarray, np.ndarray]] = []
 
     # handle creation (validation happens here, once) ---------------------------------------------
 
@@ -692,6 +747,60 @@ class MetricsCollector:
             handle.set(value)
         else:
             handle.observe(value)
+
+    def record_table(
+        self,
+        handles: Sequence[GaugeHandle | HistogramHandle],
+        timestamps: Any,
+        table: Any,
+        *,
+        copy: bool = True,
+    ) -> None:
+        """Record row ``i`` of ``table`` into the series of ``handles[i]``, one point per
+        timestamp (epoch seconds UTC): what ``handles[i].set_many(table[i], timestamps)`` (or
+        ``observe_many``) does for each row, for a producer that holds many series' points as
+        one table (a run's per-generation statistics).
+
+        The fold checks and takes in the whole table with a handful of numpy calls, however
+        many rows it has, where per-series calls cost a few numpy calls per series (each of
+        which, on thousands of points, lets go of the GIL: see "Sharing the GIL" in the module
+        docstring). A table with a non-finite value or timestamp, or with timestamps out of
+        order, is taken in row by row instead, with the usual drops and counts.
+
+        ``copy=False`` hands the arrays over without a copy: the caller must never write them
+        again. Counters cannot be recorded this way (their points are running totals).
+        """
+        members: list[_Series] = []
+        for handle in handles:
+            series: _Series | None = getattr(handle, "_series", None)
+            if series is None or self._series.get(series.key) is not series:
+                raise ValidationError(
+                    f"record_table needs gauge, histogram or timer handles of this collector, "
+                    f"got {handle!r}"
+                )
+            members.append(series)
+        convert = np.array if copy else np.asarray
+        try:
+            ts = convert(timestamps, dtype=np.float64)
+            values = convert(table, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                f"record_table needs numeric timestamps and a numeric table: {exc}"
+            ) from exc
+        if ts.ndim != 1 or values.shape != (len(members), ts.size):
+            raise ValidationError(
+                f"record_table needs one row of values per handle ({len(members)}) and one "
+                f"column per timestamp ({ts.size}), got a table of shape {values.shape}"
+            )
+        if not ts.size or not members:
+            return
+        if self.strict:
+            for series, row in zip(members, values, strict=True):
+                for value in row[~np.isfinite(row)][:1].tolist():
+                    _strict_check(series.key, value)
+            if not np.isfinite(ts).all():
+                raise ValidationError(f"timestamps must be finite epoch seconds, got {ts!r}")
+        self._tables.append((tuple(members), ts, values))  # atomic append
 
     def _handle(self, name: str, labels: Mapping[str, object] | None, kind: MetricType) -> Any:
         key = SeriesKey(validate_metric_name(name), normalize_labels(labels), kind)
@@ -778,6 +887,8 @@ class MetricsCollector:
             # Gauges' monotonic readings become wall time with this fold's offset.
             offset = now - self.clock.monotonic()
             drops: _Tally[str] = _Tally()
+            if self._tables:
+                self._fold_tables(now, offset, drops)
             for series in list(self._series.values()):
                 self._fold_series(series, now, offset, drops)
             if drops:
@@ -843,27 +954,73 @@ class MetricsCollector:
         added = float(values.sum())
         series.count += int(values.size)
         series.sum += added
+        stats = None
         if kind is MetricType.COUNTER:
             series.total += added
             values = np.array([series.total])
             ts = np.array([now])
+            stats = BatchStats(series.total, series.total, series.total)
+        elif self._draining:
+            stats = BatchStats(added, float(values.min()), float(values.max()))
+        self._take_in(series, ts, values, stats, drops)
+
+    def _take_in(
+        self,
+        series: _Series,
+        ts: np.ndarray,
+        values: np.ndarray,
+        stats: BatchStats | None,
+        drops: _Tally[str],
+    ) -> None:
+        """Retain checked points (in time order) and queue them for drain(); ``stats`` are
+        their sum, min and max when the caller has them (else taken here, if queued)."""
         series.last = float(values[-1])
         series.ring.extend(ts, values)
         if not self._draining:
             return
-        series.pending_ts.append(ts)
-        series.pending_values.append(values)
+        if stats is None:
+            stats = BatchStats(float(values.sum()), float(values.min()), float(values.max()))
+        series.pending.append((ts, values, stats))
         series.pending_n += values.size
         if series.pending_n > self.max_pending:
             self._trim_pending(series, drops)
 
+    def _fold_tables(self, now: float, offset: float, drops: _Tally[str]) -> None:
+        """Take in the tables given to ``record_table`` since the previous fold."""
+        tables = self._tables
+        n = len(tables)
+        taken = tables[:n]
+        del tables[:n]  # tables recorded meanwhile land after index n: kept for the next fold
+        for members, ts, table in taken:
+            # A handful of numpy calls over the whole table: the row sums are needed anyway
+            # and are finite only if every value of their row is (a sum that overflows sends
+            # the table down the per-series path below, which is exact either way).
+            sums = table.sum(axis=1).tolist()
+            checked = all(map(math.isfinite, sums)) and math.isfinite(float(ts.sum()))
+            if checked and ts.size > 1:
+                checked = not bool((ts[1:] < ts[:-1]).any())
+            if not checked:
+                # Something to drop or sort: each row goes the way of set_many(row, ts),
+                # folded below in this same fold.
+                for series, row in zip(members, table, strict=True):
+                    series.tbuf.append((row, ts))
+                continue
+            every: list[BatchStats | None] = [None] * len(members)
+            if self._draining:
+                mins, maxs = table.min(axis=1).tolist(), table.max(axis=1).tolist()
+                every = [BatchStats(*row) for row in zip(sums, mins, maxs, strict=True)]
+            size = int(ts.size)
+            for series, row, total, stats in zip(members, table, sums, every, strict=True):
+                series.count += size
+                series.sum += total
+                self._take_in(series, ts, row, stats, drops)
+
     def _trim_pending(self, series: _Series, drops: _Tally[str]) -> None:
-        ts = np.concatenate(series.pending_ts)
-        values = np.concatenate(series.pending_values)
+        ts = np.concatenate([piece[0] for piece in series.pending])
+        values = np.concatenate([piece[1] for piece in series.pending])
         excess = values.size - self.max_pending
         drops["drain_backlog"] += excess
-        series.pending_ts = [ts[excess:]]
-        series.pending_values = [values[excess:]]
+        series.pending = [(ts[excess:], values[excess:], None)]
         series.pending_n = self.max_pending
 
     def _dropped_counter(self, reason: str) -> CounterHandle:
@@ -892,7 +1049,8 @@ class MetricsCollector:
             for series in self._series.values():
                 if series.ring.size:
                     ts, values = series.ring.ordered()
-                    series.pending_ts, series.pending_values = [ts], [values]
+                    # Retained points are in fold order, not always in time order: unvouched.
+                    series.pending = [(ts, values, None)]
                     series.pending_n = int(values.size)
             self._draining = True
 
@@ -915,16 +1073,9 @@ class MetricsCollector:
             self.fold()
             batches = []
             for series in self._series.values():
-                if not series.pending_n:
-                    continue
-                batches.append(
-                    SeriesBatch(
-                        key=series.key,
-                        timestamps=np.concatenate(series.pending_ts),
-                        values=np.concatenate(series.pending_values),
-                    )
-                )
-                series.pending_ts, series.pending_values, series.pending_n = [], [], 0
+                if series.pending_n:
+                    batches.append(_batch(series.key, series.pending))
+                    series.pending, series.pending_n = [], 0
             return batches
 
     def cleanup(self) -> int:

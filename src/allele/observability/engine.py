@@ -468,7 +468,13 @@ class ObservabilityEngine:
         each flush. ``stop()`` takes fresh snapshots before the final flush.
         """
         snapshots = self._snapshots
-        return [snapshots.get(c.component_id) or c.get_metrics() for c in self._component_list()]
+        taken = []
+        for component in self._component_list():
+            snapshot = snapshots.get(component.component_id)
+            if snapshot is None:  # registered since the latest collection: judged once, now
+                snapshot = snapshots[component.component_id] = component.get_metrics()
+            taken.append(snapshot)
+        return taken
 
     def _refresh_snapshots(self) -> None:
         for component in self._component_list():

@@ -253,6 +253,16 @@ class EvolutionMonitor(ComponentMonitor):
         self._latency_many = collector.timer(
             LATENCY_METRIC, {**self._labels, "operation": "generation"}
         ).observe_many
+        # The series of the table rows 1-6 of _generation_columns, for record_table.
+        self._record_table = collector.record_table
+        self._table_handles = (
+            collector.gauge(EVOLUTION_BEST, self._labels),
+            collector.gauge(EVOLUTION_MEAN, self._labels),
+            collector.gauge(EVOLUTION_WORST, self._labels),
+            collector.gauge(EVOLUTION_DIVERSITY, self._labels),
+            collector.gauge(EVOLUTION_GENERATION, self._labels),
+            collector.timer(LATENCY_METRIC, {**self._labels, "operation": "generation"}),
+        )
         self._target: EvolutionEngine | None = None
         self._callback: Callable[[GenerationStats], None] | None = None
         # Batched mode: the followed engine (weakly: the observability engine's tick listener
@@ -372,12 +382,15 @@ class EvolutionMonitor(ComponentMonitor):
         # carries its own time, so two folds recording at once cannot misorder a series).
         if taken:
             queued.append(taken)
+        # One table of every generation in run order (the run in progress last), so that each
+        # series gets one piece per fold, in time order.
         blocks: list[np.ndarray] = []
         for item in queued:
-            if isinstance(item, np.ndarray):
-                blocks.append(item)
+            columns = item if isinstance(item, np.ndarray) else _generation_columns(item)
+            if columns is None:  # statistics that are not plain numbers: one by one
+                self.record_generations(item)  # type: ignore[arg-type]
             else:
-                self.record_generations(item)
+                blocks.append(columns)
         if blocks:
             self._record_columns(blocks[0] if len(blocks) == 1 else np.concatenate(blocks, 1))
 
@@ -406,16 +419,12 @@ class EvolutionMonitor(ComponentMonitor):
             self._failed(f"{len(generations)} generations")
 
     def _record_columns(self, columns: np.ndarray) -> None:
-        """Record generations given as ``_generation_columns`` rows: whole arrays, which the
-        handles keep and the fold concatenates without per-point work."""
+        """Record generations given as ``_generation_columns`` rows, a table this monitor
+        owns: handed to the collector whole (``record_table``, no copy), checked and taken in
+        by the fold with a few numpy calls over all six series."""
         try:
-            times, best, mean, worst, diversity, generation, duration, evaluations = columns
-            self._best_many(best, times)
-            self._mean_many(mean, times)
-            self._worst_many(worst, times)
-            self._diversity_many(diversity, times)
-            self._generation_many(generation, times)
-            self._latency_many(duration, times)
+            times, evaluations = columns[0], columns[7]
+            self._record_table(self._table_handles, times, columns[1:7], copy=False)
             self._evaluations(float(evaluations.sum()))
             self._generation_ok(int(times.size))
             self._heartbeat()

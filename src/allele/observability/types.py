@@ -40,13 +40,29 @@ class SeriesKey:
     kind: MetricType
 
 
+@dataclass(frozen=True, slots=True)
+class BatchStats:
+    """What a producer that checked a batch knows of its values: their sum, min and max."""
+
+    sum: float
+    min: float
+    max: float
+
+
 @dataclass(slots=True)
 class SeriesBatch:
-    """Points of one series recorded since the previous drain (epoch seconds UTC, float64)."""
+    """Points of one series recorded since the previous drain (epoch seconds UTC, float64).
+
+    ``stats``, when given, vouches for the batch: every timestamp and value is finite, the
+    points are in time order and ``stats`` holds their sum, min and max. ``MetricsCollector``
+    drains such batches (its fold has checked them), and a store then writes them without
+    checking them again. Without ``stats`` the store checks and orders the points itself.
+    """
 
     key: SeriesKey
     timestamps: np.ndarray
     values: np.ndarray
+    stats: BatchStats | None = None
 
 
 class AlertSeverity(StrEnum):

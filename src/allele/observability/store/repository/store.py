@@ -52,7 +52,13 @@ from allele.observability.store.schema import (
     components,
     series,
 )
-from allele.observability.types import MetricType, SeriesBatch, SeriesKey, value_statistics
+from allele.observability.types import (
+    BatchStats,
+    MetricType,
+    SeriesBatch,
+    SeriesKey,
+    value_statistics,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +209,7 @@ class Store:
             f"VALUES ({', '.join([mark] * len(CHUNK_COLUMNS))})"
         )
         self._chunk_marks = f"({', '.join([mark] * len(CHUNK_COLUMNS))})"
-        self._add_totals_sql = (
-            f"UPDATE {series.name} SET total_count = total_count + {mark}, "
-            f"total_sum = total_sum + {mark} WHERE series_id = {mark}"
-        )
+        self._series_table = series.name
         # Series identities, resolved in bulk with plain SQL: a fresh store (every process
         # start) meets all of its series at its first write, and building SQLAlchemy statements
         # per series costs ~0.4 ms each.
@@ -256,11 +259,14 @@ class Store:
         are skipped with a warning. Raises ``StoreLockedError`` / ``StoreFullError`` /
         ``StoreError`` and writes nothing when the database refuses the transaction.
         """
-        keys, ts_parts, value_parts = self._clean(batches)
+        keys, ts_parts, value_parts, vouched = self._clean(batches)
         if not keys:
             return 0
         total = sum(int(part.size) for part in ts_parts)
-        ordered = _each_in_time_order(ts_parts)
+        # Vouched-for parts (SeriesBatch.stats) are in time order already.
+        ordered = _each_in_time_order(
+            [ts for ts, stats in zip(ts_parts, vouched, strict=True) if stats is None]
+        )
         with self._guard(f"writing {total} points"), self._engine.begin() as conn:
             ids, new_ids = self._resolve_series(conn, keys)
             grouped: dict[int, list[int]] = {}
@@ -269,20 +275,22 @@ class Store:
             rows: list[ChunkRow] = []
             totals: list[tuple[int, float, int]] = []
             for series_id, positions in grouped.items():
+                stats = None
                 if len(positions) == 1:
                     ts, values = ts_parts[positions[0]], value_parts[positions[0]]
+                    stats = vouched[positions[0]]
                 else:
                     ts = np.concatenate([ts_parts[i] for i in positions])
                     values = np.concatenate([value_parts[i] for i in positions])
-                if len(positions) > 1 or not ordered:
+                if stats is None and (len(positions) > 1 or not ordered):
                     ts, values = in_time_order(ts, values)
-                packed = list(pack(series_id, ts, values))
+                packed = list(pack(series_id, ts, values, stats=stats))
                 rows.extend(packed)
                 # One chunk's sum is the series' sum: no second pass over its values.
                 added = packed[0][4] if len(packed) == 1 else float(values.sum())
                 totals.append((int(values.size), added, series_id))
             self._insert_chunks(conn, rows)
-            conn.exec_driver_sql(self._add_totals_sql, totals)
+            self._add_totals(conn, totals)
         # Only after commit: a rolled-back transaction also rolled back new series rows.
         self._series_ids.update(new_ids)
         return total
@@ -299,12 +307,49 @@ class Store:
                 sql += ", " + ", ".join([self._chunk_marks] * (len(part) - 1))
             conn.exec_driver_sql(sql, tuple(value for row in part for value in row))
 
+    def _add_totals(self, conn: Connection, totals: Sequence[tuple[int, float, int]]) -> None:
+        """Add (count, sum) to each series' totals (``totals``: count, sum, series id) with one
+        UPDATE per ``_ROWS_PER_INSERT`` series (CASE on the id), for the same reason as
+        ``_insert_chunks``; plain SQL that SQLite and PostgreSQL both run."""
+        mark = self._mark
+        for start in range(0, len(totals), _ROWS_PER_INSERT):
+            part = totals[start : start + _ROWS_PER_INSERT]
+            cases = " ".join([f"WHEN {mark} THEN {mark}"] * len(part))
+            ids = ", ".join([mark] * len(part))
+            sql = (
+                f"UPDATE {self._series_table} "
+                f"SET total_count = total_count + CASE series_id {cases} END, "
+                f"total_sum = total_sum + CASE series_id {cases} END "
+                f"WHERE series_id IN ({ids})"
+            )
+            params = (
+                *(value for n, _, series_id in part for value in (series_id, n)),
+                *(value for _, added, series_id in part for value in (series_id, added)),
+                *(series_id for _, _, series_id in part),
+            )
+            conn.exec_driver_sql(sql, params)
+
     def _clean(
         self, batches: Sequence[SeriesBatch]
-    ) -> tuple[list[SeriesKey], list[np.ndarray], list[np.ndarray]]:
+    ) -> tuple[list[SeriesKey], list[np.ndarray], list[np.ndarray], list[BatchStats | None]]:
+        """The keys, timestamps and values of the batches' storable points, and each one's
+        ``stats`` when its producer vouched for it (then it is taken as it is)."""
         keys: list[SeriesKey] = []
         ts_parts: list[np.ndarray] = []
         value_parts: list[np.ndarray] = []
+        vouched: list[BatchStats | None] = []
+        unvouched = []
+        for batch in batches:
+            ts = np.asarray(batch.timestamps, dtype=np.float64)
+            values = np.asarray(batch.values, dtype=np.float64)
+            if batch.stats is None or ts.ndim != 1 or ts.shape != values.shape:
+                unvouched.append(batch)
+            elif ts.size:
+                keys.append(batch.key)
+                ts_parts.append(ts)
+                value_parts.append(values)
+                vouched.append(batch.stats)
+        batches = unvouched
         # Checked all at once first: each numpy call on a large array lets another thread
         # take the GIL (and a thread waiting to take it back waits out the switch interval),
         # so a few calls over every point beat a few calls per series beside a busy workload.
@@ -324,7 +369,8 @@ class Store:
                         keys.append(batch.key)
                         ts_parts.append(ts)
                         value_parts.append(values)
-                return keys, ts_parts, value_parts
+                        vouched.append(None)
+                return keys, ts_parts, value_parts, vouched
         for batch in batches:
             ts = np.asarray(batch.timestamps, dtype=np.float64).ravel()
             values = np.asarray(batch.values, dtype=np.float64).ravel()
@@ -345,7 +391,8 @@ class Store:
                 keys.append(batch.key)
                 ts_parts.append(ts)
                 value_parts.append(values)
-        return keys, ts_parts, value_parts
+                vouched.append(None)
+        return keys, ts_parts, value_parts, vouched
 
     def _resolve_series(
         self, conn: Connection, keys: Sequence[SeriesKey]
@@ -899,6 +946,8 @@ _ROWS_PER_INSERT = 99
 def _each_in_time_order(ts_parts: Sequence[np.ndarray]) -> bool:
     """Whether every one of ``ts_parts`` is already in time order, checked in one pass over
     all of them (one comparison of neighbours; those across two parts are ignored)."""
+    if not ts_parts:
+        return True
     if len(ts_parts) == 1:
         ts = ts_parts[0]
         return not (ts.size > 1 and bool((ts[1:] < ts[:-1]).any()))
