@@ -65,6 +65,7 @@ import argparse  # noqa: E402
 import gc  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -88,17 +89,39 @@ SEQUENCES, STEPS, RESERVOIR = 200, 50, 100
 TARGET_PCT = 1.0
 
 
+#: One block's figures: wall seconds per run, process CPU seconds per run, and how many times
+#: per second the workload's thread went to sleep (NaN where Linux's /proc is not there).
+Block = tuple[float, float, float]
+
+
+def _sleeps() -> float:
+    """Voluntary context switches of the calling thread so far (Linux), else NaN.
+
+    A CPU-bound workload thread sleeps only to wait for the GIL: each sleep is a hand-over
+    to a monitoring thread and back, which costs the workload a wake-up besides the monitoring
+    thread's own time. A low-noise view of what the wall-time figure measures."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/status") as status:
+            for line in status:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return float(line.split(":")[1])
+    except OSError:
+        pass
+    return float("nan")
+
+
 def _block(
     run: Callable[[], object], seconds: float, settle: Callable[[], object] | None = None
-) -> tuple[float, float]:
+) -> Block:
     """Wall and CPU seconds per run over back-to-back runs filling about ``seconds``, then
-    ``settle()`` (inside the timing).
+    ``settle()`` (inside the timing); and the workload thread's sleeps per second.
 
     CPU is the whole process's (every thread, the monitoring thread included), so it counts
     background work even when it ran on the other core, and other programs' load does not
     inflate it the way it inflates wall time.
     """
     gc.collect()
+    sleeps = _sleeps()
     n, start, cpu = 0, time.perf_counter(), time.process_time()
     while True:
         run()
@@ -108,7 +131,8 @@ def _block(
     if settle is not None:
         settle()
     elapsed = time.perf_counter() - start
-    return elapsed / n, (time.process_time() - cpu) / n
+    cpu_s = time.process_time() - cpu
+    return elapsed / n, cpu_s / n, (_sleeps() - sleeps) / elapsed
 
 
 def background_cycle(obs: ObservabilityEngine) -> Callable[[], None]:
@@ -131,13 +155,13 @@ def ab(
     blocks: int,
     block_s: float,
     cycle: bool = True,
-) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+) -> tuple[list[Block], list[Block]]:
     """Interleaved monitored / plain blocks (order alternating per pair); per-run (wall, CPU)
     seconds of each block."""
     for fn in (monitored, plain):  # warm-up: caches, allocator, first-call costs
         fn()
-    mon: list[tuple[float, float]] = []
-    pla: list[tuple[float, float]] = []
+    mon: list[Block] = []
+    pla: list[Block] = []
     for i in range(blocks):
         order = ("m", "p") if i % 2 == 0 else ("p", "m")
         for which in order:
@@ -173,13 +197,13 @@ def _paired_pct(mon: list[float], pla: list[float]) -> tuple[float, float, float
 
 def report(
     what: str,
-    mon: list[tuple[float, float]],
-    pla: list[tuple[float, float]],
+    mon: list[Block],
+    pla: list[Block],
     hot_pct: float | None,
     collect_pct: float | None = None,
 ) -> None:
-    wall_m, wall_p = [w for w, _ in mon], [w for w, _ in pla]
-    cpu_m, cpu_p = [c for _, c in mon], [c for _, c in pla]
+    wall_m, wall_p = [b[0] for b in mon], [b[0] for b in pla]
+    cpu_m, cpu_p = [b[1] for b in mon], [b[1] for b in pla]
     wall, wq1, wq3 = _paired_pct(wall_m, wall_p)
     cpu, cq1, cq3 = _paired_pct(cpu_m, cpu_p)
     extra = "" if collect_pct is None else f" with collection={wall + collect_pct:+.2f}%"
@@ -189,6 +213,10 @@ def report(
         f"(target < {TARGET_PCT:g}%)"
     )
     hot = "" if hot_pct is None else f"; recording hot path alone {hot_pct:.3f}% of a plain run"
+    hot += (
+        f"; workload thread GIL waits {statistics.median(b[2] for b in mon):.1f}/s monitored "
+        f"vs {statistics.median(b[2] for b in pla):.1f}/s plain"
+    )
     print(
         f"  detail {what}: wall pair overheads IQR {wq1:+.2f}% .. {wq3:+.2f}% over "
         f"{len(mon)} pairs; process CPU {statistics.median(cpu_m) * 1e3:.3f}ms vs "
@@ -203,7 +231,7 @@ def ab_realistic(
     obs: ObservabilityEngine,
     pairs: int,
     block_s: float,
-) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+) -> tuple[list[Block], list[Block]]:
     """Interleaved monitored / plain blocks (order alternating per pair) on one engine whose
     store stays open throughout; per-run (wall, CPU) seconds of each block.
 
@@ -219,8 +247,8 @@ def ab_realistic(
         fn()
     obs.flush()
     obs.stop(keep_store=True)
-    mon: list[tuple[float, float]] = []
-    pla: list[tuple[float, float]] = []
+    mon: list[Block] = []
+    pla: list[Block] = []
     for i in range(pairs):
         order = ("m", "p") if i % 2 == 0 else ("p", "m")
         for which in order:
@@ -411,7 +439,7 @@ def run_evolution(
         monitor.run_ended(list(history), observed)
         monitor.run_finished(0.01, None)
 
-    hot = hot_path_share(record_run, statistics.median(w for w, _ in pla))
+    hot = hot_path_share(record_run, statistics.median(b[0] for b in pla))
     monitor.flush()
     report(f"evolution pop={POPULATION} gens={GENERATIONS}{label}", mon, pla, hot)
 
@@ -448,7 +476,7 @@ def run_kraken(
             monitor.time_sequence(observed, done, None, False)
         monitor.flush()
 
-    hot = hot_path_share(record_run, statistics.median(w for w, _ in pla))
+    hot = hot_path_share(record_run, statistics.median(b[0] for b in pla))
     report(f"kraken seqs={SEQUENCES} steps={STEPS} reservoir={RESERVOIR}{label}", mon, pla, hot)
 
 
