@@ -69,6 +69,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -89,39 +90,51 @@ SEQUENCES, STEPS, RESERVOIR = 200, 50, 100
 TARGET_PCT = 1.0
 
 
-#: One block's figures: wall seconds per run, process CPU seconds per run, and how many times
-#: per second the workload's thread went to sleep (NaN where Linux's /proc is not there).
-Block = tuple[float, float, float]
+class Block(NamedTuple):
+    """One block's figures, per run of the workload or as a fraction of the block's wall time."""
+
+    wall: float  # wall seconds per run
+    cpu: float  # process CPU seconds per run (every thread)
+    thread_cpu: float  # the workload thread's own CPU seconds per run
+    asleep: float  # fraction of wall the workload thread slept: waiting for the GIL
+    runq: float  # fraction of wall it was ready to run but the OS ran something else
+    waits: float  # times per second it went to sleep
 
 
-def _sleeps() -> float:
-    """Voluntary context switches of the calling thread so far (Linux), else NaN.
+def _thread_sched() -> tuple[float, float, float]:
+    """The calling thread's seconds on a CPU and waiting on the run queue, and its voluntary
+    context switches so far (Linux's /proc; NaN elsewhere).
 
-    A CPU-bound workload thread sleeps only to wait for the GIL: each sleep is a hand-over
-    to a monitoring thread and back, which costs the workload a wake-up besides the monitoring
-    thread's own time. A low-noise view of what the wall-time figure measures."""
+    A CPU-bound workload thread sleeps only to wait for the GIL, which the monitoring threads
+    hold or are about to take: wall time minus CPU time minus run-queue time is that wait, the
+    part of the overhead that the monitoring threads' work causes, measured without the noise
+    that other programs put into CPU time. Each sleep also costs a wake-up."""
     try:
-        with open(f"/proc/self/task/{threading.get_native_id()}/status") as status:
-            for line in status:
-                if line.startswith("voluntary_ctxt_switches:"):
-                    return float(line.split(":")[1])
-    except OSError:
-        pass
-    return float("nan")
+        tid = threading.get_native_id()
+        with open(f"/proc/self/task/{tid}/schedstat") as stat:
+            on_cpu, queued, _ = stat.read().split()
+        with open(f"/proc/self/task/{tid}/status") as status:
+            switches = next(
+                float(line.split(":")[1])
+                for line in status
+                if line.startswith("voluntary_ctxt_switches:")
+            )
+        return int(on_cpu) / 1e9, int(queued) / 1e9, switches
+    except (OSError, StopIteration, ValueError):
+        return float("nan"), float("nan"), float("nan")
 
 
 def _block(
     run: Callable[[], object], seconds: float, settle: Callable[[], object] | None = None
 ) -> Block:
-    """Wall and CPU seconds per run over back-to-back runs filling about ``seconds``, then
-    ``settle()`` (inside the timing); and the workload thread's sleeps per second.
+    """The figures of back-to-back runs filling about ``seconds``, then ``settle()`` (inside
+    the timing).
 
-    CPU is the whole process's (every thread, the monitoring thread included), so it counts
-    background work even when it ran on the other core, and other programs' load does not
-    inflate it the way it inflates wall time.
+    Process CPU counts every thread, the monitoring threads included, so it counts background
+    work even when it ran on the other core.
     """
     gc.collect()
-    sleeps = _sleeps()
+    on_cpu, queued, switches = _thread_sched()
     n, start, cpu = 0, time.perf_counter(), time.process_time()
     while True:
         run()
@@ -132,7 +145,17 @@ def _block(
         settle()
     elapsed = time.perf_counter() - start
     cpu_s = time.process_time() - cpu
-    return elapsed / n, cpu_s / n, (_sleeps() - sleeps) / elapsed
+    on_cpu_end, queued_end, switches_end = _thread_sched()
+    thread_cpu = on_cpu_end - on_cpu
+    runq = queued_end - queued
+    return Block(
+        wall=elapsed / n,
+        cpu=cpu_s / n,
+        thread_cpu=thread_cpu / n,
+        asleep=max(0.0, elapsed - thread_cpu - runq) / elapsed,
+        runq=runq / elapsed,
+        waits=(switches_end - switches) / elapsed,
+    )
 
 
 def background_cycle(obs: ObservabilityEngine) -> Callable[[], None]:
@@ -202,8 +225,8 @@ def report(
     hot_pct: float | None,
     collect_pct: float | None = None,
 ) -> None:
-    wall_m, wall_p = [b[0] for b in mon], [b[0] for b in pla]
-    cpu_m, cpu_p = [b[1] for b in mon], [b[1] for b in pla]
+    wall_m, wall_p = [b.wall for b in mon], [b.wall for b in pla]
+    cpu_m, cpu_p = [b.cpu for b in mon], [b.cpu for b in pla]
     wall, wq1, wq3 = _paired_pct(wall_m, wall_p)
     cpu, cq1, cq3 = _paired_pct(cpu_m, cpu_p)
     extra = "" if collect_pct is None else f" with collection={wall + collect_pct:+.2f}%"
@@ -213,15 +236,23 @@ def report(
         f"(target < {TARGET_PCT:g}%)"
     )
     hot = "" if hot_pct is None else f"; recording hot path alone {hot_pct:.3f}% of a plain run"
-    hot += (
-        f"; workload thread GIL waits {statistics.median(b[2] for b in mon):.1f}/s monitored "
-        f"vs {statistics.median(b[2] for b in pla):.1f}/s plain"
-    )
     print(
         f"  detail {what}: wall pair overheads IQR {wq1:+.2f}% .. {wq3:+.2f}% over "
         f"{len(mon)} pairs; process CPU {statistics.median(cpu_m) * 1e3:.3f}ms vs "
         f"{statistics.median(cpu_p) * 1e3:.3f}ms = {cpu:+.2f}% (IQR {cq1:+.2f}% .. {cq3:+.2f}%)"
         f"{hot}"
+    )
+    asleep_m = statistics.median(b.asleep for b in mon) * 100
+    asleep_p = statistics.median(b.asleep for b in pla) * 100
+    own, oq1, oq3 = _paired_pct([b.thread_cpu for b in mon], [b.thread_cpu for b in pla])
+    print(
+        f"  detail {what}: workload thread waiting for the GIL {asleep_m:.3f}% of wall "
+        f"monitored vs {asleep_p:.3f}% plain (+{asleep_m - asleep_p:.3f} points; "
+        f"{statistics.median(b.waits for b in mon):.1f} vs "
+        f"{statistics.median(b.waits for b in pla):.1f} waits/s); its own CPU per run "
+        f"{own:+.2f}% (IQR {oq1:+.2f}% .. {oq3:+.2f}%); run-queue waits "
+        f"{statistics.median(b.runq for b in mon) * 100:.3f}% vs "
+        f"{statistics.median(b.runq for b in pla) * 100:.3f}% of wall"
     )
 
 
@@ -439,7 +470,7 @@ def run_evolution(
         monitor.run_ended(list(history), observed)
         monitor.run_finished(0.01, None)
 
-    hot = hot_path_share(record_run, statistics.median(b[0] for b in pla))
+    hot = hot_path_share(record_run, statistics.median(b.wall for b in pla))
     monitor.flush()
     report(f"evolution pop={POPULATION} gens={GENERATIONS}{label}", mon, pla, hot)
 
@@ -476,7 +507,7 @@ def run_kraken(
             monitor.time_sequence(observed, done, None, False)
         monitor.flush()
 
-    hot = hot_path_share(record_run, statistics.median(b[0] for b in pla))
+    hot = hot_path_share(record_run, statistics.median(b.wall for b in pla))
     report(f"kraken seqs={SEQUENCES} steps={STEPS} reservoir={RESERVOIR}{label}", mon, pla, hot)
 
 
