@@ -50,6 +50,16 @@ own thread alone (what one run's worth of it costs, with warm caches) against a 
 for evolution, handing the run's history over (its generations turned into columns) and
 recording the run's latency; for Kraken, the per-sequence timing and the fold hook.
 
+DECOMPOSITION (the second "detail" line of each workload). On a shared machine a block's CPU
+time per run drifts by a few percent from one block to the next (other programs share the
+caches and the cores), which is what makes the wall-time figure noisy. Where the monitoring
+threads' work lands on the workload is measured apart, from Linux's per-thread accounting
+(``/proc/self/task/<id>/schedstat`` and ``status``): the share of wall time the workload's
+thread spent asleep -- a CPU-bound thread sleeps only to wait for the GIL -- with its
+count of waits per second, its own CPU time per run (paired), and its run-queue waits (time
+the OS gave its core to another program, the same for both sides). Wall overhead = the
+workload thread's extra CPU (recording, caches) + its GIL waits + run-queue noise.
+
 Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 3 minutes; --quick
 about 1.2 minutes; ``--no-pessimistic`` for the headline only).
 """
