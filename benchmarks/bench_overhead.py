@@ -23,20 +23,20 @@ REALISTIC mode (the headline, lines ending "realistic"): what a long-running mon
 pays. The real default settings (``ObservabilitySettings()``: collection every 10 s, flush
 every 1 s, alerting on; a fresh SQLite file as the store). One engine and one store for the
 whole benchmark: the store is opened, migrated and its statements and series ids resolved once,
-as a process does once. Monitored blocks last 1 s (``--realistic-block``), so the flusher folds
+as a process does once. Monitored blocks last 2 s (``--realistic-block``), so the flusher folds
 and writes to SQLite at its natural once-a-second rate, on its own thread beside the workload;
-each monitored block ends with one ``flush()`` (timed) that folds and writes what its last
-partial second recorded, so the block pays for persisting all of its runs -- about two flush
-cycles per second of runs where a process pays one: an over-charge, kept because short blocks
-pair better (the machine's speed drifts less between two neighbouring 1 s blocks than between
-two 3 s ones, and many pairs fit in the same time). Between monitored blocks the engine is
-paused with ``stop(keep_store=True)`` (untimed; the store stays open) so the plain blocks run
-with no monitoring thread at all; ``start()`` resumes it before the next monitored block
-(untimed: it takes one system sample, which a process takes once per collection interval). What
-the blocks do not contain is that periodic collection (system sampling, component health, alert
-evaluation; every 10 s, a 1 s block rarely sees one): it is timed on its own
-(``collect_once()``, median of 7) and its share of the 10 s interval is added in the "with
-collection" figure -- an upper bound, as it runs on the engine's thread. Nothing else
+each monitored block ends with one ``flush()`` (timed, on the workload's thread) that folds and
+writes what its last partial second recorded, so the block pays for persisting all of its runs
+-- about one and a half flush cycles per second of runs where a process pays one: an
+over-charge, the price of short blocks, which pair better (the machine's speed drifts less
+between two neighbouring short blocks, and more pairs fit in the same time). Between monitored
+blocks the engine is paused with ``stop(keep_store=True)`` (untimed; the store stays open) so
+the plain blocks run with no monitoring thread at all; ``start()`` resumes it before the next
+monitored block (untimed: it takes one system sample, which a process takes once per collection
+interval). What the blocks do not contain is that periodic collection (system sampling,
+component health, alert evaluation; every 10 s, a 2 s block rarely sees one): it is timed on
+its own (``collect_once()``, median of 7) and its share of the 10 s interval is added in the
+"with collection" figure -- an upper bound, as it runs on the engine's thread. Nothing else
 monitoring does is left out of the realistic figure.
 
 PESSIMISTIC mode (the second set of lines, marked "pessimistic"): short 0.7 s blocks; sampling,
@@ -61,7 +61,7 @@ count of waits per second, its own CPU time per run (paired), and its run-queue 
 the OS gave its core to another program, the same for both sides). Wall overhead = the
 workload thread's extra CPU (recording, caches) + its GIL waits + run-queue noise.
 
-Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 4 minutes: 40 pairs
+Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 9 minutes: 60 pairs
 per workload; --quick about 1.5 minutes; ``--no-pessimistic`` for the headline only,
 ``--only evolution|kraken``, ``--pairs N``).
 """
@@ -323,8 +323,8 @@ def collection_share(obs: ObservabilityEngine) -> tuple[float, float]:
 
 def realistic(args: argparse.Namespace, tmp: str) -> None:
     """The headline: default settings, one store for the whole benchmark, long blocks."""
-    pairs = args.pairs or (12 if args.quick else 40)
-    block_s = args.realistic_block or 1.0
+    pairs = args.pairs or (12 if args.quick else 60)
+    block_s = args.realistic_block or 2.0
     # The real defaults (collection every 10 s, flush every 1 s, alerting on), except that
     # the store is a fresh SQLite file and no settings file is watched.
     settings = ObservabilitySettings(
