@@ -111,6 +111,7 @@ class Block(NamedTuple):
     asleep: float  # fraction of wall the workload thread slept: waiting for the GIL
     runq: float  # fraction of wall it was ready to run but the OS ran something else
     waits: float  # times per second it went to sleep
+    settle: float  # fraction of wall spent in the closing settle() (a monitored block's flush)
 
 
 def _thread_sched() -> tuple[float, float, float]:
@@ -153,9 +154,11 @@ def _block(
         n += 1
         if time.perf_counter() - start >= seconds:
             break
+    settled = time.perf_counter()
     if settle is not None:
         settle()
     elapsed = time.perf_counter() - start
+    settled = time.perf_counter() - settled
     cpu_s = time.process_time() - cpu
     on_cpu_end, queued_end, switches_end = _thread_sched()
     thread_cpu = on_cpu_end - on_cpu
@@ -167,6 +170,7 @@ def _block(
         asleep=max(0.0, elapsed - thread_cpu - runq) / elapsed,
         runq=runq / elapsed,
         waits=(switches_end - switches) / elapsed,
+        settle=settled / elapsed,
     )
 
 
@@ -264,7 +268,8 @@ def report(
         f"{statistics.median(b.waits for b in pla):.1f} waits/s); its own CPU per run "
         f"{own:+.2f}% (IQR {oq1:+.2f}% .. {oq3:+.2f}%); run-queue waits "
         f"{statistics.median(b.runq for b in mon) * 100:.3f}% vs "
-        f"{statistics.median(b.runq for b in pla) * 100:.3f}% of wall"
+        f"{statistics.median(b.runq for b in pla) * 100:.3f}% of wall; the block's closing "
+        f"flush {statistics.median(b.settle for b in mon) * 100:.3f}% of wall"
     )
 
 
