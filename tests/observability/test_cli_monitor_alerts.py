@@ -210,3 +210,15 @@ def test_monitor_series_panel_shows_the_latest_value_and_points_ever_written(tmp
     (row,) = [line for line in result.output.splitlines() if "queue_depth" in line]
     cells = [cell.strip() for cell in row.split("│") if cell.strip()]
     assert cells[:4] == ["queue_depth", "queue=q1", "42.5", "11"]
+
+
+def test_the_monitor_never_shows_a_store_password() -> None:
+    from allele.cli.monitor import _safe_uri
+
+    assert _safe_uri("postgresql+psycopg://user:s3cret@db:5432/allele") == (
+        "postgresql+psycopg://user:***@db:5432/allele"
+    )
+    # A URI SQLAlchemy cannot parse is masked by hand rather than shown as given.
+    shown = _safe_uri("::://user:s3cret@db/allele")
+    assert "s3cret" not in shown and "user:***@db" in shown
+    assert _safe_uri("sqlite:///allele.db") == "sqlite:///allele.db"

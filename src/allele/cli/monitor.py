@@ -7,6 +7,7 @@ machine this command runs on. ``--once`` prints one frame and exits.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -101,12 +102,15 @@ def render_frame(
 
 
 def _safe_uri(uri: str) -> str:
+    """``uri`` as shown on screen: never with its password, even when SQLAlchemy cannot parse
+    it (then the ``user:password@`` part is masked by hand)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         return make_url(uri).render_as_string(hide_password=True)
-    except Exception:
-        return uri
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy knows: mask what looks secret
+        return re.sub(r"//([^/:@]*):[^/@]*@", r"//\1:***@", uri)
 
 
 def _age(seconds: float | None) -> str:
