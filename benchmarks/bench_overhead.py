@@ -21,8 +21,8 @@ inflates wall time, not our CPU time).
 
 REALISTIC mode (the headline, lines ending "realistic"): what a long-running monitored process
 pays. The real default settings (``ObservabilitySettings()``: collection every 10 s, flush
-every 1 s, alerting on; a fresh SQLite file as the store). One engine and one store for the
-whole benchmark: the store is opened, migrated and its statements and series ids resolved once,
+every 1 s, alerting on; a fresh SQLite file as the store). One engine and one store for each
+worker process: the store is opened, migrated and its statements and series ids resolved once,
 as a process does once. Monitored blocks last 2 s (``--realistic-block``), so the flusher folds
 and writes to SQLite at its natural once-a-second rate, on its own thread beside the workload;
 each monitored block ends with one ``flush()`` (timed, on the workload's thread) that folds and
@@ -38,6 +38,15 @@ component health, alert evaluation; every 10 s, a 2 s block rarely sees one): it
 its own (``collect_once()``, median of 7) and its share of the 10 s interval is added in the
 "with collection" figure -- an upper bound, as it runs on the engine's thread. Nothing else
 monitoring does is left out of the realistic figure.
+
+PROCESSES (realistic mode): the pairs are spread over several fresh worker processes per
+workload (``--processes``, 6 by default, 10 pairs each; workloads alternate from one process to
+the next) and pooled. One process's median overhead moves by about a point from one process to
+the next -- e.g. +1.2% in one and -0.6% in the next, same code, same settings -- because where
+the interpreter, numpy and the workload put their memory (address-space randomisation, heap
+layout) changes how the monitored and the plain code paths share the caches; more pairs in one
+process do not average that away, more processes do (pyperf spawns worker processes for the
+same reason). The per-process medians are printed beside the pooled figure.
 
 PESSIMISTIC mode (the second set of lines, marked "pessimistic"): short 0.7 s blocks; sampling,
 health and alerts every second (ten times the default rate); the observability engine -- and,
@@ -61,8 +70,8 @@ count of waits per second, its own CPU time per run (paired), and its run-queue 
 the OS gave its core to another program, the same for both sides). Wall overhead = the
 workload thread's extra CPU (recording, caches) + its GIL waits + run-queue noise.
 
-Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 9 minutes: 60 pairs
-per workload; --quick about 1.5 minutes; ``--no-pessimistic`` for the headline only,
+Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 9 minutes: 6 processes
+x 10 pairs per workload; --quick 3 x 4, about 2 minutes; ``--no-pessimistic`` for the headline only,
 ``--only evolution|kraken``, ``--pairs N``).
 """
 
@@ -75,7 +84,10 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import gc  # noqa: E402
+import json  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -227,11 +239,32 @@ def hot_path_share(record_run: Callable[[], None], plain_run_s: float) -> float:
     return 100.0 * statistics.median(repeats) / plain_run_s
 
 
+def _overheads(mon: list[float], pla: list[float]) -> list[float]:
+    """The per-pair overheads monitored / plain, in percent."""
+    return [100.0 * (a / b - 1.0) for a, b in zip(mon, pla, strict=True)]
+
+
 def _paired_pct(mon: list[float], pla: list[float]) -> tuple[float, float, float]:
     """Median, lower and upper quartile of the per-pair overheads, in percent."""
-    ratios = [100.0 * (a / b - 1.0) for a, b in zip(mon, pla, strict=True)]
+    ratios = _overheads(mon, pla)
     q1, med, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     return med, q1, q3
+
+
+def _bootstrap_ci(groups: list[list[float]], draws: int = 2000) -> tuple[float, float]:
+    """95% interval of the pooled median of ``groups`` (one list of pair overheads per
+    process), by resampling processes, then pairs within each, with replacement: the spread
+    between processes counts, not only that within one."""
+    rng = np.random.default_rng(0)
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+    medians = np.empty(draws)
+    for i in range(draws):
+        picked = rng.integers(0, len(arrays), len(arrays))
+        medians[i] = np.median(
+            np.concatenate([rng.choice(arrays[j], arrays[j].size) for j in picked])
+        )
+    lo, hi = np.percentile(medians, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def report(
@@ -326,45 +359,90 @@ def collection_share(obs: ObservabilityEngine) -> tuple[float, float]:
     return cost * 1e3, 100.0 * cost / obs.settings.collection_interval
 
 
-def realistic(args: argparse.Namespace, tmp: str) -> None:
-    """The headline: default settings, one store for the whole benchmark, long blocks."""
-    pairs = args.pairs or (12 if args.quick else 60)
-    block_s = args.realistic_block or 2.0
-    # The real defaults (collection every 10 s, flush every 1 s, alerting on), except that
-    # the store is a fresh SQLite file and no settings file is watched.
+WORKLOADS = {
+    "evolution": f"evolution pop={POPULATION} gens={GENERATIONS}",
+    "kraken": f"kraken seqs={SEQUENCES} steps={STEPS} reservoir={RESERVOIR}",
+}
+
+
+def realistic_worker(args: argparse.Namespace, tmp: str) -> None:
+    """One worker process of the realistic mode: ``args.worker``'s pairs of blocks on a fresh
+    engine and store, printed as one JSON line (the blocks, and one collection's cost)."""
     store_uri = args.store_uri or f"sqlite:///{Path(tmp) / 'realistic.db'}"
     settings = ObservabilitySettings(store_uri=store_uri, settings_file=None)
-    print(
-        f"# realistic: default settings (collection_interval={settings.collection_interval:g}s "
-        f"flush_interval={settings.flush_interval:g}s alerting={settings.alerting_enabled}), "
-        f"one store for the whole run ({store_uri or 'none: memory only'}), {pairs} pairs of "
-        f"{block_s:g}s blocks"
-    )
     obs = ObservabilityEngine(settings, notifiers=[])
     try:
-        lines = []
-        for name, (monitored, plain) in (
-            (f"evolution pop={POPULATION} gens={GENERATIONS}", evolution_pair(obs)),
-            (f"kraken seqs={SEQUENCES} steps={STEPS} reservoir={RESERVOIR}", kraken_pair(obs)),
-        ):
-            if args.only and not name.startswith(args.only):
-                continue
-            mon, pla = ab_realistic(monitored, plain, obs, pairs, block_s)
-            lines.append((name, mon, pla))
+        make_pair = evolution_pair if args.worker == "evolution" else kraken_pair
+        monitored, plain = make_pair(obs)
+        mon, pla = ab_realistic(monitored, plain, obs, args.pairs, args.realistic_block)
         obs.start()
         collect_ms, collect_pct = collection_share(obs)
         stats = obs.flush()
         obs.stop()
         assert stats is None or (stats.failed_writes == 0 and stats.points_dropped == 0)
-        for name, mon, pla in lines:
-            report(f"{name} realistic", mon, pla, None, collect_pct)
-        print(
-            f"  detail realistic: one collection (sampling, health, alerts) costs "
-            f"{collect_ms:.2f}ms every {settings.collection_interval:g}s = {collect_pct:.3f}% "
-            f"of wall, added to the block overhead in the 'with collection' figure"
-        )
     finally:
         obs.close()
+    print(
+        json.dumps(
+            {
+                "mon": [b._asdict() for b in mon],
+                "pla": [b._asdict() for b in pla],
+                "collect_ms": collect_ms,
+                "collect_pct": collect_pct,
+            }
+        )
+    )
+
+
+def realistic(args: argparse.Namespace) -> None:
+    """The headline: default settings, each process one store, long blocks; the pairs are
+    spread over several fresh processes and pooled (see "PROCESSES" above)."""
+    processes = args.processes or (3 if args.quick else 6)
+    pairs = args.pairs or (4 if args.quick else 10)
+    block_s = args.realistic_block or 2.0
+    settings = ObservabilitySettings(store_uri="none", settings_file=None)
+    store = args.store_uri or "a fresh SQLite file per process"
+    print(
+        f"# realistic: default settings (collection_interval={settings.collection_interval:g}s "
+        f"flush_interval={settings.flush_interval:g}s alerting={settings.alerting_enabled}), "
+        f"store: {store}; {processes} processes x {pairs} pairs of {block_s:g}s blocks per "
+        f"workload"
+    )
+    names = [w for w in WORKLOADS if not args.only or w == args.only]
+    runs: dict[str, list[dict]] = {w: [] for w in names}
+    command = [sys.executable, __file__, "--pairs", str(pairs)]
+    command += ["--realistic-block", str(block_s)]
+    if args.store_uri:
+        command += ["--store-uri", args.store_uri]
+    # Workloads alternate from one process to the next, so slow drifts of the machine's speed
+    # fall on both alike.
+    for i in range(processes):
+        for w in names:
+            out = subprocess.run(
+                [*command, "--worker", w], check=True, stdout=subprocess.PIPE, text=True
+            ).stdout
+            runs[w].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"  ({w}: process {i + 1}/{processes} done)", file=sys.stderr, flush=True)
+    for w in names:
+        mon = [Block(**b) for run in runs[w] for b in run["mon"]]
+        pla = [Block(**b) for run in runs[w] for b in run["pla"]]
+        collect_pct = statistics.median(run["collect_pct"] for run in runs[w])
+        report(f"{WORKLOADS[w]} realistic", mon, pla, None, collect_pct)
+        per_pair = [
+            _overheads([b["wall"] for b in run["mon"]], [b["wall"] for b in run["pla"]])
+            for run in runs[w]
+        ]
+        per_process = [statistics.median(g) for g in per_pair]
+        lo, hi = _bootstrap_ci(per_pair)
+        print(
+            f"  detail {WORKLOADS[w]} realistic: per-process medians "
+            f"{' '.join(f'{x:+.2f}%' for x in per_process)}; 95% interval of the pooled "
+            f"median {lo:+.2f}% .. {hi:+.2f}% (processes and pairs resampled); "
+            f"one collection (sampling, health, alerts) "
+            f"costs {statistics.median(run['collect_ms'] for run in runs[w]):.2f}ms every "
+            f"{settings.collection_interval:g}s = {collect_pct:.3f}% of wall, added to the "
+            f"block overhead in the 'with collection' figure"
+        )
 
 
 def evolution_pair(obs: ObservabilityEngine) -> tuple[Callable[[], object], Callable[[], object]]:
@@ -397,8 +475,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter blocks")
     parser.add_argument(
-        "--pairs", type=int, default=None, help="realistic mode: block pairs per workload"
+        "--processes", type=int, default=None, help="realistic mode: processes per workload"
     )
+    parser.add_argument(
+        "--pairs", type=int, default=None, help="realistic mode: block pairs per process"
+    )
+    parser.add_argument("--worker", choices=tuple(WORKLOADS), help=argparse.SUPPRESS)
     parser.add_argument(
         "--realistic-block", type=float, default=None, help="realistic mode: seconds per block"
     )
@@ -431,7 +513,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        realistic(args, tmp)
+        if args.worker:
+            realistic_worker(args, tmp)
+            return
+        realistic(args)
         if not args.no_pessimistic:
             pessimistic(args, tmp)
 

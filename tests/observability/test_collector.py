@@ -601,3 +601,31 @@ def test_bulk_arrays_are_recorded_whole_and_copied_at_the_call(
     assert collector.dropped() == {"nan": 1, "inf": 1}
     with pytest.raises(ValidationError, match="3 values but 2 timestamps"):
         gauge.set_many(np.array([1.0, 2.0, 3.0]), np.array([t0, t0]))
+
+
+def test_a_clean_buffer_is_vouched_for_by_its_sum_and_a_dirty_one_still_checked(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    # The fold takes a buffer whose sum is finite (and, for a counter, whose minimum is not
+    # negative) as clean; every other buffer goes the exact way, value by value.
+    collector.enable_drain()
+    hist = collector.histogram("h")
+    for value in (3.0, 1.0, 2.0):
+        hist.observe(value)
+    counter = collector.counter("c_total")
+    for step in (1.0, -5.0, 10.0):  # a finite sum (6) hiding a negative increment
+        counter.inc(step)
+    huge = collector.histogram("huge")
+    huge.observe_many([1e308, 1e308])  # finite values whose sum overflows
+    opposite = collector.histogram("opposite")
+    opposite.observe_many([float("inf"), float("-inf"), 4.0])  # a NaN sum
+    batches = {b.key.name: b for b in collector.drain()}
+    h = batches["h"]
+    assert h.values.tolist() == [3.0, 1.0, 2.0]
+    assert h.timestamps.tolist() == [clock.time()] * 3
+    assert h.stats is not None and (h.stats.sum, h.stats.min, h.stats.max) == (6.0, 1.0, 3.0)
+    assert batches["c_total"].values.tolist() == [11.0]
+    assert batches["huge"].values.tolist() == [1e308, 1e308]
+    assert batches["opposite"].values.tolist() == [4.0]
+    assert collector.dropped() == {"negative_increment": 1, "inf": 2}
+    assert collector.summary("h", window_s=60).sum == 6.0

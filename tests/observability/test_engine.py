@@ -587,3 +587,27 @@ def test_the_tick_leaves_the_fold_to_a_flusher_that_drains_at_least_as_often(
         assert not engine._flusher_folds(1.0)  # paused flusher: no drains
     finally:
         engine.close()
+
+
+def test_beside_a_folding_flusher_tick_listeners_are_still_called(tmp_path: Path) -> None:
+    # With a flusher doing the folds and no listener, the engine's thread sleeps from one
+    # collection to the next; a listener added meanwhile is called from the next one on, and
+    # then on every tick.
+    uri = f"sqlite:///{tmp_path / 'ticks.db'}"
+    engine = ObservabilityEngine(
+        settings(store_uri=uri, flush_interval=0.2, collection_interval=0.5), notifiers=[]
+    )
+    calls: list[float] = []
+    try:
+        engine.start()
+        assert engine._flusher_folds(0.5)
+        time.sleep(0.3)  # the thread is asleep until the next collection
+        engine.add_tick_listener(lambda: calls.append(time.monotonic()))
+        assert wait_for(lambda: len(calls) >= 3, timeout=10.0)
+        counter = engine.collector.counter("ticked_total")
+        counter.inc(3)
+        stats = engine.flush()
+        assert stats is not None and stats.failed_writes == 0
+    finally:
+        engine.close()
+    assert engine.collector.summary("ticked_total", window_s=3600).last == 3.0

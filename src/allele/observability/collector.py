@@ -544,9 +544,9 @@ def summarize(
 
 def _clean(
     raw: Sequence[Any], kind: MetricType, drops: _Tally[str], ts: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return the valid values of a raw buffer as float64 (and their ``ts``, when given),
-    counting what was dropped and why."""
+) -> tuple[np.ndarray, np.ndarray | None, float | None]:
+    """Return the valid values of a raw buffer as float64, their ``ts`` (when given) and,
+    when it was taken on the way, the values' sum; counting what was dropped and why."""
     try:
         arr = np.asarray(raw)
         vectorized = arr.dtype.kind in "fiub" and arr.ndim == 1
@@ -554,6 +554,19 @@ def _clean(
         vectorized = False
     if vectorized:
         values = arr.astype(np.float64, copy=False)
+        # A clean buffer -- nearly every one -- is vouched for by its sum, which the fold needs
+        # anyway: a sum is finite only if every value is (one that overflows goes the exact
+        # way below). A call or two where the exact way takes eight, each of which, on a
+        # large buffer, lets go of the GIL (see "Sharing the GIL").
+        with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN sums are expected here
+            total = float(values.sum())
+            ts_total = 0.0 if ts is None else float(ts.sum())
+        if (
+            math.isfinite(total)
+            and math.isfinite(ts_total)
+            and (kind is not MetricType.COUNTER or not values.size or float(values.min()) >= 0)
+        ):
+            return values, ts, total
         keep = np.isfinite(values)
     else:
         values = np.zeros(len(raw), dtype=np.float64)
@@ -586,8 +599,8 @@ def _clean(
             drops["bad_timestamp"] += int(np.count_nonzero(bad_time))
             keep &= good_time
     if keep.all():
-        return values, ts
-    return values[keep], (None if ts is None else ts[keep])
+        return values, ts, None
+    return values[keep], (None if ts is None else ts[keep]), None
 
 
 #: Types that numpy converts to float64 exactly as ``float()`` does (fast path of a fold).
@@ -907,6 +920,7 @@ class MetricsCollector:
         kind = series.key.kind
         ts_parts: list[np.ndarray] = []
         value_parts: list[np.ndarray] = []
+        untimed_sum: float | None = None
         if m:
             # Appends racing with us land after index m (and n below) and stay for the next fold.
             timed = tbuf[:m]
@@ -924,7 +938,7 @@ class MetricsCollector:
                 else:
                     raw_values = list(chain.from_iterable(parts))
                 times = np.concatenate([part for _, part in timed])
-            values, kept_ts = _clean(raw_values, kind, drops, times)
+            values, kept_ts, _ = _clean(raw_values, kind, drops, times)
             if values.size:
                 ts_parts.append(kept_ts)  # type: ignore[arg-type]
                 value_parts.append(values)
@@ -933,12 +947,12 @@ class MetricsCollector:
             del buf[:n]
             if kind is MetricType.GAUGE:
                 raw_values, mono = _split_stamped(raw)
-                values, kept_ts = _clean(raw_values, kind, drops, mono + offset)
+                values, kept_ts, _ = _clean(raw_values, kind, drops, mono + offset)
                 if values.size:
                     ts_parts.append(kept_ts)  # type: ignore[arg-type]
                     value_parts.append(values)
             else:
-                values, _ = _clean(raw, kind, drops)
+                values, _, untimed_sum = _clean(raw, kind, drops)
                 if values.size:
                     ts_parts.append(np.full(values.size, now))
                     value_parts.append(values)
@@ -948,10 +962,16 @@ class MetricsCollector:
             ts, values = ts_parts[0], value_parts[0]
         else:
             ts, values = np.concatenate(ts_parts), np.concatenate(value_parts)
-        if ts.size > 1 and bool((ts[1:] < ts[:-1]).any()):
+        # Only the untimed buffer's points, all stamped ``now``: in order, their sum known.
+        untimed_only = not m and kind is not MetricType.GAUGE
+        if not untimed_only and ts.size > 1 and bool((ts[1:] < ts[:-1]).any()):
             order = np.argsort(ts, kind="stable")  # equal times keep their recording order
             ts, values = ts[order], values[order]
-        added = float(values.sum())
+        if untimed_only and untimed_sum is not None:
+            added = untimed_sum
+        else:
+            with np.errstate(over="ignore"):  # finite values may still sum past float range
+                added = float(values.sum())
         series.count += int(values.size)
         series.sum += added
         stats = None
@@ -995,8 +1015,10 @@ class MetricsCollector:
             # A handful of numpy calls over the whole table: the row sums are needed anyway
             # and are finite only if every value of their row is (a sum that overflows sends
             # the table down the per-series path below, which is exact either way).
-            sums = table.sum(axis=1).tolist()
-            checked = all(map(math.isfinite, sums)) and math.isfinite(float(ts.sum()))
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                sums = table.sum(axis=1).tolist()
+                ts_total = float(ts.sum())
+            checked = all(map(math.isfinite, sums)) and math.isfinite(ts_total)
             if checked and ts.size > 1:
                 checked = not bool((ts[1:] < ts[:-1]).any())
             if not checked:
