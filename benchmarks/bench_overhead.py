@@ -40,13 +40,15 @@ its own (``collect_once()``, median of 7) and its share of the 10 s interval is 
 monitoring does is left out of the realistic figure.
 
 PROCESSES (realistic mode): the pairs are spread over several fresh worker processes per
-workload (``--processes``, 6 by default, 10 pairs each; workloads alternate from one process to
+workload (``--processes``, 12 by default, 5 pairs each; workloads alternate from one process to
 the next) and pooled. One process's median overhead moves by about a point from one process to
 the next -- e.g. +1.2% in one and -0.6% in the next, same code, same settings -- because where
 the interpreter, numpy and the workload put their memory (address-space randomisation, heap
 layout) changes how the monitored and the plain code paths share the caches; more pairs in one
 process do not average that away, more processes do (pyperf spawns worker processes for the
-same reason). The per-process medians are printed beside the pooled figure.
+same reason), and many short processes pin the figure down better than a few long ones. The
+per-process medians are printed beside the pooled figure, with a 95% interval for the pooled
+median that resamples processes, then pairs within them.
 
 PESSIMISTIC mode (the second set of lines, marked "pessimistic"): short 0.7 s blocks; sampling,
 health and alerts every second (ten times the default rate); the observability engine -- and,
@@ -70,9 +72,9 @@ count of waits per second, its own CPU time per run (paired), and its run-queue 
 the OS gave its core to another program, the same for both sides). Wall overhead = the
 workload thread's extra CPU (recording, caches) + its GIL waits + run-queue noise.
 
-Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 9 minutes: 6 processes
-x 10 pairs per workload; --quick 3 x 4, about 2 minutes; ``--no-pessimistic`` for the headline only,
-``--only evolution|kraken``, ``--pairs N``).
+Run: ``.venv/bin/python benchmarks/bench_overhead.py [--quick]`` (about 10 minutes: 12
+processes x 5 pairs per workload; --quick 3 x 4, about 2 minutes; ``--no-pessimistic`` for the
+headline only, ``--only evolution|kraken``, ``--processes N``, ``--pairs N`` per process).
 """
 
 from __future__ import annotations
@@ -397,8 +399,8 @@ def realistic_worker(args: argparse.Namespace, tmp: str) -> None:
 def realistic(args: argparse.Namespace) -> None:
     """The headline: default settings, each process one store, long blocks; the pairs are
     spread over several fresh processes and pooled (see "PROCESSES" above)."""
-    processes = args.processes or (3 if args.quick else 6)
-    pairs = args.pairs or (4 if args.quick else 10)
+    processes = args.processes or (3 if args.quick else 12)
+    pairs = args.pairs or (4 if args.quick else 5)
     block_s = args.realistic_block or 2.0
     settings = ObservabilitySettings(store_uri="none", settings_file=None)
     store = args.store_uri or "a fresh SQLite file per process"
