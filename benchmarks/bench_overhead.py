@@ -20,16 +20,17 @@ time (the target) and for process CPU (less noisy on a shared machine: other pro
 inflates wall time, not our CPU time).
 
 REALISTIC mode (the headline, lines ending "realistic"): what a long-running monitored process
-pays. The real default settings (``ObservabilitySettings()``: collection every 10 s, flush
-every 1 s, alerting on; a fresh SQLite file as the store). One engine and one store for each
-worker process: the store is opened, migrated and its statements and series ids resolved once,
-as a process does once. Monitored blocks last 2 s (``--realistic-block``), so the flusher folds
-and writes to SQLite at its natural once-a-second rate, on its own thread beside the workload;
-each monitored block ends with one ``flush()`` (timed, on the workload's thread) that folds and
-writes what its last partial second recorded, so the block pays for persisting all of its runs
--- about one and a half flush cycles per second of runs where a process pays one: an
-over-charge, the price of short blocks, which pair better (the machine's speed drifts less
-between two neighbouring short blocks, and more pairs fit in the same time). Between monitored
+pays. The real default settings (``ObservabilitySettings()``: collection every 10 s, a fold
+every second, a write to the store every 5 s, alerting on; a fresh SQLite file as the store).
+One engine and one store for each worker process: the store is opened, migrated and its
+statements and series ids resolved once, as a process does once. Monitored blocks last 2 s
+(``--realistic-block``); the engine folds every second on its own thread beside the workload,
+and each monitored block ends with one ``flush()`` (timed, on the workload's thread) that folds
+and writes everything the block recorded not yet written, so the block pays for persisting all
+of its runs -- about one write per 2 s of runs (more when a background write falls inside the
+block) where a process makes one per 5 s: an over-charge, the price of short blocks, which pair
+better (the machine's speed drifts less between two neighbouring short blocks, and more pairs
+fit in the same time). Between monitored
 blocks the engine is paused with ``stop(keep_store=True)`` (untimed; the store stays open) so
 the plain blocks run with no monitoring thread at all; ``start()`` resumes it before the next
 monitored block (untimed: it takes one system sample, which a process takes once per collection

@@ -73,7 +73,7 @@ def test_defaults() -> None:
     assert settings.dashboard_port == 8080 and settings.dashboard_host == "localhost"
     assert settings.mlflow_tracking_uri == "sqlite:///mlflow.db"
     assert settings.store_uri == "sqlite:///allele.db" and settings.persistence_enabled
-    assert settings.flush_interval == 1.0 and settings.webhook_url is None
+    assert settings.flush_interval == 5.0 and settings.webhook_url is None
 
 
 def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,7 +88,10 @@ class ObservabilitySettings(BaseSettings):
         "a database URI such as sqlite:///allele.db or postgresql+psycopg://..., "
         "or '' / 'none' to keep metrics in memory only",
     )
-    flush_interval: float = _f(1.0, "a number of seconds in (0, 3600]", gt=0, le=3600)
+    # Every 5 s, as OpenTelemetry's batch processor exports: each write costs the monitored
+    # program a few GIL hand-overs, and a crash loses at most this long (the engine still folds
+    # every second, so counters keep their one-second timestamps).
+    flush_interval: float = _f(5.0, "a number of seconds in (0, 3600]", gt=0, le=3600)
     webhook_url: str | None = _f(None, "an http:// or https:// URL, or empty for none")
     settings_file: Path | None = _f(None, "the path of a TOML or JSON settings file")
     # Benchmarking

@@ -610,7 +610,7 @@ class MonitoringConfig(Persisted):
     health_window_s: float = 300.0
     strict: bool = False
     store_uri: str | None = None
-    flush_interval_s: float = 1.0
+    flush_interval_s: float = 5.0
     webhook_url: str | None = None
     console_alerts: bool = False
 
