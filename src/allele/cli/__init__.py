@@ -26,6 +26,14 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
+# ``allele analytics ...`` gathers anomaly detection (nab, detect) and forecasting (forecast),
+# each in its own module, so its sub-application lives here too.
+analytics_app = typer.Typer(
+    help="Anomaly detection and forecasting on stored series; the NAB harness.",
+    no_args_is_help=True,
+)
+app.add_typer(analytics_app, name="analytics")
+
 
 def _version(value: bool) -> None:
     if value:
