@@ -55,6 +55,9 @@ def run(
     ),
     quick: bool = typer.Option(False, "--quick", help="Run the suite's reduced [quick] variant."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    max_cells: int | None = typer.Option(
+        None, "--max-cells", min=1, help="Allow a grid of more cells than the suite's max_cells."
+    ),
 ) -> None:
     """Measure every cell of a suite in worker processes and store the results."""
     from allele.errors import AlleleError
@@ -64,7 +67,7 @@ def run(
     from allele.observability.store.faults import safe_url
 
     try:
-        chosen = resolve_suite(suite)
+        chosen = resolve_suite(suite, max_cells=max_cells)
         if quick:
             chosen = chosen.quick_variant()
         chosen = chosen.resolved(workers=workers, timeout=timeout)
@@ -72,6 +75,13 @@ def run(
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
     console = _console()
+    if chosen.target is not None:
+        # A function suite runs the user's code: say which before it runs.
+        console.print(
+            f"importing benchmark target [bold]{chosen.target}[/bold] (its code runs as you, "
+            "in every worker)",
+            highlight=False,
+        )
     cells = len(chosen.cells())
     console.print(
         f"suite [bold]{chosen.name}[/bold]: {cells} cells x {runs or chosen.runs} processes, "
