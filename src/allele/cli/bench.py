@@ -1,12 +1,14 @@
 """``allele bench run | list | baseline set``: the running half of ``allele bench``.
 
-Exit codes: 0 every cell measured, 1 some cells timed out or failed (the others are stored),
-2 bad input (unknown suite, malformed suite file, unreachable store), 130 interrupted (what was
-measured is stored; continue with ``--resume``).
+Exit codes: 0 every cell measured, 1 some cells timed out, failed or were killed (the others are
+stored; ``--resume`` runs the failed jobs again), 2 bad input (unknown suite, malformed suite
+file, unreachable store), 130 interrupted by Ctrl-C and 143 by SIGTERM (what was measured is
+stored; continue with ``--resume``).
 """
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import typer
@@ -40,7 +42,12 @@ def run(
         None, "--address", help="Ray cluster address (e.g. auto); only with --executor ray."
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the latest unfinished run of this suite."
+        False, "--resume", help="Continue the latest unfinished or failed run of this suite."
+    ),
+    retry_failed: bool = typer.Option(
+        True,
+        "--retry-failed/--no-retry-failed",
+        help="With --resume, run the failed, timed-out and killed jobs again too.",
     ),
     store: str | None = _STORE,
     runs: int | None = typer.Option(None, "--runs", min=1, help="Worker processes per cell."),
@@ -61,6 +68,7 @@ def run(
 ) -> None:
     """Measure every cell of a suite in worker processes and store the results."""
     from allele.errors import AlleleError
+    from allele.observability.benchmarking import storage
     from allele.observability.benchmarking.runner import run_suite
     from allele.observability.benchmarking.suites import resolve_suite
     from allele.observability.store import open_store
@@ -89,6 +97,11 @@ def run(
         highlight=False,
     )
     try:
+        if resume and storage.latest_unfinished(opened, chosen.name) is None:
+            console.print(
+                f"no unfinished or failed run of {chosen.name} to resume: starting a new run",
+                highlight=False,
+            )
         result = run_suite(
             chosen,
             store=opened,
@@ -97,20 +110,27 @@ def run(
             resume=resume,
             progress=progress,
             runs=runs,
+            retry_failed=retry_failed,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
         console.print(
-            "[yellow]interrupted[/yellow]: what was measured is stored; continue with the "
-            f"same command plus --resume (`allele bench run {suite} ... --resume`)"
+            f"[yellow]interrupted[/yellow] ({signal.Signals(signum).name}): what was measured is "
+            "stored; continue with the same command plus --resume "
+            f"(`allele bench run {suite} ... --resume`)"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + signum) from None
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
     _print_run(console, result)
     failed = [c for c in result.cells if c.status != "ok"]
     console.print(f"stored as suite id [bold]{result.suite_id}[/bold]", highlight=False)
     if failed:
-        raise _fail(f"{len(failed)} of {len(result.cells)} cells did not finish", code=1)
+        raise _fail(
+            f"{len(failed)} of {len(result.cells)} cells did not finish; the run is stored as "
+            "failed: `--resume` runs exactly the failed jobs again",
+            code=1,
+        )
 
 
 def _print_run(console: Any, result: Any) -> None:

@@ -14,12 +14,16 @@ from typing import Any
 PRIMARY_METRIC = "time_s"
 
 # "partial": some of the cell's process runs are measured and stored, the run was interrupted
-# before the others (``--resume`` measures only the missing ones).
-CELL_STATUSES = ("ok", "timeout", "error", "partial")
+# before the others (``--resume`` measures only the missing ones). "killed": a worker was ended
+# by a signal it did not send itself (``signal`` names it; the out-of-memory killer's SIGKILL).
+CELL_STATUSES = ("ok", "timeout", "error", "killed", "partial")
+#: The statuses of a cell whose failed job ``--resume`` runs again (unless --no-retry-failed).
+FAILED_CELL_STATUSES = ("timeout", "error", "killed")
 
-# "running" while the runner works (or after it was killed), "interrupted" after Ctrl-C,
-# "complete" once every cell is measured.
-RUN_STATUSES = ("running", "interrupted", "complete")
+# "running" while the runner works (or after it was killed), "interrupted" after Ctrl-C or
+# SIGTERM, "failed" when every job ran but some cells failed, "complete" once every cell is
+# measured. All but "complete" are resumable.
+RUN_STATUSES = ("running", "interrupted", "failed", "complete")
 
 
 def cell_key(params: dict[str, Any]) -> str:
@@ -52,6 +56,7 @@ class CellResult:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     run_indices: list[int] = field(default_factory=list)
+    signal: int | None = None
 
     @property
     def key(self) -> str:

@@ -5,12 +5,13 @@
 >>> suite_id = save_run(store, run)           # doctest: +SKIP
 >>> latest = load_run(store, "evolution")    # the latest run of that suite  # doctest: +SKIP
 
-Tables (migration ``0002``): ``bench_suites`` (one row per run), ``bench_cells`` (one row per
-cell; every raw sample packed into one ``samples`` blob of little-endian float64, metric after
-metric, described by the ``sample_index`` JSON ``[[name, count], ...]``), ``bench_baselines``
-and ``bench_calibrations``. JSON columns are text written with ``json.dumps`` (NaN allowed), so
-values round-trip exactly on SQLite and PostgreSQL. Every function takes the ``Store`` returned
-by ``open_store`` or a store URI.
+Tables (migrations ``0002``, ``0005_bench``): ``bench_suites`` (one row per run), ``bench_cells``
+(one row per cell, with the signal that killed its worker if one did; every raw sample packed
+into one ``samples`` blob of little-endian float64, metric after metric, described by the
+``sample_index`` JSON ``[[name, count], ...]``), ``bench_baselines`` and ``bench_calibrations``.
+JSON columns are text written with ``json.dumps`` (NaN allowed), so values round-trip exactly on
+SQLite and PostgreSQL. Every function takes the ``Store`` returned by ``open_store`` or a store
+URI.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ cells_table = Table(
     Column("node", String(255), nullable=True),
     Column("started_at", Double, nullable=True),
     Column("finished_at", Double, nullable=True),
+    Column("signal", Integer, nullable=True),  # migration 0005_bench
 )
 
 baselines_table = Table(
@@ -182,7 +184,7 @@ def save_cell(store: Any, suite_id: str, cell: CellResult, position: int | None 
 
 
 def set_run_status(store: Any, suite_id: str, status: str) -> None:
-    """Mark a stored run ``running``, ``interrupted`` or ``complete``."""
+    """Mark a stored run ``running``, ``interrupted``, ``failed`` or ``complete``."""
     values: dict[str, Any] = {"status": status}
     if status == "complete":
         values["finished_at"] = datetime.now(UTC).timestamp()
@@ -261,6 +263,7 @@ def _cell_row(suite_id: str, cell: CellResult, position: int) -> dict[str, Any]:
         "node": cell.node,
         "started_at": _epoch(cell.started_at),
         "finished_at": _epoch(cell.finished_at),
+        "signal": cell.signal,
     }
 
 
@@ -393,6 +396,7 @@ def _cell_of(row: Row[Any]) -> CellResult:
         node=row.node,
         started_at=_datetime_of(row.started_at),
         finished_at=_datetime_of(row.finished_at),
+        signal=row.signal,
     )
 
 
