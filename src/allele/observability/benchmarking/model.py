@@ -38,7 +38,9 @@ class CellResult:
     ``samples`` maps a metric name to its raw samples (``time_s`` always, when ``status`` is
     "ok"; also ``cpu_time_s`` and any workload throughput per sample). ``metrics`` holds scalar
     figures of the cell: workload quality (``best_fitness``, ``memory_capacity``...),
-    ``peak_rss_bytes``, ``tracemalloc_peak_bytes``, GPU figures when present.
+    the workload's own memory (``rss_growth_bytes``: how far the resident set grew during the
+    measured phase; ``tracemalloc_peak_bytes``: the allocation peak of one call), the process's
+    ``peak_rss_bytes`` (interpreter and imports included), GPU figures when present.
 
     ``run_indices`` lists the process runs that produced the samples, in order: each run
     contributes ``len(samples["time_s"]) / len(run_indices)`` timing samples and one value of

@@ -44,7 +44,12 @@ from allele.observability.benchmarking.progress import Progress, RichProgress, S
 from allele.observability.benchmarking.suites import Suite
 
 # Figures measured once per process run (not per timing sample); stored as per-run samples.
-_MEMORY_FIGURES = ("peak_rss_bytes", "tracemalloc_peak_bytes", "gpu_memory_used_bytes")
+_MEMORY_FIGURES = (
+    "rss_growth_bytes",
+    "peak_rss_bytes",
+    "tracemalloc_peak_bytes",
+    "gpu_memory_used_bytes",
+)
 _TIMINGS = ("time_s", "cpu_time_s")
 
 

@@ -49,6 +49,10 @@ def _measure(job: Job, started: datetime, node: str) -> JobResult:
     prepared = prepare(job.component, job.params, job.target, job.run_index)
     try:
         fn = prepared.operation
+        # The measured phase starts here: set-up (imports, building the workload) is not the
+        # workload's per-operation memory.
+        growth = measure.RssGrowth()
+        growth.start()
         timing = measure.measure_calls(
             fn,
             min_time=job.min_time,
@@ -59,10 +63,13 @@ def _measure(job: Job, started: datetime, node: str) -> JobResult:
         )
         wall, cpu, loops = timing.wall, timing.cpu, timing.loops
         quality = {k: float(v) for k, v in prepared.quality().items()}
+        rss_growth = growth.stop()
         metrics = {
             "peak_rss_bytes": measure.peak_rss_bytes(),
             "rounds_per_sample": float(timing.rounds),
         }
+        if rss_growth is not None:
+            metrics["rss_growth_bytes"] = rss_growth
         if job.measure_memory:
             # After the timed samples: tracing allocations slows every call several-fold.
             metrics["tracemalloc_peak_bytes"] = measure.tracemalloc_peak_bytes(fn)
