@@ -103,7 +103,9 @@ def test_markdown_report_rows(runs) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "20"
     assert cells[2] == format_value(stats.median, "time_s")
-    assert cells[6] == f"{slow.shift * 100:+.1f}%"
+    # The change shown is that of the medians shown: it cannot contradict them.
+    assert cells[6] == f"{slow.change * 100:+.1f}%"
+    assert slow.change == pytest.approx(slow.current_median / slow.baseline_median - 1)
     assert "regression" in cells[-1]
     assert md.count("\n| `") == 7  # one row per cell
     text = comparison_markdown(comparison)
@@ -184,7 +186,7 @@ def test_html_with_three_parameters_offers_one_heatmap_per_slice() -> None:
     assert "Plotly.newPlot" in html_report(run)
 
 
-def test_html_change_heatmap_holds_each_cells_shift(runs) -> None:
+def test_html_change_heatmap_holds_each_cells_change(runs) -> None:
     pytest.importorskip("plotly")
     from allele.observability.benchmarking.report import html
 
@@ -194,10 +196,10 @@ def test_html_change_heatmap_holds_each_cells_shift(runs) -> None:
     slow = comparison.cell(SLOW_CELL)
     assert slow is not None and slow.verdict == "regression"
     # population 200 is column 2, mutation_rate 0.2 row 1; values in percent.
-    assert trace.z[1][2] == pytest.approx(slow.shift * 100)
-    assert trace.text[1][2] == f"{slow.shift * 100:+.1f}% ▲"
+    assert trace.z[1][2] == pytest.approx(slow.change * 100)
+    assert trace.text[1][2] == f"{slow.change * 100:+.1f}% ▲"
     # Centred on zero and symmetric, so white means unchanged.
-    assert trace.zmid == 0 and trace.zmin == -trace.zmax and trace.zmax >= slow.shift * 100
+    assert trace.zmid == 0 and trace.zmin == -trace.zmax and trace.zmax >= slow.change * 100
     assert html._change_heatmap(summarize_run(current)) is None  # nothing to compare
 
 

@@ -217,8 +217,8 @@ def check(
     from allele.errors import AlleleError
     from allele.observability.benchmarking.report.summary import (
         comparison_headline,
+        format_change_ci,
         format_shift,
-        format_shift_ci,
         format_value,
     )
 
@@ -247,8 +247,9 @@ def check(
         console.print(
             f"[bold red]REGRESSION[/bold red] {cell.key}: "
             f"{format_value(cell.baseline_median, metric)} -> "
-            f"{format_value(cell.current_median, metric)} ({format_shift(cell.shift)}, "
-            f"CI {format_shift_ci(cell)}, q={cell.q_value:.2g}, floor {cell.floor:.1%})",
+            f"{format_value(cell.current_median, metric)} ({format_shift(cell.change)}, "
+            f"CI {format_change_ci(cell)}; HL shift {format_shift(cell.shift)}, "
+            f"q={cell.q_value:.2g}, floor {cell.floor:.1%})",
             highlight=False,
             markup=True,
         )

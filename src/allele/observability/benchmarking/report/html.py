@@ -38,10 +38,10 @@ from allele.observability.benchmarking.report.summary import (
     RunSummary,
     comparison_headline,
     figure_columns,
+    format_change_ci,
     format_figure,
     format_q,
     format_shift,
-    format_shift_ci,
     format_value,
     stat_cells,
     summarize_run,
@@ -200,9 +200,9 @@ def _change_heatmap(summary: RunSummary) -> Any:
     if summary.comparison is None or len(summary.varying_params) < 2:
         return None
     shifts = [
-        abs(row.comparison.shift)
+        abs(row.comparison.change)
         for row in summary.rows
-        if row.comparison is not None and not math.isnan(row.comparison.shift)
+        if row.comparison is not None and not math.isnan(row.comparison.change)
     ]
     if not shifts:
         return None
@@ -212,12 +212,12 @@ def _change_heatmap(summary: RunSummary) -> Any:
 
     def value_of(row: CellRow) -> float | None:
         c = row.comparison
-        return None if c is None or math.isnan(c.shift) else c.shift * 100
+        return None if c is None or math.isnan(c.change) else c.change * 100
 
     def text_of(row: CellRow) -> str:
         assert row.comparison is not None
         mark = _MARKS.get(row.verdict, "")
-        return f"{format_shift(row.comparison.shift)} {mark}".strip()
+        return f"{format_shift(row.comparison.change)} {mark}".strip()
 
     sign = -1 if summary.comparison.higher_is_better else 1
     style = {
@@ -398,7 +398,7 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
     figures = figure_columns(run)
     columns = ["cell", "status", *STAT_COLUMNS, *(label for _, label in figures)]
     if comparison is not None:
-        columns += ["change", "change CI", "q", "verdict"]
+        columns += ["change", "change CI", "HL shift", "q", "verdict"]
     metrics_of = {c.key: c.metrics for c in run.cells}
     rows_html = []
     for row in summary.rows:
@@ -408,9 +408,15 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
         if comparison is not None:
             c = row.comparison
             values += (
-                [format_shift(c.shift), format_shift_ci(c), format_q(c.q_value), c.verdict]
+                [
+                    format_shift(c.change),
+                    format_change_ci(c),
+                    format_shift(c.shift),
+                    format_q(c.q_value),
+                    c.verdict,
+                ]
                 if c
-                else ["-", "-", "-", "-"]
+                else ["-", "-", "-", "-", "-"]
             )
         cells = "".join(f"<td>{esc(v)}</td>" for v in values)
         rows_html.append(f'<tr class="{esc(row.verdict)}">{cells}</tr>')

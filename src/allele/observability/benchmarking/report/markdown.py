@@ -10,9 +10,9 @@ from allele.observability.benchmarking.compare import Comparison
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
     comparison_headline,
+    format_change_ci,
     format_q,
     format_shift,
-    format_shift_ci,
     format_value,
     stat_cells,
     summarize_run,
@@ -52,8 +52,8 @@ def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
                 values += ["-", "-", "-", "-"]
             else:
                 values += [
-                    format_shift(c.shift),
-                    format_shift_ci(c),
+                    format_shift(c.change),
+                    format_change_ci(c),
                     format_q(c.q_value),
                     _VERDICT_MARKS.get(c.verdict, c.verdict),
                 ]
@@ -67,7 +67,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     level = round(comparison.confidence * 100)
     lines = [f"## Benchmark comparison `{comparison.current_name}`", ""]
     lines += [f"**{_escape(comparison_headline(comparison))}**", ""]
-    header = ["cell", "baseline", "current", "change", f"{level}% CI", "q", "verdict"]
+    header = ["cell", "baseline", "current", "change", f"{level}% CI", "HL shift", "q", "verdict"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     order = {"regression": 0, "improvement": 1}
@@ -79,8 +79,9 @@ def comparison_markdown(comparison: Comparison) -> str:
                     f"`{_escape(c.key)}`",
                     format_value(c.baseline_median, metric),
                     format_value(c.current_median, metric),
+                    format_shift(c.change),
+                    format_change_ci(c),
                     format_shift(c.shift),
-                    format_shift_ci(c),
                     format_q(c.q_value),
                     _VERDICT_MARKS.get(c.verdict, c.verdict),
                 ]

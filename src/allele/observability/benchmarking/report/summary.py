@@ -201,8 +201,17 @@ def format_shift(value: float | None) -> str:
 
 
 def format_shift_ci(cell: CellComparison) -> str:
-    """The shift's confidence interval as ``[-1.0%, +2.3%]``."""
-    low, high = cell.shift_ci
+    """The Hodges-Lehmann shift's confidence interval as ``[-1.0%, +2.3%]``."""
+    return _format_interval(cell.shift_ci)
+
+
+def format_change_ci(cell: CellComparison) -> str:
+    """The change of the medians' confidence interval as ``[-1.0%, +2.3%]``."""
+    return _format_interval(cell.change_ci)
+
+
+def _format_interval(bounds: tuple[float, float]) -> str:
+    low, high = bounds
     if math.isnan(low) or math.isnan(high):
         return "-"
     return f"[{format_shift(low)}, {format_shift(high)}]"

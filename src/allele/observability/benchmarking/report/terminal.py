@@ -16,9 +16,9 @@ from allele.observability.benchmarking.compare import CellComparison, Comparison
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
     comparison_headline,
+    format_change_ci,
     format_q,
     format_shift,
-    format_shift_ci,
     format_value,
     stat_cells,
     summarize_run,
@@ -70,7 +70,7 @@ def render_run(
             cells += stat_cells(row.stats, metric)
         if comparison is not None:
             cmp = row.comparison
-            cells.append(format_shift(cmp.shift) if cmp else "-")
+            cells.append(format_shift(cmp.change) if cmp else "-")
             cells.append(_verdict_text(cmp.verdict) if cmp else "")
         table.add_row(*cells)
     parts: list[RenderableType] = [table]
@@ -84,7 +84,8 @@ def render_run(
 def render_comparison(
     comparison: Comparison, *, show_unchanged: bool | None = None
 ) -> RenderableType:
-    """A table of the compared cells (change with CI, q-value, verdict) and a headline.
+    """A table of the compared cells (change of the medians with its CI, the Hodges-Lehmann
+    shift as detail, q-value, verdict) and a headline.
 
     Unchanged cells are listed only when ``show_unchanged`` (default: when 50 cells or fewer).
     """
@@ -102,6 +103,7 @@ def render_comparison(
         ("current", "right"),
         ("change", "right"),
         (f"{round(comparison.confidence * 100)}% CI", "right"),
+        ("HL shift", "right"),
         ("q", "right"),
         ("floor", "right"),
     ):
@@ -117,8 +119,9 @@ def render_comparison(
             Text(c.key),
             format_value(c.baseline_median, metric),
             format_value(c.current_median, metric),
+            format_shift(c.change),
+            format_change_ci(c),
             format_shift(c.shift),
-            format_shift_ci(c),
             format_q(c.q_value),
             format_shift(c.floor).lstrip("+"),
             _verdict_text(c.verdict, c.note),
@@ -145,8 +148,8 @@ def print_report(
 
 
 def abs_shift(cell: CellComparison) -> float:
-    """``|shift|``, with 0 for cells that have none (so sorting never meets NaN)."""
-    return 0.0 if cell.shift != cell.shift else abs(cell.shift)
+    """``|change|``, with 0 for cells that have none (so sorting never meets NaN)."""
+    return 0.0 if cell.change != cell.change else abs(cell.change)
 
 
 def _verdict_text(verdict: str, note: str = "") -> Text:
