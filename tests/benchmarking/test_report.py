@@ -77,19 +77,41 @@ def test_terminal_run_table_shows_medians_cis_and_verdicts(runs) -> None:
     text = _text(render_run(current, comparison))
     stats = describe(current.cell(SLOW_CELL).samples["time_s"])
     assert format_value(stats.median, "time_s") in text
-    low, high = (format_value(v, "time_s") for v in stats.median_ci)
-    assert f"{low} - {high}" in text
+    low, high = stats.median_ci
+    assert f"±{(high - low) / 2 / stats.median:.1%}" in text  # the CI, as a share of the median
     assert "regression" in text and "timeout: 60 s" in text
     assert "cur1" in text  # suite id in the title, not swallowed as rich markup
-    # The regressed cell is listed first.
-    assert text.index(SLOW_CELL) < text.index("mutation_rate=0.1,population=50")
+    # Parameters are columns; the regressed cell (200, 0.2) is listed first.
+    rows = [line.split() for line in text.splitlines()]
+    assert rows[1][:2] == ["population", "mutation_rate"]
+    assert rows[3][:2] == ["200", "0.2"]
+
+
+def test_terminal_tables_read_at_80_columns_without_a_terminal(runs) -> None:
+    import io
+
+    _, current, comparison = runs
+    for renderable, unit_at in (
+        (render_run(current), 4),  # parameters, n, median
+        (render_run(current, comparison), 4),
+        (render_comparison(comparison), 3),  # parameters, baseline median
+    ):
+        out = io.StringIO()
+        Console(file=out, width=80).print(renderable)  # not a TTY: what a CI log gets
+        lines = out.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= 80
+        assert "…" not in out.getvalue()  # nothing cut
+        body = [line.split() for line in lines if line.strip()[:1].isdigit()]
+        # Each row starts with its parameters whole, one per column, then n and the median.
+        assert {tuple(row[:2]) for row in body} >= {("50", "0.1"), ("200", "0.2")}
+        assert all(row[unit_at] in ("us", "ms") for row in body if row[2] not in ("0", "-"))
 
 
 def test_terminal_comparison_table(runs) -> None:
     _, _, comparison = runs
     slow = comparison.cell(SLOW_CELL)
     text = _text(render_comparison(comparison))
-    assert f"{slow.shift * 100:+.1f}%" in text
+    assert f"{slow.change * 100:+.1f}%" in text
     assert "1 regression" in text and "1 failed" in text
     assert "unchanged" in text  # 7 cells: unchanged ones are listed
 

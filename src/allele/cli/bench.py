@@ -134,28 +134,10 @@ def run(
 
 
 def _print_run(console: Any, result: Any) -> None:
-    from rich.table import Table
+    from allele.observability.benchmarking.report.terminal import render_run
 
-    from allele.observability.benchmarking.report.summary import format_value
-
-    table = Table(title=f"{result.name} [{result.suite_id}]", title_justify="left")
-    table.add_column("cell", overflow="fold")
-    table.add_column("status")
-    table.add_column("time/op (p50)", justify="right")
-    table.add_column("p95", justify="right")
-    table.add_column("samples", justify="right")
-    table.add_column("node")
-    for cell in result.cells:
-        m = cell.metrics
-        table.add_row(
-            cell.key,
-            cell.status if cell.status == "ok" else f"[red]{cell.status}[/red]",
-            format_value(m.get("latency_p50_s"), "time_s"),
-            format_value(m.get("latency_p95_s"), "time_s"),
-            str(len(cell.samples.get("time_s", []))),
-            cell.node or "",
-        )
-    console.print(table)
+    # The report's table: parameters as columns, failures and noise caveats under it.
+    console.print(render_run(result))
 
 
 @bench_app.command("list")

@@ -55,9 +55,18 @@ class _Inputs:
         path = Path(reference)
         if reference.endswith(".json") or path.is_file():
             return load_run_file(path)
-        from allele.observability.benchmarking.storage import load_run
+        from allele.errors import BenchmarkError
+        from allele.observability.benchmarking.storage import load_run, suite_names
 
-        return load_run(self.store, reference)
+        try:
+            return load_run(self.store, reference)
+        except BenchmarkError:
+            # `bench run NAME --quick` stores NAME-quick: a report of NAME then means that.
+            quick = f"{reference}-quick"
+            if quick not in suite_names(self.store):
+                raise
+            _note(f"no stored run of {reference!r}; using its --quick variant {quick!r}")
+            return load_run(self.store, quick)
 
     def baseline(self, reference: str) -> SuiteRun:
         """A named baseline of the store, or a JSON file."""
@@ -103,6 +112,12 @@ def load_run_file(path: Path) -> SuiteRun:
         f"{str(path)!r} is neither a suite run JSON (name, component, cells) "
         "nor a pytest-benchmark JSON file"
     )
+
+
+def _note(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"note: {message}", markup=False, highlight=False)
 
 
 def _is_file(reference: str) -> bool:

@@ -38,7 +38,7 @@ from allele.observability.benchmarking.executors.base import (
     JobResult,
     create_executor,
 )
-from allele.observability.benchmarking.machine import code_commit_info, machine_info
+from allele.observability.benchmarking.machine import code_commit_info, load_average, machine_info
 from allele.observability.benchmarking.model import FAILED_CELL_STATUSES, CellResult, SuiteRun
 from allele.observability.benchmarking.progress import Progress, RichProgress, SilentProgress
 from allele.observability.benchmarking.suites import Suite
@@ -144,8 +144,9 @@ def run_suite(
     failed = any(c.result.status in FAILED_CELL_STATUSES for c in cells)
     # A run with failed cells stays resumable: ``--resume`` runs their failed jobs again.
     run.status = "failed" if failed else "complete"
+    run.machine["load_average_end"] = load_average()  # for the caveats
     if store is not None:
-        storage.set_run_status(store, run.suite_id, run.status)
+        storage.set_run_status(store, run.suite_id, run.status, machine=run.machine)
     return run
 
 

@@ -183,9 +183,14 @@ def save_cell(store: Any, suite_id: str, cell: CellResult, position: int | None 
         _upsert_cells(conn, [row])
 
 
-def set_run_status(store: Any, suite_id: str, status: str) -> None:
-    """Mark a stored run ``running``, ``interrupted``, ``failed`` or ``complete``."""
+def set_run_status(
+    store: Any, suite_id: str, status: str, machine: dict[str, Any] | None = None
+) -> None:
+    """Mark a stored run ``running``, ``interrupted``, ``failed`` or ``complete`` (and replace
+    its machine description, which gains the load at the end of the run)."""
     values: dict[str, Any] = {"status": status}
+    if machine is not None:
+        values["machine"] = json.dumps(machine)
     if status == "complete":
         values["finished_at"] = datetime.now(UTC).timestamp()
     with engine_of(store).begin() as conn:
@@ -285,12 +290,29 @@ def load_run(store: Any, id_or_name: str) -> SuiteRun:
                 .limit(1)
             ).first()
         if row is None:
+            names = conn.execute(select(suites_table.c.name).distinct()).scalars().all()
             raise BenchmarkError(
-                f"no stored benchmark run with suite id or suite name {id_or_name!r}; "
-                "see `allele bench list`"
+                f"no stored benchmark run with suite id or suite name {id_or_name!r}"
+                f"{_name_hint(id_or_name, list(names))}; see `allele bench list`"
             )
         runs = _runs_with_cells(conn, [row])
     return runs[0]
+
+
+def suite_names(store: Any) -> list[str]:
+    """The names of the suites with stored runs, sorted."""
+    with engine_of(store).connect() as conn:
+        return sorted(conn.execute(select(suites_table.c.name).distinct()).scalars().all())
+
+
+def _name_hint(name: str, names: list[str]) -> str:
+    """`` (did you mean ...?)`` for a suite name, the ``--quick`` variant first."""
+    import difflib
+
+    if f"{name}-quick" in names:
+        return f"; its --quick variant is stored as {name + '-quick'!r}"
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def latest_unfinished(store: Any, name: str) -> SuiteRun | None:
@@ -430,7 +452,9 @@ def get_baseline(store: Any, baseline_name: str) -> SuiteRun:
         names = conn.execute(select(baselines_table.c.name)).scalars().all()
     if suite_id is None:
         raise BenchmarkError(
-            f"no baseline named {baseline_name!r}; stored baselines: {sorted(names) or 'none'}"
+            f"no baseline named {baseline_name!r} (stored baselines: "
+            f"{', '.join(sorted(names)) or 'none'}); set it with `allele bench baseline set "
+            f"{baseline_name} SUITE_ID`, a suite id from `allele bench list`"
         )
     return load_run(store, suite_id)
 

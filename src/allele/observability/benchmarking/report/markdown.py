@@ -6,6 +6,9 @@ interval, the q-value and the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from allele.observability.benchmarking.caveats import run_or_default_caveats
 from allele.observability.benchmarking.compare import Comparison
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
@@ -21,8 +24,11 @@ from allele.observability.benchmarking.report.summary import (
 _VERDICT_MARKS = {"regression": "🔴 regression", "improvement": "🟢 improvement"}
 
 
-def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
-    """The Markdown text of a run's report (with verdict columns when ``comparison`` is given)."""
+def markdown_report(
+    run: SuiteRun, comparison: Comparison | None = None, caveats: Sequence[str] | None = None
+) -> str:
+    """The Markdown text of a run's report (with verdict columns when ``comparison`` is given);
+    ``caveats`` default to the run's own."""
     summary = summarize_run(run, comparison)
     metric = summary.metric
     level = round((comparison.confidence if comparison else 0.95) * 100)
@@ -36,6 +42,9 @@ def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
     lines.append("")
     if comparison is not None:
         lines += [f"**{_escape(comparison_headline(comparison))}**", ""]
+    warnings = run_or_default_caveats(run, comparison, caveats)
+    if warnings:
+        lines += [f"> warning: {_escape(line)}" for line in warnings] + [""]
     header = ["cell", "n", "median", f"{level}% CI", "p95", "CV"]
     if comparison is not None:
         header += ["change", f"change {level}% CI", "q", "verdict"]
