@@ -18,6 +18,9 @@ from allele.cli import bench_app
 baseline_app = typer.Typer(help="Named baselines that `allele bench check` compares against.")
 bench_app.add_typer(baseline_app, name="baseline")
 
+#: Characters of a suite id shown in tables; any unique prefix names a run.
+SHORT_ID = 12
+
 _STORE = typer.Option(
     None, "--store", envvar="ALLELE_STORE_URI", help="Store URI (default sqlite:///allele.db)."
 )
@@ -147,7 +150,6 @@ def list_command(
     store: str | None = _STORE,
 ) -> None:
     """List the built-in suites and the stored runs, newest first."""
-    from rich.table import Table
 
     from allele.errors import AlleleError
     from allele.observability.benchmarking.storage import list_baselines, list_runs
@@ -160,25 +162,66 @@ def list_command(
         baselines = list_baselines(opened)
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
+    from allele.observability.benchmarking.report.terminal import compact_table, fit_columns
+
     console = _console()
     console.print(f"built-in suites: {', '.join(builtin_suite_names())}", highlight=False)
     marks: dict[str, list[str]] = {}
     for baseline, suite_id in baselines.items():
         marks.setdefault(suite_id, []).append(baseline)
-    table = Table(title="stored runs", title_justify="left")
-    for column in ("suite id", "suite", "component", "created (UTC)", "cells", "status"):
-        table.add_column(column, no_wrap=column in ("suite id", "created (UTC)"))
-    table.add_column("baselines")
+    # Short ids (any unique prefix names a run) so that the table reads at 80 columns.
+    table = compact_table("stored runs")
+    for column in ("id", "suite", "created (UTC)", "cells", "status"):
+        table.add_column(column, no_wrap=column != "suite", overflow="fold")
+    table.add_column("baselines", overflow="fold")
     for s in summaries:
         table.add_row(
-            s.suite_id,
+            s.suite_id[:SHORT_ID],
             s.name,
-            s.component,
-            s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.created_at.strftime("%Y-%m-%d %H:%M"),
             str(s.n_cells),
             s.status,
             ", ".join(sorted(marks.get(s.suite_id, []))),
         )
+    fit_columns(table)
+    console.print(table)
+
+
+@baseline_app.command("list")
+def baseline_list(store: str | None = _STORE) -> None:
+    """List the named baselines and the runs they point at."""
+    from allele.errors import AlleleError
+    from allele.observability.benchmarking.report.terminal import compact_table, fit_columns
+    from allele.observability.benchmarking.storage import list_baselines, list_runs
+    from allele.observability.store import open_store
+
+    try:
+        opened = open_store(store)
+        baselines = list_baselines(opened)
+        runs = {s.suite_id: s for s in list_runs(opened, limit=1_000_000)}
+    except AlleleError as exc:
+        raise _fail(str(exc)) from exc
+    console = _console()
+    if not baselines:
+        console.print(
+            "no baselines; set one with `allele bench baseline set NAME SUITE_ID` "
+            "(suite ids: `allele bench list`)",
+            highlight=False,
+        )
+        return
+    table = compact_table("baselines")
+    for column in ("baseline", "id", "suite", "created (UTC)", "status"):
+        table.add_column(column, no_wrap=column not in ("baseline", "suite"), overflow="fold")
+    for name, suite_id in sorted(baselines.items()):
+        run = runs.get(suite_id)
+        table.add_row(
+            name,
+            suite_id[:SHORT_ID],
+            run.name if run else "-",
+            run.created_at.strftime("%Y-%m-%d %H:%M") if run else "-",
+            run.status if run else "missing",
+        )
+    fit_columns(table)
     console.print(table)
 
 

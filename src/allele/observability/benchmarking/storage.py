@@ -279,9 +279,8 @@ def load_run(store: Any, id_or_name: str) -> SuiteRun:
     """The run with suite id ``id_or_name``, else the latest run of the suite of that name."""
     engine = engine_of(store)
     with engine.connect() as conn:
-        row = conn.execute(
-            select(suites_table).where(suites_table.c.suite_id == id_or_name)
-        ).first()
+        suite_id = _full_suite_id(conn, id_or_name)
+        row = conn.execute(select(suites_table).where(suites_table.c.suite_id == suite_id)).first()
         if row is None:
             row = conn.execute(
                 select(suites_table)
@@ -297,6 +296,32 @@ def load_run(store: Any, id_or_name: str) -> SuiteRun:
             )
         runs = _runs_with_cells(conn, [row])
     return runs[0]
+
+
+def _full_suite_id(conn: Connection, reference: str) -> str:
+    """The suite id ``reference`` is, or is the unique prefix of (six characters or more, as
+    tables show ids shortened); ``reference`` itself otherwise."""
+    exact = conn.execute(
+        select(suites_table.c.suite_id).where(suites_table.c.suite_id == reference)
+    ).first()
+    if (
+        exact is not None
+        or len(reference) < 6
+        or not all(c in "0123456789abcdef" for c in reference)
+    ):
+        return reference
+    found = (
+        conn.execute(
+            select(suites_table.c.suite_id)
+            .where(suites_table.c.suite_id.startswith(reference, autoescape=True))
+            .limit(2)
+        )
+        .scalars()
+        .all()
+    )
+    if len(found) > 1:
+        raise BenchmarkError(f"suite id prefix {reference!r} names several runs; give more of it")
+    return found[0] if found else reference
 
 
 def suite_names(store: Any) -> list[str]:
@@ -429,6 +454,7 @@ def set_baseline(store: Any, baseline_name: str, suite_id: str) -> None:
     """Point baseline ``baseline_name`` at the stored run ``suite_id`` (replacing any previous)."""
     engine = engine_of(store)
     with engine.begin() as conn:
+        suite_id = _full_suite_id(conn, suite_id)
         exists = conn.execute(
             select(suites_table.c.suite_id).where(suites_table.c.suite_id == suite_id)
         ).first()

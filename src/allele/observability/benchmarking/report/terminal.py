@@ -17,6 +17,7 @@ from rich.text import Text
 
 from allele.observability.benchmarking.caveats import run_or_default_caveats
 from allele.observability.benchmarking.compare import CellComparison, Comparison
+from allele.observability.benchmarking.history import CellHistory
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
     RunSummary,
@@ -235,6 +236,68 @@ def render_comparison(
     style = "bold red" if comparison.has_regressions else "bold green"
     parts.append(Text(comparison_headline(comparison), style=style))
     return Group(*parts)
+
+
+def history_table(
+    suite: str, cells: Sequence[CellHistory], metric: str, *, one_cell: bool = False
+) -> RenderableType:
+    """A suite's history: per cell its first and latest median and the change points found, or,
+    for one cell, every stored run (date, commit, median, interval, step)."""
+    runs = max((len(c.points) for c in cells), default=0)
+    if one_cell and cells:
+        cell = cells[0]
+        table = compact_table(Text(f"{suite}: {cell.key} - {metric} over {runs} runs", "bold"))
+        for name in ("#", "date (UTC)", "commit", "median", "CI ±", "step"):
+            right = name in ("#", "median", "CI ±")
+            table.add_column(name, justify="right" if right else "left", no_wrap=True)
+        for i, p in enumerate(cell.points):
+            step = ""
+            if p.change_point is not None:
+                step = f"new level {format_shift(p.change_point.relative_change)}"
+            width = (p.ci[1] - p.ci[0]) / 2 / p.median if p.median == p.median and p.median else 0
+            table.add_row(
+                str(i),
+                f"{p.created_at:%Y-%m-%d %H:%M}",
+                p.commit or "-",
+                format_value(p.median, metric) if p.status == "ok" else Text(p.status, "red"),
+                f"±{width:.1%}" if p.status == "ok" else "",
+                Text(step, style="bold yellow"),
+            )
+        fit_columns(table)
+        return table
+    table = compact_table(Text(f"{suite} - median {metric} over {runs} stored runs", "bold"))
+    values: dict[str, set[str]] = {}
+    for c in cells:
+        for name, value in c.params.items():
+            values.setdefault(name, set()).add(repr(value))
+    names = [n for n, seen in values.items() if len(seen) > 1]
+    for name in names:
+        table.add_column(name, justify="right")
+    if not names:
+        table.add_column("cell", overflow="fold")
+    for name in ("runs", "first", "latest", "change"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("change points (run: step)", overflow="fold")
+    for c in cells:
+        measured = [p for p in c.points if p.median == p.median]
+        first = measured[0].median if measured else math.nan
+        last = measured[-1].median if measured else math.nan
+        index = {p.suite_id: i for i, p in enumerate(c.points)}
+        steps = ", ".join(
+            f"#{index[p.suite_id]}: {format_shift(p.change_point.relative_change)}"
+            for p in c.points
+            if p.change_point is not None
+        )
+        table.add_row(
+            *param_cells(c.params, names, c.key),
+            str(len(measured)),
+            format_value(first, metric),
+            format_value(last, metric),
+            format_shift(last / first - 1) if first and first == first else "-",
+            Text(steps or "-", style="bold yellow" if steps else "dim"),
+        )
+    fit_columns(table)
+    return table
 
 
 def print_report(
