@@ -113,7 +113,7 @@ def test_bench_run_list_and_baseline_set(tmp_path: Path) -> None:
     assert summary.name == "cli" and summary.n_cells == 2
 
     listed = runner.invoke(app, ["bench", "list", "--store", uri])
-    assert listed.exit_code == 0 and summary.suite_id in listed.output
+    assert listed.exit_code == 0 and summary.suite_id[:12] in listed.output  # short ids
 
     base = runner.invoke(
         app, ["bench", "baseline", "set", "main", summary.suite_id, "--store", uri]
