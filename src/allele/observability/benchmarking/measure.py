@@ -171,6 +171,30 @@ def measure_calls(
     return Timing(n, rounds, wall, cpu)
 
 
+@dataclass(frozen=True)
+class ResourceMeasurement:
+    """What one process run of a cell used, besides time (bytes; None where not measured).
+
+    ``rss_growth_bytes`` and ``tracemalloc_peak_bytes`` are the workload's own (see
+    ``RssGrowth`` and ``tracemalloc_peak_bytes``); ``peak_rss_bytes`` is the whole process's,
+    interpreter and imports included. CPU time is a timing sample (``cpu_time_s``), not here.
+    """
+
+    rss_growth_bytes: float | None = None
+    tracemalloc_peak_bytes: float | None = None
+    peak_rss_bytes: float | None = None
+    gpu_memory_used_bytes: float | None = None
+
+    def to_metrics(self) -> dict[str, float]:
+        """The measured figures as cell metrics (names as the fields; unmeasured left out)."""
+        return {k: float(v) for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, float]) -> ResourceMeasurement:
+        """The figures a cell's (or a job's) metrics hold."""
+        return cls(**{k: metrics[k] for k in cls.__dataclass_fields__ if k in metrics})
+
+
 class RssGrowth:
     """How far the resident set grew above its level at ``start()``, at its highest, until
     ``stop()``: the memory the measured phase itself used, not the interpreter's and imports'.

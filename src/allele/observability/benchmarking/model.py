@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from allele.observability.benchmarking.measure import ResourceMeasurement
 
 # The primary timing metric of every cell: seconds per operation, one sample per measured repeat.
 PRIMARY_METRIC = "time_s"
@@ -29,6 +32,29 @@ RUN_STATUSES = ("running", "interrupted", "failed", "complete")
 def cell_key(params: dict[str, Any]) -> str:
     """A stable identifier of a cell from its parameters: ``mutation_rate=0.1,population=50``."""
     return ",".join(f"{k}={params[k]!r}" for k in sorted(params))
+
+
+class ParameterSet(dict[str, Any]):
+    """One combination of a parameter matrix: ``component`` and the parameters of one cell.
+
+    A plain dict (``{'component': 'evolution', 'population_size': 50, ...}``) that also names
+    its parts; ``MatrixBenchmarkSettings.create_matrix_combinations`` returns these and
+    ``run_benchmark`` measures one.
+    """
+
+    @property
+    def component(self) -> str:
+        return str(self.get("component", ""))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameters without the component."""
+        return {k: v for k, v in self.items() if k != "component"}
+
+    @property
+    def key(self) -> str:
+        """The key of the cell these parameters make (``cell_key``)."""
+        return cell_key(self.params)
 
 
 @dataclass
@@ -63,6 +89,13 @@ class CellResult:
     @property
     def key(self) -> str:
         return cell_key(self.params)
+
+    @property
+    def resources(self) -> ResourceMeasurement:
+        """The cell's memory figures (the largest over its process runs) as one object."""
+        from allele.observability.benchmarking.measure import ResourceMeasurement
+
+        return ResourceMeasurement.from_metrics(self.metrics)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +175,53 @@ def _stop_on_sigterm() -> Callable[[], None]:
         signal.signal(signal.SIGTERM, previous)
 
     return restore
+
+
+async def run_benchmark(
+    combo: Mapping[str, Any],
+    *,
+    store: Any = None,
+    executor: str | Executor = "local",
+    runs: int | None = None,
+    quick: bool = False,
+) -> CellResult:
+    """Measure one parameter combination (a ``ParameterSet``: ``component`` and parameters).
+
+    The design documents' loop::
+
+        for combo in get_matrix_benchmark_settings().create_matrix_combinations():
+            result = await run_benchmark(combo)
+
+    The combination is a one-cell suite with the run settings of the component's built-in
+    suite (its ``[quick]`` ones with ``quick=True``) and the ``ALLELE_BENCHMARK_*`` variables;
+    its fixed parameters fill what the combination leaves out. It runs in worker processes
+    like any suite, off the event loop (a thread waits for them), stored under
+    ``<component>.cell`` when ``store`` is given. Returns the measured cell.
+    """
+    import asyncio
+
+    from allele.observability.benchmarking.suites import builtin_suite, builtin_suite_names
+
+    params = dict(combo)
+    component = str(params.pop("component", ""))
+    if component in builtin_suite_names():
+        base = builtin_suite(component)
+        base = base.quick_variant() if quick else base
+    else:
+        base = Suite(name=component or "benchmark", component=component)
+    data = base.model_dump()
+    fixed = {**base.params, **params}
+    data.update(
+        name=f"{base.name}.cell",
+        params={},
+        matrix={name: [value] for name, value in fixed.items()},
+        zip=[],
+        exclude=[],
+        quick={},
+    )
+    suite = Suite(**data)
+    run = await asyncio.to_thread(run_suite, suite, store=store, executor=executor, runs=runs)
+    return run.cells[0]
 
 
 def _start_run(

@@ -61,19 +61,20 @@ def _measure(job: Job, started: datetime, node: str) -> JobResult:
             warmup=job.warmup,
             loops=job.inner_loops,
         )
+        rss_growth = growth.stop()  # before the quality figures, which are not the workload
         wall, cpu, loops = timing.wall, timing.cpu, timing.loops
         quality = {k: float(v) for k, v in prepared.quality().items()}
-        rss_growth = growth.stop()
-        metrics = {
-            "peak_rss_bytes": measure.peak_rss_bytes(),
-            "rounds_per_sample": float(timing.rounds),
-        }
-        if rss_growth is not None:
-            metrics["rss_growth_bytes"] = rss_growth
-        if job.measure_memory:
+        gpu = measure.gpu_metrics()
+        resources = measure.ResourceMeasurement(
+            rss_growth_bytes=rss_growth,
             # After the timed samples: tracing allocations slows every call several-fold.
-            metrics["tracemalloc_peak_bytes"] = measure.tracemalloc_peak_bytes(fn)
-        metrics.update(measure.gpu_metrics())
+            tracemalloc_peak_bytes=(
+                measure.tracemalloc_peak_bytes(fn) if job.measure_memory else None
+            ),
+            peak_rss_bytes=measure.peak_rss_bytes(),
+            gpu_memory_used_bytes=gpu.get("gpu_memory_used_bytes"),
+        )
+        metrics = {"rounds_per_sample": float(timing.rounds), **gpu, **resources.to_metrics()}
     finally:
         prepared.close()
     samples = {"time_s": wall, "cpu_time_s": cpu}

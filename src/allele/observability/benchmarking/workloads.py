@@ -25,6 +25,7 @@ Components:
 from __future__ import annotations
 
 import difflib
+import enum
 import functools
 import importlib
 import json
@@ -35,7 +36,53 @@ from typing import Any
 
 from allele.errors import AlleleError, BenchmarkError, ConfigurationError, check_int
 
-COMPONENTS = ("evolution", "kraken", "agent", "python", "function")
+
+class BenchmarkType(enum.StrEnum):
+    """The kinds of benchmark, one per component a suite can measure (``suite.component``)."""
+
+    EVOLUTION = "evolution"
+    KRAKEN_PROCESSING = "kraken"
+    AGENT_CHAT = "agent"
+    PYTHON = "python"
+    FUNCTION = "function"
+
+
+COMPONENTS = tuple(t.value for t in BenchmarkType)
+
+
+@dataclass(frozen=True)
+class ComponentUnderTest:
+    """A component a benchmark measures: its kind and, for ``function``, the target factory.
+
+    >>> ComponentUnderTest("evolution").check({"population_size": 1})
+    'population_size must be an integer in [2, 10000000], got 1'
+    """
+
+    type: BenchmarkType
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in COMPONENTS:
+            raise ConfigurationError(
+                f"unknown component {self.type!r}; known: {', '.join(COMPONENTS)}"
+            )
+        object.__setattr__(self, "type", BenchmarkType(self.type))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The parameters the component takes and their defaults (empty for ``function``)."""
+        return dict(PARAMETERS.get(self.type, {}))
+
+    def check(self, params: dict[str, Any]) -> str | None:
+        """Why ``params`` would fail (unknown names first), or None (``check_params``)."""
+        unknown = unknown_parameters(self.type, params)
+        if unknown:
+            return "; ".join(problem for _, problem in unknown)
+        return check_params(self.type, params)
+
+    def prepare(self, params: dict[str, Any], run_index: int = 0) -> Prepared:
+        """The workload ready to measure (``prepare``)."""
+        return prepare(self.type, params, self.target, run_index)
 
 
 @dataclass
