@@ -256,3 +256,17 @@ def test_html_table_shows_workload_throughput_quality_and_memory(runs) -> None:
     text = html_report(current, comparison)
     assert "<th>generations/s</th><th>best fitness</th><th>RSS growth</th>" in text
     assert "<td>25</td><td>0.7</td><td>50 MB</td>" in text  # population 200
+
+
+def test_html_time_axes_say_ms_and_us_never_si_prefixes(runs) -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report import html
+
+    _, current, comparison = runs
+    summary = summarize_run(current, comparison)
+    for fig in (html._distributions(summary), html._scaling(summary)):
+        axis = fig.layout.yaxis
+        assert axis.tickformat is None and axis.ticksuffix is None  # no d3 "~s": "2m" for 2 ms
+        assert axis.ticktext and all(t.endswith((" us", " ms", " s", " ns")) for t in axis.ticktext)
+    assert html.time_ticks([0.0011, 0.0049], log=False) == [0.001, 0.002, 0.003, 0.004, 0.005]
+    assert html.time_ticks([2e-6, 3e-4], log=True)[:3] == [1e-06, 2e-06, 5e-06]

@@ -468,7 +468,7 @@ def time_ticks(values: Sequence[float], log: bool) -> list[float]:
     step = next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw)
     start = math.floor(low / step) * step
     count = math.ceil((high - start) / step) + 1
-    return [float(f"{start + k * step:.6g}") for k in range(count + 1) if start + k * step >= 0]
+    return [float(f"{start + k * step:.6g}") for k in range(count) if start + k * step >= 0]
 
 
 def _group(row: CellRow) -> str:
