@@ -29,14 +29,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtr
 
 from allele.errors import ValidationError
 from allele.observability.benchmarking.matrix import expand
 from allele.observability.benchmarking.model import PRIMARY_METRIC, CellResult, SuiteRun
-from allele.observability.ml_analytics.optimization.search import median_variance
+from allele.observability.ml_analytics.optimization.search import median_variances
 from allele.observability.ml_analytics.optimization.space import ParameterSpace
-from allele.observability.ml_analytics.optimization.surrogate import GaussianProcess
+from allele.observability.ml_analytics.optimization.surrogate import (
+    GaussianProcess,
+    predicted_change,
+)
 
 # Figures where more is better; everything else (times, bytes, errors) is minimised.
 _HIGHER_IS_BETTER = ("fitness", "accuracy", "capacity", "throughput", "per_s", "score", "ops")
@@ -209,38 +211,37 @@ class ConfigurationRecommender:
         best = int(np.argmin(score))
 
         current_index = self._current(grid, current, score, mean, minimize)
-        pair = np.array([positions[best], positions[current_index]])
-        m2, cov = model.predict_joint(space.points()[pair])
-        noise = [self._fresh_noise(measured.get(p), objective, log, model) for p in pair]
-        diff = float(m2[0] - m2[1])
-        sd = math.sqrt(max(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1] + sum(noise), 1e-18))
-        z = float(_z(self.confidence_level))
-        sign = -1.0 if minimize else 1.0
-        improvement = self._percent(sign * diff, log)
-        low = self._percent(sign * diff - z * sd, log)
-        high = self._percent(sign * diff + z * sd, log)
+        pair = (positions[best], positions[current_index])
+        variances = median_variances([_values(c, objective) for c in measured.values()], log)
+        by_position = dict(zip(measured, variances, strict=True))
+        nugget = model.nugget_ * model.scale_**2
+        noise = [nugget + float(by_position.get(p, 0.0)) for p in pair]
+        change = predicted_change(
+            model,
+            space.points()[pair[0]],
+            space.points()[pair[1]],
+            (noise[0], noise[1]),
+            log=log,
+            minimize=minimize,
+            level=self.confidence_level,
+        )
         return ConfigurationAdvice(
             objective=objective,
             minimize=minimize,
             current_params=dict(grid[current_index]),
             recommended_params=dict(grid[best]),
-            current_value=float(np.exp(m2[1]) if log else m2[1]),
-            recommended_value=float(np.exp(m2[0]) if log else m2[0]),
-            expected_improvement=improvement,
-            improvement_interval=(low, high),
+            current_value=change.current_value,
+            recommended_value=change.candidate_value,
+            expected_improvement=change.improvement,
+            improvement_interval=change.interval,
             confidence_level=self.confidence_level,
-            probability_better=float(ndtr(sign * diff / sd)) if best != current_index else 0.5,
+            probability_better=change.probability_better,
             cells_measured=len(measured),
             cells_in_grid=len(grid),
             model_fit=model.loo_r2(self._targets(measured, objective, log)),
             recommended_measured=positions[best] in measured,
             constraints=[str(c) for c in parsed],
         )
-
-    @staticmethod
-    def _percent(log_gain: float, log: bool) -> float:
-        # On the log scale a gain g is a ratio: the change is (1 - e^-g) of the current value.
-        return float(100.0 * (1.0 - math.exp(-log_gain))) if log else float(log_gain)
 
     @staticmethod
     def _targets(measured: Mapping[int, CellResult], objective: str, log: bool) -> np.ndarray:
@@ -252,7 +253,7 @@ class ConfigurationRecommender:
     ) -> tuple[GaussianProcess, bool]:
         log = all(min(_values(c, objective)) > 0 for c in measured.values())
         y = self._targets(measured, objective, log)
-        noise = np.array([median_variance(_values(c, objective), log) for c in measured.values()])
+        noise = median_variances([_values(c, objective) for c in measured.values()], log)
         x = space.points()[list(measured)]
         return GaussianProcess().fit(x, y, noise), log
 
@@ -313,19 +314,3 @@ class ConfigurationRecommender:
         finite = [i for i in matching if np.isfinite(score[i])] or matching
         key = mean if minimize else -mean
         return min(finite, key=lambda i: float(key[i]))
-
-    @staticmethod
-    def _fresh_noise(
-        cell: CellResult | None, objective: str, log: bool, model: GaussianProcess
-    ) -> float:
-        """The variance of a fresh median measurement of a cell (its measured spread)."""
-        nugget = model.nugget_ * model.scale_**2
-        if cell is None:
-            return nugget
-        return median_variance(_values(cell, objective), log) + nugget
-
-
-def _z(level: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(0.5 + level / 2.0))

@@ -110,7 +110,7 @@ def load_rules(path: str | Path) -> list[Rule]:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(
-            f"{path}: not valid {path.suffix.lstrip('.') or 'TOML'}: {exc}"
+            f"{path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}"
         ) from exc
     if isinstance(data, list):  # a JSON file may be a bare list of rules
         data = {"rule": data}

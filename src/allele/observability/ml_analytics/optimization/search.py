@@ -27,7 +27,11 @@ from scipy.special import ndtr
 
 from allele.errors import ValidationError
 from allele.observability.ml_analytics.optimization.space import ParameterSpace
-from allele.observability.ml_analytics.optimization.surrogate import GaussianProcess
+from allele.observability.ml_analytics.optimization.surrogate import (
+    GaussianProcess,
+    PredictedChange,
+    predicted_change,
+)
 
 
 @dataclass
@@ -39,15 +43,11 @@ class Observation:
     feasible: bool = True
     median: float = field(init=False)
     position: int = -1
-    # The variance of the median on the log and on the linear scale, computed once.
-    variance_log: float = field(init=False)
-    variance: float = field(init=False)
+    positive: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.median = float(np.median(self.samples))
-        positive = min(self.samples) > 0
-        self.variance_log = median_variance(self.samples, log=True) if positive else math.nan
-        self.variance = median_variance(self.samples, log=False)
+        self.positive = min(self.samples) > 0
 
 
 @dataclass
@@ -58,6 +58,22 @@ class Suggestion:
     predicted: float
     measured: float
     evaluations: int
+
+
+def median_variances(sample_sets: Sequence[Sequence[float]], log: bool) -> np.ndarray:
+    """The variance of each set's median; a single sample borrows the others' typical spread.
+
+    One sample says nothing about its own noise, and treating it as exact would let one lucky
+    reading outweigh a trend of well-measured neighbours.
+    """
+    variances = np.array([median_variance(s, log) for s in sample_sets])
+    sizes = np.array([len(s) for s in sample_sets])
+    several = sizes >= 2
+    if several.any() and not several.all():
+        # Per-sample variance of the sets that show it: var(median) * n / (pi / 2).
+        per_sample = float(np.median(variances[several] * sizes[several] / (math.pi / 2.0)))
+        variances[~several] = per_sample
+    return variances
 
 
 def median_variance(samples: Sequence[float], log: bool) -> float:
@@ -82,6 +98,7 @@ class SuiteOptimizer:
         minimize: bool = True,
         seed: int | None = None,
         n_initial: int | None = None,
+        allowed: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.space = space if isinstance(space, ParameterSpace) else ParameterSpace(space)
         self.minimize = bool(minimize)
@@ -94,6 +111,14 @@ class SuiteOptimizer:
         self.observations: list[Observation] = []
         self._measured: dict[int, list[int]] = {}  # grid position -> observation indices
         self._pending: list[int] = []
+        # Cells never to propose: outside ``allowed`` (a matrix's zip and exclude rules), or
+        # excluded after they failed to measure.
+        self._excluded: set[int] = set()
+        if allowed is not None:
+            keep = {self.space.position(c) for c in allowed}
+            if not keep:
+                raise ValidationError("allowed names no cell of the space")
+            self._excluded = set(range(len(self.space))) - keep
         self._model: GaussianProcess | None = None
         self._model_size = -1
 
@@ -101,12 +126,12 @@ class SuiteOptimizer:
 
     def ask(self) -> dict[str, Any]:
         """The parameters to measure next (a cell not yet measured nor already asked)."""
-        taken = set(self._measured) | set(self._pending)
+        taken = set(self._measured) | set(self._pending) | self._excluded
         if len(taken) >= len(self.space):
             raise ValidationError(
                 f"every one of the {len(self.space)} cells of the space is measured or pending"
             )
-        if len(self._measured) + len(self._pending) < self.n_initial or not self._feasible():
+        if len(self._measured) + len(self._pending) < self.n_initial or len(self._feasible()) < 2:
             position = self._spread(taken)
         else:
             position = self._most_promising(taken)
@@ -129,6 +154,13 @@ class SuiteOptimizer:
             Observation(dict(self.space.cells()[position]), values, feasible, position)
         )
         self._measured.setdefault(position, []).append(len(self.observations) - 1)
+
+    def exclude(self, params: Mapping[str, Any]) -> None:
+        """Never propose ``params`` again (a cell that failed to measure)."""
+        position = self.space.position(params)
+        if position in self._pending:
+            self._pending.remove(position)
+        self._excluded.add(position)
 
     def best(self) -> Suggestion:
         """The measured feasible cell with the best posterior value."""
@@ -153,6 +185,36 @@ class SuiteOptimizer:
             dict(self.space.cells()[position]), predicted, measured, len(self.observations)
         )
 
+    def promise(
+        self, candidate: Mapping[str, Any], current: Mapping[str, Any], level: float = 0.95
+    ) -> PredictedChange:
+        """What the model expects a fresh measurement of ``candidate`` against ``current`` to show.
+
+        Needs at least three measured cells.
+        """
+        if len(self.observations) < 3:
+            raise ValidationError("promise() needs at least three measured cells")
+        model, log = self._fit()
+        a, b = self.space.position(candidate), self.space.position(current)
+        nugget = model.nugget_ * model.scale_**2
+
+        noise = median_variances([o.samples for o in self.observations], log)
+
+        def fresh(position: int) -> float:
+            seen = self._measured.get(position, [])
+            return nugget + (float(noise[seen[-1]]) if seen else 0.0)
+
+        points = self.space.points()
+        return predicted_change(
+            model,
+            points[a],
+            points[b],
+            (fresh(a), fresh(b)),
+            log=log,
+            minimize=self.minimize,
+            level=level,
+        )
+
     # --- internals --------------------------------------------------------------------------
 
     def _feasible(self) -> list[Observation]:
@@ -162,9 +224,10 @@ class SuiteOptimizer:
         """A cell far from every measured or pending one (a seeded random first cell)."""
         points = self.space.points()
         free = np.array([p for p in range(len(self.space)) if p not in taken])
-        if not taken:
+        near = sorted(taken - self._excluded)
+        if not near:
             return int(self._rng.choice(free))
-        chosen = points[sorted(taken)]
+        chosen = points[near]
         d2 = ((points[free][:, None, :] - chosen[None, :, :]) ** 2).sum(axis=2).min(axis=1)
         # Ties are common on a grid: pick among the farthest at random.
         far = free[d2 >= d2.max() - 1e-12]
@@ -173,7 +236,7 @@ class SuiteOptimizer:
     def _fit(self) -> tuple[GaussianProcess, bool]:
         observations = self.observations
         values = np.array([o.median for o in observations])
-        log = not any(math.isnan(o.variance_log) for o in observations)
+        log = all(o.positive for o in observations)
         if self._model is not None and self._model_size == len(observations):
             return self._model, log
         y = np.log(values) if log else values.copy()
@@ -183,7 +246,7 @@ class SuiteOptimizer:
         for i, o in enumerate(observations):
             if not o.feasible:
                 y[i] = worst + (spread if self.minimize else -spread)
-        noise = np.array([o.variance_log if log else o.variance for o in observations])
+        noise = median_variances([o.samples for o in observations], log)
         x = self.space.points()[[o.position for o in observations]]
         self._model = GaussianProcess().fit(x, y, noise, warm_start=self._model)
         self._model_size = len(observations)

@@ -17,9 +17,11 @@ previous fit, where the generic L-BFGS fit with restarts costs tens of milliseco
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
+from scipy.special import ndtr, ndtri
 
 from allele.errors import ValidationError
 
@@ -169,3 +171,52 @@ class GaussianProcess:
         residual = self.alpha_ / np.diag(inverse) * self.scale_
         total = float(np.sum((y - y.mean()) ** 2))
         return float(1.0 - np.sum(residual**2) / total) if total > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class PredictedChange:
+    """What moving from one cell to another should do to the objective, with its interval."""
+
+    current_value: float
+    candidate_value: float
+    improvement: float  # percent (log scale: of the current value), positive = better
+    interval: tuple[float, float]  # percent, at ``level``
+    level: float
+    probability_better: float
+
+
+def predicted_change(
+    model: GaussianProcess,
+    candidate: np.ndarray,
+    current: np.ndarray,
+    fresh_noise: tuple[float, float],
+    *,
+    log: bool,
+    minimize: bool,
+    level: float = 0.95,
+) -> PredictedChange:
+    """The change from ``current`` to ``candidate`` (points), as a fresh measurement would see it.
+
+    The interval adds to the model's joint uncertainty about the two cells the variance a fresh
+    median measurement of each carries (``fresh_noise``), so a confirmation run can check it.
+    """
+    mean, cov = model.predict_joint(np.vstack([candidate, current]))
+    diff = float(mean[0] - mean[1])
+    var = cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1] + fresh_noise[0] + fresh_noise[1]
+    sd = math.sqrt(max(float(var), 1e-18))
+    z = float(ndtri(0.5 + level / 2.0))
+    gain = -diff if minimize else diff
+
+    def percent(g: float) -> float:
+        # On the log scale a gain g is a ratio: the change is (1 - e^-g) of the current value.
+        return float(100.0 * (1.0 - math.exp(-g))) if log else float(g)
+
+    same = bool(np.allclose(candidate, current))
+    return PredictedChange(
+        current_value=float(np.exp(mean[1]) if log else mean[1]),
+        candidate_value=float(np.exp(mean[0]) if log else mean[0]),
+        improvement=percent(gain),
+        interval=(percent(gain - z * sd), percent(gain + z * sd)),
+        level=level,
+        probability_better=0.5 if same else float(ndtr(gain / sd)),
+    )
