@@ -44,10 +44,15 @@ class Observation:
     median: float = field(init=False)
     position: int = -1
     positive: bool = field(init=False)
+    # The variance of the median on the log and linear scales, computed once.
+    variance_log: float = field(init=False)
+    variance: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.median = float(np.median(self.samples))
         self.positive = min(self.samples) > 0
+        self.variance_log = median_variance(self.samples, True) if self.positive else math.nan
+        self.variance = median_variance(self.samples, False)
 
 
 @dataclass
@@ -60,13 +65,18 @@ class Suggestion:
     evaluations: int
 
 
-def median_variances(sample_sets: Sequence[Sequence[float]], log: bool) -> np.ndarray:
+def median_variances(
+    sample_sets: Sequence[Sequence[float]], log: bool, variances: np.ndarray | None = None
+) -> np.ndarray:
     """The variance of each set's median; a single sample borrows the others' typical spread.
 
     One sample says nothing about its own noise, and treating it as exact would let one lucky
-    reading outweigh a trend of well-measured neighbours.
+    reading outweigh a trend of well-measured neighbours. ``variances``, when given, are the
+    sets' own ``median_variance`` already computed.
     """
-    variances = np.array([median_variance(s, log) for s in sample_sets])
+    if variances is None:
+        variances = np.array([median_variance(s, log) for s in sample_sets])
+    variances = np.array(variances, dtype=float)
     sizes = np.array([len(s) for s in sample_sets])
     several = sizes >= 2
     if several.any() and not several.all():
@@ -198,7 +208,7 @@ class SuiteOptimizer:
         a, b = self.space.position(candidate), self.space.position(current)
         nugget = model.nugget_ * model.scale_**2
 
-        noise = median_variances([o.samples for o in self.observations], log)
+        noise = self._noise(log)
 
         def fresh(position: int) -> float:
             seen = self._measured.get(position, [])
@@ -216,6 +226,10 @@ class SuiteOptimizer:
         )
 
     # --- internals --------------------------------------------------------------------------
+
+    def _noise(self, log: bool) -> np.ndarray:
+        own = np.array([o.variance_log if log else o.variance for o in self.observations])
+        return median_variances([o.samples for o in self.observations], log, own)
 
     def _feasible(self) -> list[Observation]:
         return [o for o in self.observations if o.feasible]
@@ -246,7 +260,7 @@ class SuiteOptimizer:
         for i, o in enumerate(observations):
             if not o.feasible:
                 y[i] = worst + (spread if self.minimize else -spread)
-        noise = median_variances([o.samples for o in observations], log)
+        noise = self._noise(log)
         x = self.space.points()[[o.position for o in observations]]
         self._model = GaussianProcess().fit(x, y, noise, warm_start=self._model)
         self._model_size = len(observations)

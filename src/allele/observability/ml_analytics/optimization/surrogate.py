@@ -30,7 +30,7 @@ _NUGGETS = np.array([1e-6, 1e-4, 1e-3, 1e-2, 0.03, 0.1, 0.3])
 _SQRT5 = math.sqrt(5.0)
 
 
-def _near(grid: np.ndarray, value: float, steps: int = 2) -> np.ndarray:
+def _near(grid: np.ndarray, value: float, steps: int = 1) -> np.ndarray:
     """The grid values within ``steps`` places of ``value`` (a warm start's neighbourhood)."""
     i = int(np.argmin(np.abs(np.log(grid) - math.log(value))))
     return grid[max(0, i - steps) : i + steps + 1]
