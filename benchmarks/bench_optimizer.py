@@ -89,7 +89,7 @@ class Landscape:
 
 
 def run_ours(land: Landscape, budget: int, seed: int) -> float:
-    opt = SuiteOptimizer(land.space, minimize=True, seed=seed)
+    opt = SuiteOptimizer(land.space, minimize=True, seed=seed, budget=budget)
     for _ in range(budget):
         params = opt.ask()
         opt.tell(params, land.measure(params))

@@ -156,7 +156,9 @@ def optimize_suite(
     minimize = (not higher_is_better(objective)) if minimize is None else minimize
     parsed = [Constraint.parse(c) for c in constraints]
     current_cell = _current_cell(cells, current)
-    optimizer = SuiteOptimizer(suite.matrix, minimize=minimize, seed=seed, allowed=cells)
+    optimizer = SuiteOptimizer(
+        suite.matrix, minimize=minimize, seed=seed, allowed=cells, budget=budget
+    )
     report = OptimizationReport(
         suite=suite.name,
         objective=objective,

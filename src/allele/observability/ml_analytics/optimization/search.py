@@ -8,7 +8,8 @@
 >>> opt.best().params
 {'x': 3, 'y': 'a'}
 
-The first cells are spread over the grid (greedy maximin from a seeded start); after them each
+The first cells (``2 * parameters + 1``, at most a third of ``budget`` when it is given) are
+spread over the grid (greedy maximin from a seeded start); after them each
 ``ask()`` refits the Gaussian-process surrogate and proposes the unmeasured cell of highest
 expected improvement over the best cell so far. ``best()`` is the measured cell with the best
 *posterior* value, not the lowest raw median: with a few percent of noise per sample, the
@@ -109,11 +110,18 @@ class SuiteOptimizer:
         seed: int | None = None,
         n_initial: int | None = None,
         allowed: Sequence[Mapping[str, Any]] | None = None,
+        budget: int | None = None,
     ) -> None:
         self.space = space if isinstance(space, ParameterSpace) else ParameterSpace(space)
         self.minimize = bool(minimize)
         self.seed = seed
-        default_initial = max(5, 2 * len(self.space.axes) + 1)
+        # Enough spread-out cells to fit a length scale per parameter, and never more than a
+        # third of a known budget: the rest is spent where the model points.
+        default_initial = 2 * len(self.space.axes) + 1
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+                raise ValidationError(f"budget must be a positive integer, got {budget!r}")
+            default_initial = max(2, min(default_initial, budget // 3))
         self.n_initial = default_initial if n_initial is None else int(n_initial)
         if self.n_initial < 1:
             raise ValidationError(f"n_initial must be at least 1, got {n_initial!r}")
