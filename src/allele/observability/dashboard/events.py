@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from allele.observability.dashboard.source import StoreSource, parse_series_id
+from allele.observability.dashboard.source import StoreSource, encode, parse_series_id
 
 logger = logging.getLogger("allele.dashboard")
 
@@ -91,10 +90,13 @@ class EventHub:
 
     def _fan_out(self, message: dict[str, Any]) -> None:
         points = message["points"]
+        encoded: dict[frozenset[str], bytes] = {}  # one encoding per distinct subscription
         for client in list(self.clients):
-            mine = {k: v for k, v in points.items() if k in client.series}
-            payload = {**message, "points": mine}
-            data = f"data: {json.dumps(payload, allow_nan=False)}\n\n".encode()
+            data = encoded.get(client.series)
+            if data is None:
+                mine = {k: v for k, v in points.items() if k in client.series}
+                data = b"data: " + encode({**message, "points": mine}) + b"\n\n"
+                encoded[client.series] = data
             try:
                 client.queue.put_nowait(data)
             except asyncio.QueueFull:
@@ -105,7 +107,7 @@ class EventHub:
 
     def _snapshot(self, wanted: frozenset[str], initial: bool) -> dict[str, Any]:
         now = time.time()
-        points: dict[str, dict[str, list[Any]]] = {}
+        points: dict[str, dict[str, Any]] = {}
         for sid in wanted:
             name, labels = parse_series_id(sid)
             since = self._cursor.get(sid)
@@ -119,10 +121,7 @@ class EventHub:
                 continue
             if len(ts):
                 self._cursor[sid] = float(ts[-1])
-                points[sid] = {
-                    "t": [float(t) for t in ts],
-                    "v": [float(v) for v in values],
-                }
+                points[sid] = {"t": ts, "v": values}
         health_changes: dict[str, str] = {}
         for component in self.source.components():
             cid, health = str(component.get("component_id")), str(component.get("health"))

@@ -95,6 +95,13 @@ def _split_labels(inner: str) -> list[str]:
     return parts
 
 
+def encode(body: Any) -> bytes:
+    """JSON bytes of ``body``, numpy arrays included (orjson: ~20x the stdlib on floats)."""
+    import orjson
+
+    return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def downsample(ts: np.ndarray, values: np.ndarray, step: float | None) -> dict[str, Any]:
     """Points averaged over buckets of ``step`` seconds (widened to at most MAX_POINTS)."""
     n = len(ts)
@@ -110,9 +117,10 @@ def downsample(ts: np.ndarray, values: np.ndarray, step: float | None) -> dict[s
         counts = np.diff(np.concatenate((starts, [n])))
         ts = ts[0] + buckets[starts] * step
         values = sums / counts
+    # Arrays, encoded by orjson in one pass (NaN and infinities become null).
     return {
-        "t": [float(t) for t in ts],
-        "v": [float(v) if math.isfinite(v) else None for v in values],
+        "t": np.ascontiguousarray(ts, dtype=np.float64),
+        "v": np.ascontiguousarray(values, dtype=np.float64),
         "step": step,
     }
 
