@@ -62,6 +62,7 @@ def _register() -> None:
         "metrics",
         "alerts",
         "serve",
+        "dashboard",
     ):
         try:
             __import__(f"allele.cli.{name}")
