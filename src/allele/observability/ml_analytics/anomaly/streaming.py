@@ -23,7 +23,7 @@ The default, ``ResidualNoveltyDetector``, is the combination that scores best on
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -44,6 +44,8 @@ class StreamingDetector(Protocol):
 
 
 def _value_time(x: Observation) -> tuple[float, float | None]:
+    if type(x) is float and x - x == 0.0:  # the hot path: a finite float
+        return x, None
     if isinstance(x, Mapping):
         if "value" not in x:
             raise ValidationError(f"an observation mapping needs a 'value' key, got {sorted(x)}")
@@ -64,37 +66,39 @@ def _value_time(x: Observation) -> tuple[float, float | None]:
 
 
 class _Base:
-    """The score_one / learn_one split over one ``_step`` that scores and updates together."""
+    """The score_one / learn_one split over ``_evaluate`` (score, and remember the update) and
+    ``_commit`` (apply the remembered update)."""
 
     def __init__(self) -> None:
-        self._pending: tuple[Observation, float, Callable[[], None]] | None = None
+        self._scored: Observation | None = None
 
-    def _evaluate(self, value: float, ts: float | None) -> tuple[float, Callable[[], None]]:
+    def _evaluate(self, value: float, ts: float | None) -> float:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
         raise NotImplementedError
 
     def score_one(self, x: Observation) -> float:
         """The anomaly score of ``x`` in [0, 1], without learning it."""
         value, ts = _value_time(x)
-        score, commit = self._evaluate(value, ts)
-        self._pending = (x, score, commit)
+        score = self._evaluate(value, ts)
+        self._scored = x
         return score
 
     def learn_one(self, x: Observation) -> None:
         """Fold ``x`` into the state (reusing the work of a ``score_one(x)`` just before)."""
-        pending = self._pending
-        self._pending = None
-        if pending is not None and pending[0] is x:
-            pending[2]()
-            return
-        value, ts = _value_time(x)
-        self._evaluate(value, ts)[1]()
+        scored, self._scored = self._scored, None
+        if scored is not x:
+            value, ts = _value_time(x)
+            self._evaluate(value, ts)
+        self._commit()
 
     def score_learn_one(self, x: Observation) -> float:
         """``score_one(x)`` then ``learn_one(x)``: the score of ``x`` before it was learnt."""
         value, ts = _value_time(x)
-        score, commit = self._evaluate(value, ts)
-        commit()
-        self._pending = None
+        score = self._evaluate(value, ts)
+        self._commit()
+        self._scored = None
         return score
 
 
@@ -105,7 +109,9 @@ class ResidualDetector(_Base):
     newest squared residual in the scale, ``season_alpha`` that of the newest value in its
     phase's seasonal profile; ``season_length`` (rows per day) is taken from the first two
     timestamps when not given, and 0 turns the season off. The rank uses ``bins`` bins of
-    ``bin_width`` z each (memory independent of the series' length).
+    ``bin_width`` z each (memory independent of the series' length); with ``memory`` > 0 it
+    halves every count each ``memory`` rows, so that it follows a series whose noise changes.
+    ``magnitude`` > 0 mixes that share of the z itself into the score (a rank saturates at 1).
     """
 
     def __init__(
@@ -119,8 +125,10 @@ class ResidualDetector(_Base):
         bins: int = 200,
         bin_width: float = 0.25,
         magnitude: float = 0.0,
+        memory: int = 0,
     ) -> None:
         super().__init__()
+        self.memory = check_int("memory", memory, 0, 10**9)
         self.level_alpha = check_real("level_alpha", level_alpha, 0, 1, low_open=True)
         self.scale_alpha = check_real("scale_alpha", scale_alpha, 0, 1, low_open=True)
         self.season_alpha = check_real("season_alpha", season_alpha, 0, 1, low_open=True)
@@ -140,25 +148,21 @@ class ResidualDetector(_Base):
         self._err_level = 0.0
         self._err_season = 0.0
         # A Fenwick tree over the z bins: prefix counts in O(log bins) per row.
-        self._tree = [0] * (self.bins + 1)
+        self._tree = [0.0] * (self.bins + 1)
+        self._counts = [0.0] * self.bins
+        self._count = 0.0
         # What the last evaluation saw, for AnomalyResult: the forecast, the z, which baseline.
         self.expected = math.nan
         self.z = 0.0
         self.baseline = "level"
+        self._pending: tuple[float, float, int, int, float | None, float, int] | None = None
 
     @property
     def season_length(self) -> int:
         """Rows per season (0: no season), once known."""
         return self._season or 0
 
-    def _prefix(self, b: int) -> int:
-        total, tree = 0, self._tree
-        while b > 0:
-            total += tree[b]
-            b -= b & -b
-        return total
-
-    def _evaluate(self, value: float, ts: float | None) -> tuple[float, Callable[[], None]]:
+    def _evaluate(self, value: float, ts: float | None) -> float:
         n = self.n + 1
         if self._season is None and ts is not None:
             if self._first_ts is None:
@@ -168,8 +172,8 @@ class ResidualDetector(_Base):
                 self._season = rows if 1 < rows <= _MAX_SEASON else 0
         level = value if self._level is None else self._level
         r = value - level
-        sd = math.sqrt(self._var)
-        z = abs(r) / sd if sd > 0 else (0.0 if r == 0 else 50.0)
+        var = self._var
+        z = abs(r) / math.sqrt(var) if var > 0 else (0.0 if r == 0 else 50.0)
         expected, baseline = level, "level"
         season = self._season or 0
         phase = n % season if season else 0
@@ -177,50 +181,63 @@ class ResidualDetector(_Base):
         rs = 0.0
         if seasonal is not None:
             rs = value - seasonal
-            sds = math.sqrt(self._season_var)
-            zs = abs(rs) / sds if sds > 0 else (0.0 if rs == 0 else 50.0)
+            sv = self._season_var
             if n > 2 * season and self._err_season < self._err_level:
-                z, expected, baseline = zs, seasonal, "seasonal"
-        raw = min(z, 49.0)
-        b = min(int(raw / self.bin_width), self.bins - 1)
-        seen = self.n
+                z = abs(rs) / math.sqrt(sv) if sv > 0 else (0.0 if rs == 0 else 50.0)
+                expected, baseline = seasonal, "seasonal"
+        raw = z if z < 49.0 else 49.0
+        b = int(raw / self.bin_width)
+        if b >= self.bins:
+            b = self.bins - 1
+        seen = self._count
         if seen > 0:
-            below = self._prefix(b)
-            at = self._prefix(b + 1) - below
-            rank = (below + 0.5 * at) / seen
+            # The Fenwick prefix sum below bin b, inlined (the hot loop), plus half the bin.
+            tree, below, i = self._tree, 0.0, b
+            while i > 0:
+                below += tree[i]
+                i -= i & -i
+            rank = (below + 0.5 * self._counts[b]) / seen
         else:
             rank = 0.0
         if self.magnitude:
-            # The rank saturates at 1 for every record; a share of the z itself keeps a far
-            # larger deviation above a slightly larger one.
             rank = (1 - self.magnitude) * rank + self.magnitude * (1 - math.exp(-raw / 8.0))
-        score = rank if n >= _WARMUP else 0.0
         self.expected, self.z, self.baseline = expected, raw, baseline
+        self._pending = (value, r, b, phase, seasonal, rs, season)
+        return rank if n >= _WARMUP else 0.0
 
-        def commit() -> None:
-            self.n = n
-            if self._level is None:
-                self._level = value
-            if season:
-                if len(self._profile) != season:
-                    self._profile = [None] * season
-                if seasonal is not None:
-                    a = self.scale_alpha
-                    self._season_var = (1 - a) * (self._season_var + a * rs * rs)
-                    self._err_season += self.select_alpha * (rs * rs - self._err_season)
-                    self._profile[phase] = seasonal + self.season_alpha * (value - seasonal)
-                else:
-                    self._profile[phase] = value
-            self._err_level += self.select_alpha * (r * r - self._err_level)
-            self._level += self.level_alpha * r
-            a = self.scale_alpha
-            self._var = (1 - a) * (self._var + a * r * r)
-            i, tree = b + 1, self._tree
-            while i <= self.bins:
-                tree[i] += 1
-                i += i & -i
-
-        return score, commit
+    def _commit(self) -> None:
+        if self._pending is None:
+            return
+        value, r, b, phase, seasonal, rs, season = self._pending
+        self._pending = None
+        n = self.n = self.n + 1
+        if self._level is None:
+            self._level = value
+        if season:
+            if len(self._profile) != season:
+                self._profile = [None] * season
+            if seasonal is not None:
+                a = self.scale_alpha
+                self._season_var = (1 - a) * (self._season_var + a * rs * rs)
+                self._err_season += self.select_alpha * (rs * rs - self._err_season)
+                self._profile[phase] = seasonal + self.season_alpha * (value - seasonal)
+            else:
+                self._profile[phase] = value
+        self._err_level += self.select_alpha * (r * r - self._err_level)
+        self._level += self.level_alpha * r
+        a = self.scale_alpha
+        self._var = (1 - a) * (self._var + a * r * r)
+        i, tree, bins = b + 1, self._tree, self.bins
+        while i <= bins:
+            tree[i] += 1.0
+            i += i & -i
+        self._counts[b] += 1.0
+        self._count += 1.0
+        if self.memory and n % self.memory == 0:
+            # Halve every count: the rank forgets old rows with a half-life of `memory` rows.
+            self._tree = [v * 0.5 for v in tree]
+            self._counts = [v * 0.5 for v in self._counts]
+            self._count *= 0.5
 
 
 class PatternNoveltyDetector(_Base):
@@ -236,24 +253,36 @@ class PatternNoveltyDetector(_Base):
         self.n = 0
         self._lo = math.inf
         self._hi = -math.inf
-        self._prev: int | None = None
+        self._prev = -1
         self._seen: set[int] = set()
+        self._pending: tuple[float, float, int, int, int] | None = None
 
-    def _evaluate(self, value: float, ts: float | None) -> tuple[float, Callable[[], None]]:
-        n = self.n + 1
-        lo, hi = min(self._lo, value), max(self._hi, value)
+    def _evaluate(self, value: float, ts: float | None) -> float:
+        lo = value if value < self._lo else self._lo
+        hi = value if value > self._hi else self._hi
         span = hi - lo
         band = int((value - lo) / span * self.levels) if span > 0 else 0
-        width = self.levels + 1
-        keys = [band] if self._prev is None else [band, width + self._prev * width + band]
-        novel = sum(1 for k in keys if k not in self._seen)
-        score = novel / len(keys) if n >= _WARMUP else 0.0
+        seen = self._seen
+        if self._prev < 0:
+            pair = -1
+            score = 0.0 if band in seen else 1.0
+        else:
+            width = self.levels + 1
+            pair = width + self._prev * width + band
+            score = ((band not in seen) + (pair not in seen)) * 0.5
+        self._pending = (lo, hi, band, pair, 0)
+        return score if self.n + 1 >= _WARMUP else 0.0
 
-        def commit() -> None:
-            self.n, self._lo, self._hi, self._prev = n, lo, hi, band
-            self._seen.update(keys)
-
-        return score, commit
+    def _commit(self) -> None:
+        if self._pending is None:
+            return
+        self._lo, self._hi, band, pair, _ = self._pending
+        self._pending = None
+        self.n += 1
+        self._prev = band
+        self._seen.add(band)
+        if pair >= 0:
+            self._seen.add(pair)
 
 
 class ResidualNoveltyDetector(_Base):
@@ -261,7 +290,7 @@ class ResidualNoveltyDetector(_Base):
 
     ``weight`` is the residual's share of the blend; a blend passes only above the running peak
     of earlier blends, which decays by ``decay`` per row (0.9995: an incident's echo fades over
-    a few thousand rows), and is 0 otherwise.
+    a few thousand rows), and is 0 otherwise. ``memory`` is the residual rank's half-life.
     """
 
     def __init__(
@@ -272,28 +301,29 @@ class ResidualNoveltyDetector(_Base):
         decay: float = 0.9995,
         levels: int = 10,
         magnitude: float = 0.0,
+        memory: int = 500,
     ) -> None:
         super().__init__()
         self.weight = check_real("weight", weight, 0, 1)
         self.decay = check_real("decay", decay, 0, 1)
-        self.residual = ResidualDetector(season_length=season_length, magnitude=magnitude)
+        self.residual = ResidualDetector(
+            season_length=season_length, magnitude=magnitude, memory=memory
+        )
         self.novelty = PatternNoveltyDetector(levels=levels)
         self._peak = 0.0
         self.blend = 0.0
 
-    def _evaluate(self, value: float, ts: float | None) -> tuple[float, Callable[[], None]]:
-        s1, c1 = self.residual._evaluate(value, ts)
-        s2, c2 = self.novelty._evaluate(value, ts)
-        blend = self.weight * s1 + (1 - self.weight) * s2
-        score = blend if blend > self._peak else 0.0
+    def _evaluate(self, value: float, ts: float | None) -> float:
+        w = self.weight
+        blend = w * self.residual._evaluate(value, ts) + (1 - w) * self.novelty._evaluate(value, ts)
         self.blend = blend
+        return blend if blend > self._peak else 0.0
 
-        def commit() -> None:
-            c1()
-            c2()
-            self._peak = max(blend, self._peak * self.decay)
-
-        return score, commit
+    def _commit(self) -> None:
+        self.residual._commit()
+        self.novelty._commit()
+        peak = self._peak * self.decay
+        self._peak = self.blend if self.blend > peak else peak
 
     @property
     def expected(self) -> float:
