@@ -10,7 +10,8 @@ not trained: there is nothing to compare it with).
 
 Scores are calibrated on the training rows: ``anomaly_score`` is the share of training rows the
 new row is more anomalous than, so the decision threshold is ``1 - contamination`` whatever the
-estimator. scikit-learn is the ``analytics`` extra, imported when a model is first trained.
+estimator. scikit-learn (the one-class SVM) is the ``analytics`` extra, imported when such a
+model is first trained; the isolation forest is numpy only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from allele.observability.ml_analytics.anomaly.classify import (
     recommendations_for,
 )
 from allele.observability.ml_analytics.anomaly.features import FEATURE_NAMES, series_features
+from allele.observability.ml_analytics.anomaly.iforest import FastIsolationForest
 from allele.observability.ml_analytics.types import AnomalyResult, MLMetric
 from allele.observability.types import AlertSeverity, ComponentType
 
@@ -249,21 +251,18 @@ def severity_from_score(score: float, deviation_z: float = 0.0) -> AlertSeverity
 
 
 class IsolationForestDetector(_FeatureDetector):
-    """scikit-learn's IsolationForest per series, on the series' features."""
+    """An isolation forest per series, on the series' features.
+
+    The forest is ``iforest.FastIsolationForest`` (the paper's algorithm, every tree built at
+    once in numpy: a model per series must be cheap to fit); ``n_estimators`` and
+    ``max_samples`` are the paper's and scikit-learn's defaults.
+    """
 
     name = "isolation_forest"
 
     def _make_estimators(self, n_rows: int) -> list[Any]:
-        ensemble: Any = require("sklearn.ensemble", "analytics")
         c = self.config
-        return [
-            ensemble.IsolationForest(
-                n_estimators=c.n_estimators,
-                max_samples=min(c.max_samples, n_rows),
-                contamination="auto",
-                random_state=c.random_state,
-            )
-        ]
+        return [FastIsolationForest(c.n_estimators, c.max_samples, c.random_state)]
 
 
 class OneClassSVMDetector(_FeatureDetector):

@@ -49,10 +49,12 @@ def series_features(
     scale = np.maximum(np.maximum(mad, 0.1 * spread), _EPS + 1e-6 * np.abs(median))
     robust_z = (current - median) / scale
     # The EWMA forecast of each row from the rows before it (recursion over the whole series).
+    # e[i] = (1 - alpha) e[i-1] + alpha x[i-1], e[0] = x[0]: a first-order linear filter.
+    from scipy.signal import lfilter
+
     ewma = np.empty(n)
     ewma[0] = x[0]
-    for i in range(1, n):
-        ewma[i] = ewma[i - 1] + alpha * (x[i - 1] - ewma[i - 1])
+    ewma[1:] = lfilter([alpha], [1.0, alpha - 1.0], x[:-1], zi=[(1.0 - alpha) * x[0]])[0]
     ewma_z = (current - ewma[window:]) / scale
     steps = np.abs(np.diff(windows, axis=1))
     typical_step = np.maximum(np.median(steps, axis=1), 0.1 * scale)
