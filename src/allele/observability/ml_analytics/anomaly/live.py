@@ -62,14 +62,18 @@ class LiveAnomalySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ALLELE_ANOMALY_", extra="ignore")
 
-    series: str = Field("", description="Comma-separated metric names to watch; empty: off.")
-    interval_s: float = Field(10.0, gt=0, le=86400, description="Seconds between values.")
-    aggregation: Aggregation = Field(Aggregation.MEAN, description="Value of an interval.")
-    hold_s: float = Field(60.0, ge=0, le=86400, description="How long a detection is held.")
+    series: str = Field(
+        default="", description="Comma-separated metric names to watch; empty: off."
+    )
+    interval_s: float = Field(default=10.0, gt=0, le=86400, description="Seconds between values.")
+    aggregation: Aggregation = Field(default=Aggregation.MEAN, description="Value of an interval.")
+    hold_s: float = Field(default=60.0, ge=0, le=86400, description="How long a detection is held.")
     # A little below NAB's optimum for the default detector (0.929, benchmarks/bench_nab.py),
     # which sits at the score of a record residual with a forgetting rank of ~1000 rows
     # (0.93 x 0.999): live, a record deviation of an ordinary shape should still alert.
-    threshold: float = Field(0.9, gt=0, le=1, description="Score at which a value is anomalous.")
+    threshold: float = Field(
+        default=0.9, gt=0, le=1, description="Score at which a value is anomalous."
+    )
 
     @field_validator("series")
     @classmethod
@@ -195,7 +199,7 @@ class LiveAnomalyDetection:
         expected = detector.expected
         anomaly_type = classify_anomaly(name, list(recent))
         component_type = ComponentType.SYSTEM
-        raw_type = labels.get("component_type")
+        raw_type = labels.get("component_type", "")
         if raw_type in ComponentType._value2member_map_:
             component_type = ComponentType(raw_type)
         z = detector.residual.z
