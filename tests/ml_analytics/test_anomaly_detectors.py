@@ -122,3 +122,12 @@ def test_design_document_example_runs() -> None:
     anomalies = asyncio.run(workflow())
     flagged = {a.timestamp for a in anomalies}
     assert {T0 + timedelta(minutes=i) for i in (90,)} <= flagged
+
+
+def test_fit_score_series_matches_fit_then_score() -> None:
+    values = np.random.default_rng(3).normal(size=400).cumsum()
+    detector = IsolationForestDetector(AnomalyDetectionConfig(random_state=0))
+    model, scores = detector.fit_score_series(values)
+    np.testing.assert_allclose(scores, detector.score_series(model, values))
+    assert scores.shape == (400 - detector.config.window,)
+    assert scores.min() > 0.0 and scores.max() == 1.0

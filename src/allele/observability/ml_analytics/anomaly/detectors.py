@@ -139,6 +139,13 @@ class _FeatureDetector:
         self, values: npt.NDArray[np.float64], epochs: npt.NDArray[np.float64] | None = None
     ) -> _SeriesModel:
         """Fit this detector's estimators on one series (its features) and calibrate them."""
+        return self.fit_score_series(values, epochs)[0]
+
+    def fit_score_series(
+        self, values: npt.NDArray[np.float64], epochs: npt.NDArray[np.float64] | None = None
+    ) -> tuple[_SeriesModel, npt.NDArray[np.float64]]:
+        """Fit on one series and return the model with the calibrated scores of its own rows
+        (each row's share of training rows it is more anomalous than), scoring them once."""
         # The position in the day only means something once a few days have been seen;
         # before that every new hour would look novel.
         seasonal = epochs is not None and len(epochs) > 1 and epochs[-1] - epochs[0] >= 2 * 86400
@@ -146,12 +153,15 @@ class _FeatureDetector:
             values, epochs if seasonal else None, window=self.config.window
         )
         estimators = self._make_estimators(len(features))
-        calibration = []
+        calibration, ranks = [], []
         for est in estimators:
             est.fit(features)
-            calibration.append(np.sort(self._raw_scores(est, features)))
+            raw = self._raw_scores(est, features)
+            cal = np.sort(raw)
+            calibration.append(cal)
+            ranks.append(np.searchsorted(cal, raw, side="right") / len(cal))
         keep = min(len(values), _HISTORY)
-        return _SeriesModel(
+        model = _SeriesModel(
             estimators,
             calibration,
             deque(values[-keep:].tolist(), maxlen=_HISTORY),
@@ -159,6 +169,7 @@ class _FeatureDetector:
             len(values),
             seasonal,
         )
+        return model, np.mean(ranks, axis=0)
 
     def score_series(
         self,

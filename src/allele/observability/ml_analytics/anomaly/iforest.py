@@ -58,41 +58,48 @@ class FastIsolationForest:
         trees, nodes = self.n_estimators, 2 ** (height + 1) - 1
         # Rows of each tree: a sample without replacement (argpartition of uniforms, per tree).
         rows = (
-            np.argpartition(rng.random((trees, n)), psi - 1, axis=1)[:, :psi]
+            np.argpartition(rng.random((trees, n), dtype=np.float32), psi - 1, axis=1)[:, :psi]
             if psi < n
             else np.tile(np.arange(n), (trees, 1))
         )
-        # Everything is indexed flat (tree * nodes + node, row * d + feature): one gather each.
+        # Indexed flat (tree * nodes + node, row * d + feature): one gather per array and level.
         base_rows = rows.ravel() * d
+        tree_of = np.repeat(np.arange(trees), psi)
         feature = np.zeros(trees * nodes, dtype=np.int64)
         threshold = np.zeros(trees * nodes)
         leaf = np.ones(trees * nodes, dtype=bool)
         size = np.zeros(trees * nodes)
-        offset = np.repeat(np.arange(trees) * nodes, psi)
+        size[np.arange(trees) * nodes] = psi
         node = np.zeros(trees * psi, dtype=np.int64)  # node (within its tree) of each row
         xflat = x.ravel()
-        for depth in range(height + 1):
-            flat = offset + node
-            counts = np.bincount(flat, minlength=trees * nodes)
-            size = np.where(counts > 0, counts, size)
-            if depth == height:
-                break
-            first, last = 2**depth - 1, 2 ** (depth + 1) - 1
-            level = (np.arange(trees)[:, None] * nodes + np.arange(first, last)[None, :]).ravel()
-            feature[level] = rng.integers(0, d, size=len(level))
-            data = xflat[base_rows + feature[flat]]
-            lo = np.full(trees * nodes, np.inf)
-            hi = np.full(trees * nodes, -np.inf)
-            np.minimum.at(lo, flat, data)
-            np.maximum.at(hi, flat, data)
-            splittable = (size[level] > 1) & (hi[level] > lo[level])
-            span = np.where(splittable, hi[level] - lo[level], 0.0)
-            threshold[level] = np.where(splittable, lo[level], 0.0) + rng.random(len(level)) * span
+        active = np.arange(trees * psi)  # rows still in a node of the current level
+        for depth in range(height):
+            first, width = 2**depth - 1, 2**depth
+            # Work on this level's nodes only: group = tree * width + (node - first).
+            t_act, n_act = tree_of[active], node[active]
+            group = t_act * width + (n_act - first)
+            level = (np.arange(trees)[:, None] * nodes + np.arange(first, first + width)).ravel()
+            q = rng.integers(0, d, size=trees * width)
+            feature[level] = q
+            data = xflat[base_rows[active] + q[group]]
+            lo = np.full(trees * width, np.inf)
+            hi = np.full(trees * width, -np.inf)
+            np.minimum.at(lo, group, data)
+            np.maximum.at(hi, group, data)
+            splittable = (size[level] > 1) & (hi > lo)
+            low = np.where(splittable, lo, 0.0)  # empty nodes have lo = inf: keep them out
+            cut = low + rng.random(trees * width) * (np.where(splittable, hi, 0.0) - low)
+            threshold[level] = cut
             leaf[level] = ~splittable
             # Rows of a node that splits go to a child; the others stay where they are.
-            moves = (node >= first) & ~leaf[flat]
-            right = data >= threshold[flat]
-            node = np.where(moves, 2 * node + 1 + right, node)
+            moves = splittable[group]
+            right = data >= cut[group]
+            child = 2 * n_act + 1 + right
+            moving = active[moves]
+            node[moving] = child[moves]
+            active = moving
+            counts = np.bincount(tree_of[active] * nodes + node[active], minlength=trees * nodes)
+            size = np.where(counts > 0, counts, size)
         # For scoring, a child table over global node ids in which a leaf is its own child, so a
         # row that reached a leaf stays there; its depth is then read off its heap index.
         ids = np.arange(trees * nodes)

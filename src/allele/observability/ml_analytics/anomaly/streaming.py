@@ -16,6 +16,8 @@ The default, ``ResidualNoveltyDetector``, is the combination that scores best on
 - ``PatternNoveltyDetector``: each value quantised into ``levels`` bands of the range seen so
   far; the score is the share of the current contexts (the band, and the pair previous band ->
   band) never seen before, which catches new shapes at ordinary values;
+- the residual view runs twice, with a daily and a weekly season, and the one with the
+  better running forecast error gives the rank;
 - the blend ``0.93 * residual + 0.07 * novelty`` passes only when it beats the recent peak (a
   peak decaying by 0.9995 per point), so one incident fires once rather than on every row.
 """
@@ -33,6 +35,7 @@ Observation = float | Mapping[str, Any]
 
 _WARMUP = 100  # rows before any score: the statistics mean nothing earlier
 _MAX_SEASON = 5000  # a longer "day" (sub-20 s spacing) is not tracked: memory stays bounded
+_WEEKS_BEFORE_CHOICE = 2  # weeks the weekly forecast learns before it may be chosen
 
 
 class StreamingDetector(Protocol):
@@ -107,8 +110,9 @@ class ResidualDetector(_Base):
 
     ``level_alpha`` is the weight of the newest value in the level, ``scale_alpha`` that of the
     newest squared residual in the scale, ``season_alpha`` that of the newest value in its
-    phase's seasonal profile; ``season_length`` (rows per day) is taken from the first two
-    timestamps when not given, and 0 turns the season off. The rank uses ``bins`` bins of
+    phase's seasonal profile; ``season_length`` (rows per season of ``season_days`` days) is
+    taken from the first two timestamps when not given, and 0 turns the season off (so does a
+    season of more than 5,000 rows). The rank uses ``bins`` bins of
     ``bin_width`` z each (memory independent of the series' length); with ``memory`` > 0 it
     halves every count each ``memory`` rows, so that it follows a series whose noise changes.
     ``magnitude`` > 0 mixes that share of the z itself into the score (a rank saturates at 1).
@@ -126,9 +130,11 @@ class ResidualDetector(_Base):
         bin_width: float = 0.25,
         magnitude: float = 0.0,
         memory: int = 0,
+        season_days: int = 1,
     ) -> None:
         super().__init__()
         self.memory = check_int("memory", memory, 0, 10**9)
+        self.season_days = check_int("season_days", season_days, 1, 366)
         self.level_alpha = check_real("level_alpha", level_alpha, 0, 1, low_open=True)
         self.scale_alpha = check_real("scale_alpha", scale_alpha, 0, 1, low_open=True)
         self.season_alpha = check_real("season_alpha", season_alpha, 0, 1, low_open=True)
@@ -143,79 +149,97 @@ class ResidualDetector(_Base):
         self.n = 0
         self._level: float | None = None
         self._var = 0.0
-        self._profile: list[float | None] = []
         self._season_var = 0.0
         self._err_level = 0.0
         self._err_season = 0.0
-        # A Fenwick tree over the z bins: prefix counts in O(log bins) per row.
-        self._tree = [0.0] * (self.bins + 1)
+        # How many rows (halved every `memory` rows) fell in each z bin.
         self._counts = [0.0] * self.bins
         self._count = 0.0
-        # What the last evaluation saw, for AnomalyResult: the forecast, the z, which baseline.
-        self.expected = math.nan
-        self.z = 0.0
-        self.baseline = "level"
-        self._pending: tuple[float, float, int, int, float | None, float, int] | None = None
+        self._profile = [None] * self._season if self._season else []
+        # What the last evaluation saw (its update, and for AnomalyResult its forecast, z and
+        # baseline); `_dirty` while that update is still to be applied.
+        self._last: tuple[Any, ...] = ()
+        self._dirty = False
 
     @property
     def season_length(self) -> int:
         """Rows per season (0: no season), once known."""
         return self._season or 0
 
+    @property
+    def forecast_error(self) -> float:
+        """The running squared error of the better of its two forecasts (level, seasonal)."""
+        if self._season and self._err_season > 0:
+            return min(self._err_level, self._err_season)
+        return self._err_level
+
     def _evaluate(self, value: float, ts: float | None) -> float:
         n = self.n + 1
         if self._season is None and ts is not None:
-            if self._first_ts is None:
-                self._first_ts = ts
-            elif ts > self._first_ts:
-                rows = round(86400.0 / (ts - self._first_ts))
-                self._season = rows if 1 < rows <= _MAX_SEASON else 0
+            self._infer_season(ts)
         level = value if self._level is None else self._level
         r = value - level
         var = self._var
         z = abs(r) / math.sqrt(var) if var > 0 else (0.0 if r == 0 else 50.0)
-        expected, baseline = level, "level"
+        expected = level
         season = self._season or 0
         phase = n % season if season else 0
-        seasonal = self._profile[phase] if season and len(self._profile) == season else None
+        seasonal = self._profile[phase] if season else None
         rs = 0.0
+        chose_season = False
         if seasonal is not None:
             rs = value - seasonal
-            sv = self._season_var
             if n > 2 * season and self._err_season < self._err_level:
+                sv = self._season_var
                 z = abs(rs) / math.sqrt(sv) if sv > 0 else (0.0 if rs == 0 else 50.0)
-                expected, baseline = seasonal, "seasonal"
+                expected, chose_season = seasonal, True
         raw = z if z < 49.0 else 49.0
         b = int(raw / self.bin_width)
         if b >= self.bins:
             b = self.bins - 1
         seen = self._count
-        if seen > 0:
-            # The Fenwick prefix sum below bin b, inlined (the hot loop), plus half the bin.
-            tree, below, i = self._tree, 0.0, b
-            while i > 0:
-                below += tree[i]
-                i -= i & -i
-            rank = (below + 0.5 * self._counts[b]) / seen
-        else:
-            rank = 0.0
+        # The count of rows with a smaller z: a C-level sum over the bins below. Ordinary rows
+        # have small z, so the slice is short where it matters for speed.
+        counts = self._counts
+        rank = (sum(counts[:b]) + 0.5 * counts[b]) / seen if seen > 0 else 0.0
         if self.magnitude:
             rank = (1 - self.magnitude) * rank + self.magnitude * (1 - math.exp(-raw / 8.0))
-        self.expected, self.z, self.baseline = expected, raw, baseline
-        self._pending = (value, r, b, phase, seasonal, rs, season)
+        self._last = (value, r, b, phase, seasonal, rs, season, expected, raw, chose_season)
+        self._dirty = True
         return rank if n >= _WARMUP else 0.0
 
+    def _infer_season(self, ts: float) -> None:
+        if self._first_ts is None:
+            self._first_ts = ts
+        elif ts > self._first_ts:
+            rows = round(self.season_days * 86400.0 / (ts - self._first_ts))
+            self._season = rows if 1 < rows <= _MAX_SEASON else 0
+            self._profile = [None] * self._season
+
+    @property
+    def expected(self) -> float:
+        """The forecast the last evaluated row was compared with."""
+        return self._last[7] if self._last else math.nan
+
+    @property
+    def z(self) -> float:
+        """The last evaluated row's residual in units of its scale (at most 49)."""
+        return self._last[8] if self._last else 0.0
+
+    @property
+    def baseline(self) -> str:
+        """Which forecast the last row was compared with: ``level`` or ``seasonal``."""
+        return "seasonal" if self._last and self._last[9] else "level"
+
     def _commit(self) -> None:
-        if self._pending is None:
+        if not self._dirty:
             return
-        value, r, b, phase, seasonal, rs, season = self._pending
-        self._pending = None
+        self._dirty = False
+        value, r, b, phase, seasonal, rs, season = self._last[:7]
         n = self.n = self.n + 1
         if self._level is None:
             self._level = value
         if season:
-            if len(self._profile) != season:
-                self._profile = [None] * season
             if seasonal is not None:
                 a = self.scale_alpha
                 self._season_var = (1 - a) * (self._season_var + a * rs * rs)
@@ -227,15 +251,10 @@ class ResidualDetector(_Base):
         self._level += self.level_alpha * r
         a = self.scale_alpha
         self._var = (1 - a) * (self._var + a * r * r)
-        i, tree, bins = b + 1, self._tree, self.bins
-        while i <= bins:
-            tree[i] += 1.0
-            i += i & -i
         self._counts[b] += 1.0
         self._count += 1.0
         if self.memory and n % self.memory == 0:
             # Halve every count: the rank forgets old rows with a half-life of `memory` rows.
-            self._tree = [v * 0.5 for v in tree]
             self._counts = [v * 0.5 for v in self._counts]
             self._count *= 0.5
 
@@ -288,9 +307,12 @@ class PatternNoveltyDetector(_Base):
 class ResidualNoveltyDetector(_Base):
     """The default detector: residual rank and pattern novelty blended, repeats suppressed.
 
-    ``weight`` is the residual's share of the blend; a blend passes only above the running peak
-    of earlier blends, which decays by ``decay`` per row (0.9995: an incident's echo fades over
-    a few thousand rows), and is 0 otherwise. ``memory`` is the residual rank's half-life.
+    The residual comes from two ``ResidualDetector``: one with a daily season, one with a weekly
+    season; once the weekly one has seen two weeks, the one whose forecast has been better (by
+    running squared error) gives the rank. ``weight`` is the residual's share of the blend; a
+    blend passes only above the running peak of earlier blends, which decays by ``decay`` per
+    row (0.9995: an incident's echo fades over a few thousand rows), and is 0 otherwise.
+    ``memory`` is the residual ranks' half-life.
     """
 
     def __init__(
@@ -306,24 +328,47 @@ class ResidualNoveltyDetector(_Base):
         super().__init__()
         self.weight = check_real("weight", weight, 0, 1)
         self.decay = check_real("decay", decay, 0, 1)
-        self.residual = ResidualDetector(
+        self.daily = ResidualDetector(
             season_length=season_length, magnitude=magnitude, memory=memory
         )
+        weekly = None if season_length is None else 7 * season_length
+        self.weekly = ResidualDetector(
+            season_length=weekly if weekly is None or weekly <= _MAX_SEASON else 0,
+            season_days=7,
+            magnitude=magnitude,
+            memory=memory,
+        )
         self.novelty = PatternNoveltyDetector(levels=levels)
+        self.residual = self.daily  # the one that gave the last rank
+        self._use_weekly = False
         self._peak = 0.0
         self.blend = 0.0
 
     def _evaluate(self, value: float, ts: float | None) -> float:
+        daily, weekly = self.daily, self.weekly
+        rank_daily = daily._evaluate(value, ts)
+        rank_weekly = weekly._evaluate(value, ts)
+        if self._use_weekly:
+            rank, self.residual = rank_weekly, weekly
+        else:
+            rank, self.residual = rank_daily, daily
         w = self.weight
-        blend = w * self.residual._evaluate(value, ts) + (1 - w) * self.novelty._evaluate(value, ts)
+        blend = w * rank + (1 - w) * self.novelty._evaluate(value, ts)
         self.blend = blend
         return blend if blend > self._peak else 0.0
 
     def _commit(self) -> None:
-        self.residual._commit()
+        daily, weekly = self.daily, self.weekly
+        daily._commit()
+        weekly._commit()
         self.novelty._commit()
         peak = self._peak * self.decay
         self._peak = self.blend if self.blend > peak else peak
+        # Which residual view scores the next row: decided on the state after this one.
+        self._use_weekly = (
+            weekly.n > _WEEKS_BEFORE_CHOICE * weekly.season_length
+            and weekly.forecast_error < daily.forecast_error
+        )
 
     @property
     def expected(self) -> float:
