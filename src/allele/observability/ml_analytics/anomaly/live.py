@@ -110,6 +110,7 @@ class LiveAnomalyDetection:
         self.detections: deque[AnomalyResult] = deque(maxlen=keep)
         self._detectors: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
         self._recent: dict[tuple[str, tuple[tuple[str, str], ...]], deque[float]] = {}
+        self._gauges: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[Any, Any]] = {}
         self._held: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, float]] = {}
         self._last = -math.inf
         self._lock = threading.Lock()
@@ -171,10 +172,14 @@ class LiveAnomalyDetection:
                 if detector is None:
                     detector = self._detectors[series] = ResidualNoveltyDetector()
                     self._recent[series] = deque(maxlen=_HISTORY)
+                    labels = {"metric": name, **dict(series[1])}
+                    self._gauges[series] = (
+                        collector.gauge(SCORE_METRIC, labels),
+                        collector.gauge(LEVEL_METRIC, labels),
+                    )
                 score = detector.score_learn_one({"value": value, "timestamp": now})
                 recent = self._recent[series]
                 recent.append(value)
-                labels = {"metric": name, **dict(series[1])}
                 level = severity_level(score, s.threshold)
                 if level:
                     self._held[series] = (level, now + s.hold_s)
@@ -183,8 +188,9 @@ class LiveAnomalyDetection:
                 if held is not None and now >= held[1]:
                     del self._held[series]
                     held = None
-                collector.gauge(SCORE_METRIC, labels).set(score)
-                collector.gauge(LEVEL_METRIC, labels).set(float(held[0]) if held else 0.0)
+                score_gauge, level_gauge = self._gauges[series]
+                score_gauge.set(score)
+                level_gauge.set(float(held[0]) if held else 0.0)
 
     def _record(
         self,
