@@ -68,8 +68,6 @@ class FastIsolationForest:
         feature = np.zeros(trees * nodes, dtype=np.int64)
         threshold = np.zeros(trees * nodes)
         leaf = np.ones(trees * nodes, dtype=bool)
-        size = np.zeros(trees * nodes)
-        size[np.arange(trees) * nodes] = psi
         node = np.zeros(trees * psi, dtype=np.int64)  # node (within its tree) of each row
         xflat = x.ravel()
         active = np.arange(trees * psi)  # rows still in a node of the current level
@@ -86,7 +84,7 @@ class FastIsolationForest:
             hi = np.full(trees * width, -np.inf)
             np.minimum.at(lo, group, data)
             np.maximum.at(hi, group, data)
-            splittable = (size[level] > 1) & (hi > lo)
+            splittable = (np.bincount(group, minlength=trees * width) > 1) & (hi > lo)
             low = np.where(splittable, lo, 0.0)  # empty nodes have lo = inf: keep them out
             cut = low + rng.random(trees * width) * (np.where(splittable, hi, 0.0) - low)
             threshold[level] = cut
@@ -98,8 +96,9 @@ class FastIsolationForest:
             moving = active[moves]
             node[moving] = child[moves]
             active = moving
-            counts = np.bincount(tree_of[active] * nodes + node[active], minlength=trees * nodes)
-            size = np.where(counts > 0, counts, size)
+        # Every row ends in a leaf; a leaf's size is the number of rows that ended there (only
+        # leaves are ever read: a scored row always ends in one too).
+        size = np.bincount(tree_of * nodes + node, minlength=trees * nodes).astype(np.float64)
         # For scoring, a child table over global node ids in which a leaf is its own child, so a
         # row that reached a leaf stays there; its depth is then read off its heap index.
         ids = np.arange(trees * nodes)
@@ -108,8 +107,9 @@ class FastIsolationForest:
         child = np.empty((trees * nodes, 2), dtype=np.int64)
         child[:, 0] = np.where(inner, ids + local + 1, ids)
         child[:, 1] = np.where(inner, ids + local + 2, ids)
-        self._child = child.ravel()
-        self._feature, self._threshold = feature, threshold
+        # int32 indices: scoring is gathers, and half the bytes is most of the speed.
+        self._child = child.ravel().astype(np.int32)
+        self._feature, self._threshold = feature.astype(np.int32), threshold
         depth_of = np.floor(np.log2(local + 1.0))
         self._leaf_value = depth_of + _c(size)  # path length of a row ending at each node
         self._height, self._psi, self._trees, self._nodes = height, psi, trees, nodes
@@ -122,8 +122,9 @@ class FastIsolationForest:
             raise ValidationError("FastIsolationForest must be fitted before scoring")
         x = np.asarray(X, dtype=np.float64)
         m, d = x.shape
-        row = np.tile(np.arange(m) * d, self._trees)
-        node = np.repeat(np.arange(self._trees) * self._nodes, m)  # each tree's root
+        row = np.tile(np.arange(m, dtype=np.int32) * d, self._trees)
+        roots = np.arange(self._trees, dtype=np.int32) * self._nodes
+        node = np.repeat(roots, m)  # each row starts at each tree's root
         xflat, child, feature, threshold = x.ravel(), self._child, self._feature, self._threshold
         for _ in range(self._height):
             right = xflat[row + feature[node]] >= threshold[node]
