@@ -63,6 +63,7 @@ def _register() -> None:
         "alerts",
         "serve",
         "dashboard",
+        "analytics",
     ):
         try:
             __import__(f"allele.cli.{name}")

@@ -51,6 +51,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import operator
+import os
 import threading
 import time
 import uuid
@@ -981,9 +982,18 @@ async def setup_observability_monitoring(
 
     Background sampling, alert evaluation and, when a store is configured
     (``ALLELE_STORE_URI``), persistence start here; starting a running engine does nothing.
+    With ``ALLELE_ANOMALY_SERIES`` set, live anomaly detection watches those series
+    (``ml_analytics.anomaly.live``).
     """
     target = engine if engine is not None else get_observability_engine()
-    return await target.astart()
+    started = await target.astart()
+    # Live anomaly detection over the series $ALLELE_ANOMALY_SERIES names (off when unset),
+    # attached from here so that the core never loads ml_analytics.
+    if os.environ.get("ALLELE_ANOMALY_SERIES", "").strip():
+        from allele.observability.ml_analytics.anomaly.live import attach_live_detection
+
+        attach_live_detection(target)
+    return started
 
 
 async def teardown_observability_monitoring(engine: ObservabilityEngine | None = None) -> None:

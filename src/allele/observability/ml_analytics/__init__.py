@@ -23,6 +23,16 @@ _LAZY: dict[str, str] = {
     "ComponentType": "allele.observability.types",
     "AlertSeverity": "allele.observability.types",
     # anomaly detection (anomaly/)
+    "AnomalyDetectionConfig": "allele.observability.ml_analytics.anomaly.detectors",
+    "IsolationForestDetector": "allele.observability.ml_analytics.anomaly.detectors",
+    "OneClassSVMDetector": "allele.observability.ml_analytics.anomaly.detectors",
+    "EnsembleDetector": "allele.observability.ml_analytics.anomaly.detectors",
+    "ResidualNoveltyDetector": "allele.observability.ml_analytics.anomaly.streaming",
+    "ResidualDetector": "allele.observability.ml_analytics.anomaly.streaming",
+    "PatternNoveltyDetector": "allele.observability.ml_analytics.anomaly.streaming",
+    "classify_anomaly": "allele.observability.ml_analytics.anomaly.classify",
+    "sparkline": "allele.observability.ml_analytics.charts",
+    "series_chart_html": "allele.observability.ml_analytics.charts",
     # forecasting and prediction (prediction/)
     # alert intelligence (alert_intelligence/)
     # optimization (optimization/)

@@ -1,0 +1,1 @@
+"""Anomaly detection: batch estimators, streaming detectors, type classification, NAB."""
