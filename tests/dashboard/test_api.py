@@ -11,7 +11,7 @@ from .conftest import TOKEN, LiveDashboard
 
 
 def _get(live: LiveDashboard, path: str, **params: object) -> httpx.Response:
-    return httpx.get(live.url.rstrip("/") + "/api/v1" + path, params=params, timeout=10)
+    return httpx.get(live.url.rstrip("/") + "/api/v1" + path, params=params, timeout=60)
 
 
 def _wait_for(predicate, timeout: float = 20.0):  # type: ignore[no-untyped-def]
@@ -30,6 +30,11 @@ def test_components_and_system_are_the_engines(live_dashboard: LiveDashboard) ->
     assert kraken["health"] in ("healthy", "degraded", "unhealthy", "unknown")
     assert kraken["performance"]["operation_count"] > 0
     system = _get(live_dashboard, "/system").json()
+    overview = _get(live_dashboard, "/overview").json()
+    assert {c["component_id"] for c in overview["components"]} == {
+        c["component_id"] for c in components
+    }
+    assert set(overview["system"]) == set(system)
     assert 0 <= system["cpu_percent"]["value"] <= 100
     assert system["process_rss_bytes"]["value"] > 1e6
 
@@ -77,17 +82,22 @@ def test_changes_need_the_token(live_dashboard: LiveDashboard) -> None:
         )
     )
     url = f"{live_dashboard.url}api/v1/alerts/{alert['alert_id']}/acknowledge"
-    refused = httpx.post(url, json={"by": "tester"}, timeout=10)
+    refused = httpx.post(url, json={"by": "tester"}, timeout=60)
     assert refused.status_code == 403 and "Bearer" in refused.json()["error"]
-    wrong = httpx.post(url, json={"by": "tester"}, headers={"Authorization": "Bearer nope"})
+    wrong = httpx.post(
+        url, json={"by": "tester"}, headers={"Authorization": "Bearer nope"}, timeout=60
+    )
     assert wrong.status_code == 403
-    done = httpx.post(url, json={"by": "tester"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    done = httpx.post(
+        url, json={"by": "tester"}, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+    )
     assert done.status_code == 200, done.text
     assert done.json()["acknowledged_by"] == "tester"
     missing = httpx.post(
         f"{live_dashboard.url}api/v1/alerts/no-such-alert/resolve",
         json={"by": "tester"},
         headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=60,
     )
     assert missing.status_code in (400, 404) and "no-such-alert" in missing.json()["error"]
 

@@ -13,7 +13,7 @@ from .conftest import LiveDashboard
 
 
 def _series_id(live: LiveDashboard) -> str:
-    series = httpx.get(live.url + "api/v1/series", timeout=10).json()
+    series = httpx.get(live.url + "api/v1/series", timeout=60).json()
     return next(s["id"] for s in series if s["name"] == "allele_kraken_sequences_total")
 
 
@@ -21,7 +21,7 @@ def test_new_points_arrive_in_order(live_dashboard: LiveDashboard) -> None:
     sid = _series_id(live_dashboard)
     messages = []
     with httpx.stream(
-        "GET", live_dashboard.url + "api/v1/events", params={"series": sid}, timeout=20
+        "GET", live_dashboard.url + "api/v1/events", params={"series": sid}, timeout=60
     ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         for line in response.iter_lines():

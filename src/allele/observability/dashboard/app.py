@@ -149,6 +149,19 @@ def create_app(
             "clients": len(hub.clients),
         }
 
+    @app.get(f"{API}/overview", tags=["overview"])
+    async def overview() -> dict[str, Any]:
+        """Components, the system sample and the firing alerts in one answer (the first view)."""
+
+        def read() -> dict[str, Any]:
+            return {
+                "components": source.components(),
+                "system": source.system(),
+                "firing": source.alerts("firing"),
+            }
+
+        return await off_loop(read)
+
     @app.get(f"{API}/components", tags=["overview"])
     async def components() -> list[dict[str, Any]]:
         """Every component with its health, heartbeat and performance."""

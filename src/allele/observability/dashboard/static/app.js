@@ -67,7 +67,8 @@ function report(error) {
 // --- overview ----------------------------------------------------------------------------
 
 async function loadOverview() {
-  const [components, system, alerts] = await Promise.all([api("/components"), api("/system"), api("/alerts?state=firing")]);
+  // One request for the first view: one round trip, one read of the store.
+  const { components, system, firing: alerts } = await api("/overview");
   renderSystem(system);
   renderComponents(components);
   const list = $("firing"); list.replaceChildren();
