@@ -72,7 +72,7 @@ class Matcher:
             value = value[1:-1].replace('\\"', '"')
         elif value[:1] in ("=", "~") or '"' in value:
             raise ValidationError(
-                f"matcher {text!r}: the value {value!r} is malformed; write name<op>\"value\" "
+                f'matcher {text!r}: the value {value!r} is malformed; write name<op>"value" '
                 f"with op one of {', '.join(OPERATORS)}"
             )
         return cls(name, op, value)
