@@ -51,6 +51,8 @@ class RoutedAlert:
     status: str = "firing"  # firing or resolved
     updated_at: datetime | None = None
     generator_url: str = ""
+    # Order within a notification: lower first (alert intelligence puts the root cause at 0).
+    rank: int = 1
 
     @property
     def fingerprint(self) -> str:

@@ -11,8 +11,9 @@ In the route it lands on, the alert joins the *group* of alerts sharing its valu
 route's ``group_by`` labels (``["..."]`` groups by every label, an empty list puts them all in
 one group). A group notifies its receiver as Alertmanager's does:
 
-* the first notification waits ``group_wait`` after the group appears (so that the alerts of
-  one incident arrive together);
+* the first notification waits ``group_wait`` after the group's first alert started (so that
+  the alerts of one incident arrive together; an alert that reaches the router late waits only
+  what is left, as Alertmanager flushes at once for alerts older than ``group_wait``);
 * after that the group is looked at every ``group_interval``, and notifies only when it changed
   (an alert began firing, or one resolved);
 * a group that did not change but still fires notifies again after ``repeat_interval``.
@@ -285,9 +286,24 @@ class Router:
                 if alert.resolved:
                     continue  # the resolution of an alert no group holds: nothing to tell
                 assert route.group_wait_s is not None
-                group = _Group(key, route, labels, next_flush_mono=now_mono + route.group_wait_s)
+                # group_wait counts from the alert's start: an alert that reaches the router
+                # late (it was correlated first, or is old) does not wait a full group_wait more.
+                wait = route.group_wait_s
+                if alert.starts_at is not None:
+                    age = self.clock.time() - alert.starts_at.timestamp()
+                    wait = min(wait, max(0.0, wait - age))
+                group = _Group(key, route, labels, next_flush_mono=now_mono + wait)
                 self._groups[key] = group
             group.alerts[alert.fingerprint] = alert
+
+    def withdraw(self, labels: Iterable[Mapping[str, str]]) -> None:
+        """Take alerts out of their groups without telling anyone (an alert that moved to
+        another group under new labels, e.g. into another alert cluster)."""
+        gone = {fingerprint(item) for item in labels}
+        with self._lock:
+            for group in self._groups.values():
+                for fp in gone & group.alerts.keys():
+                    del group.alerts[fp]
 
     # time --------------------------------------------------------------------------------------
 
@@ -337,7 +353,9 @@ class Router:
                 group_key=group.key,
                 status="firing" if firing else "resolved",
                 group_labels=dict(group.labels),
-                alerts=sorted(shown, key=lambda a: (a.resolved, a.starts_at or utc_datetime(0))),
+                alerts=sorted(
+                    shown, key=lambda a: (a.resolved, a.rank, a.starts_at or utc_datetime(0))
+                ),
                 sent_at=utc_datetime(self.clock.time()),
             )
             self.config.receivers[receiver].send(notification)

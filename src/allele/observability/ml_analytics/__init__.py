@@ -25,6 +25,9 @@ _LAZY: dict[str, str] = {
     # anomaly detection (anomaly/)
     # forecasting and prediction (prediction/)
     # alert intelligence (alert_intelligence/)
+    "AlertIntelligenceConfig": "allele.observability.ml_analytics.alert_intelligence.config",
+    "IntelligentAlertManager": "allele.observability.ml_analytics.alert_intelligence.manager",
+    "AlertCorrelator": "allele.observability.ml_analytics.alert_intelligence.correlator",
     # optimization (optimization/)
 }
 
