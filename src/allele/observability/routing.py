@@ -195,6 +195,7 @@ class _Group:
     alerts: dict[str, RoutedAlert] = field(default_factory=dict)
     next_flush_mono: float = 0.0
     flushed: bool = False
+    serial: int = 0  # which group of this key (a key's group ends once empty; a new one begins)
 
 
 def alert_to_routed(alert: Alert) -> RoutedAlert:
@@ -247,6 +248,7 @@ class Router:
         self.reload_interval_s = reload_interval_s
         self._next_reload_mono = self.clock.monotonic() + reload_interval_s
         self._groups: dict[str, _Group] = {}
+        self._serial = 0
         self._log: dict[tuple[str, str], _Sent] = {}
         self.sent: deque[Notification] = deque(maxlen=history_size)
         self.last_error: str | None = None
@@ -292,7 +294,10 @@ class Router:
                 if alert.starts_at is not None:
                     age = self.clock.time() - alert.starts_at.timestamp()
                     wait = min(wait, max(0.0, wait - age))
-                group = _Group(key, route, labels, next_flush_mono=now_mono + wait)
+                self._serial += 1
+                group = _Group(
+                    key, route, labels, next_flush_mono=now_mono + wait, serial=self._serial
+                )
                 self._groups[key] = group
             group.alerts[alert.fingerprint] = alert
 
@@ -419,6 +424,12 @@ class Router:
                 }
                 for g in self._groups.values()
             ]
+
+    def groups_of(self, labels: Mapping[str, str]) -> list[str]:
+        """``"<group key>#<serial>"`` of each group holding the alert with ``labels`` now."""
+        fp = fingerprint(labels)
+        with self._lock:
+            return [f"{g.key}#{g.serial}" for g in self._groups.values() if fp in g.alerts]
 
     # configuration -----------------------------------------------------------------------------
 

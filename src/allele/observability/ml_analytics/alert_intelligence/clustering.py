@@ -1,27 +1,30 @@
 """The alert distance and the clustering algorithms over it.
 
 Two alerts are close when they happened close in time, on components that depend on one another
-(the topology), with the same metric and anomaly type and the same labels. The distance, in
-[0, 1], is a weighted sum of four parts:
+(the topology), with the same metric and anomaly type and the same labels. Each of three parts
+is a distance in [0, 1]:
 
 * time: ``|t_i - t_j| / time_scale_s``, at most 1 (the scale is a sixth of the correlation
   window: ten minutes for the default hour);
-* topology: 0 on one component, ``0.2 + 0.1 * (steps - 1)`` (at most 0.6) when one depends on the
-  other, 1 when neither depends on the other (two branches that share a dependent fail for two
-  reasons), 0.5 between different components when the topology does not know them;
-* metric and anomaly type: half for each that differs;
-* labels: the Jaccard distance of the label pairs.
+* topology: 0 on one component, ``0.15 + 0.1 * (steps - 1)`` (at most 0.55) when one depends on
+  the other, 1 when neither depends on the other (two branches that share a dependent fail for
+  two reasons), 0.3 between different components the topology does not know;
+* attributes: 0.15 when the metrics differ, 0.1 when the anomaly types differ, 0.05 times the
+  Jaccard distance of the label pairs;
 
-With the default weights (0.3, 0.55, 0.1, 0.05), alerts on unrelated components are never
-within the default ``eps`` of 0.5, and a dependent detected minutes after its dependency still is.
+and they combine as independent reasons to be apart: ``d = 1 - (1 - time)(1 - topology)
+(1 - attributes)``. So alerts far apart in time, or on unrelated components, are at distance 1
+whatever else they share, and a dependent detected two minutes after its dependency is well
+within the default ``eps`` of 0.5.
 
 ``dbscan`` (scikit-learn, precomputed distances; noise alerts within ``eps`` of each other are
 joined, the rest stay alone), ``hierarchical`` (average linkage cut at ``eps``), ``kmeans`` (on a
 classical-MDS embedding of the distances, k chosen by silhouette among the values around the
 number of ``eps``-connected groups) and ``simple`` (the ``eps``-connected groups: single
-linkage, no dependency). After any of them, a group whose alerts have more than one *topological
-root* (a component no other component of the group is upstream of) is split by root: two
-branches failing at once are two incidents even when they share dependents.
+linkage, no dependency). After any of them, a group whose sustained alerts (seen more than once)
+have more than one *topological root* (a component no other such component of the group is
+upstream of) is split by root: two branches failing at once are two incidents even when they
+share dependents.
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ import numpy as np
 
 from allele.observability.ml_analytics.alert_intelligence.topology import Topology
 
-WEIGHTS = {"time": 0.3, "topology": 0.55, "attributes": 0.1, "labels": 0.05}
+#: The attribute part's weights (see the module docstring).
+WEIGHTS = {"metric": 0.15, "anomaly_type": 0.1, "labels": 0.05}
+#: Topology distance between two components the topology does not know.
+UNKNOWN_TOPOLOGY = 0.3
 
 
 @dataclass
@@ -44,6 +50,7 @@ class AlertFeatures:
     metric: np.ndarray  # integer codes
     anomaly_type: np.ndarray  # integer codes
     labels: list[frozenset[tuple[str, str]]]
+    count: np.ndarray  # anomalies each alert stands for (1: seen once)
 
     def __len__(self) -> int:
         return len(self.component)
@@ -60,6 +67,7 @@ def features(
     metric: list[str],
     anomaly_type: list[str],
     labels: list[frozenset[tuple[str, str]]] | None = None,
+    count: list[int] | None = None,
 ) -> AlertFeatures:
     return AlertFeatures(
         t=np.asarray(t, dtype=np.float64),
@@ -67,19 +75,20 @@ def features(
         metric=_codes(metric),
         anomaly_type=_codes(anomaly_type),
         labels=labels if labels is not None else [frozenset()] * len(component),
+        count=np.asarray(count if count is not None else [1] * len(component), dtype=np.int64),
     )
 
 
 def component_distances(names: list[str], topology: Topology) -> np.ndarray:
     """The topology part of the distance between every two of ``names``."""
     k = len(names)
-    out = np.full((k, k), 0.5)
+    out = np.full((k, k), UNKNOWN_TOPOLOGY)
     idx = np.array([topology.index.get(n, -1) for n in names])
     known = idx >= 0
     if known.any():
         sub = np.ix_(np.flatnonzero(known), np.flatnonzero(known))
         hops = topology.chain_hops[np.ix_(idx[known], idx[known])]
-        out[sub] = np.where(hops < 0, 1.0, np.minimum(0.6, 0.2 + 0.1 * (hops - 1)))
+        out[sub] = np.where(hops < 0, 1.0, np.minimum(0.55, 0.15 + 0.1 * (hops - 1)))
     np.fill_diagonal(out, 0.0)
     return out
 
@@ -88,13 +97,14 @@ def distance_matrix(f: AlertFeatures, topology: Topology, time_scale_s: float) -
     """Pairwise alert distances in [0, 1] (see the module docstring)."""
     names, comp = np.unique(np.asarray(f.component, dtype=object), return_inverse=True)
     cd = component_distances([str(n) for n in names], topology)
-    d = WEIGHTS["topology"] * cd[comp[:, None], comp[None, :]]
-    d += WEIGHTS["time"] * np.minimum(1.0, np.abs(f.t[:, None] - f.t[None, :]) / time_scale_s)
-    attr = 0.5 * (f.metric[:, None] != f.metric[None, :])
-    attr += 0.5 * (f.anomaly_type[:, None] != f.anomaly_type[None, :])
-    d += WEIGHTS["attributes"] * attr
+    keep = 1.0 - cd[comp[:, None], comp[None, :]]
+    keep *= 1.0 - np.minimum(1.0, np.abs(f.t[:, None] - f.t[None, :]) / time_scale_s)
+    attr = WEIGHTS["metric"] * (f.metric[:, None] != f.metric[None, :])
+    attr = attr + WEIGHTS["anomaly_type"] * (f.anomaly_type[:, None] != f.anomaly_type[None, :])
     if any(f.labels):
-        d += WEIGHTS["labels"] * _label_distances(f.labels)
+        attr = attr + WEIGHTS["labels"] * _label_distances(f.labels)
+    keep *= 1.0 - attr
+    d = 1.0 - keep
     np.fill_diagonal(d, 0.0)
     return d
 
@@ -188,31 +198,55 @@ def _kmeans(d: np.ndarray, eps: float) -> np.ndarray:
 
 
 def split_by_root(
-    labels: np.ndarray, f: AlertFeatures, topology: Topology, lag_s: float
+    labels: np.ndarray, f: AlertFeatures, d: np.ndarray, topology: Topology, lag_s: float
 ) -> np.ndarray:
-    """Split every group with several topological roots into one group per root (alerts below
-    more than one root go to the root seen last before them, allowing ``lag_s`` of detection
-    lag; alerts below none stay with the earliest root)."""
+    """Split every group with several topological roots into one group per root.
+
+    The alerts on a root's component start its group; every other alert, in time order, joins
+    the group of its nearest alert (by ``d``) among those already placed on a component upstream
+    of (or equal to) its own: a symptom is explained by the closest cause above it. An alert
+    with no such neighbour goes to the latest root first seen before it (allowing ``lag_s`` of
+    detection lag), and one the topology does not know stays in the first group.
+    """
     if not topology.known:
         return labels
     out = labels.copy()
     next_label = int(labels.max(initial=-1)) + 1
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        comps = {f.component[i] for i in members}
-        known = [c for c in comps if c in topology]
+        # Only components with a sustained alert (seen more than once) can be a root of their
+        # own: a one-off anomaly upstream does not explain a sustained cascade.
+        sustained = {f.component[i] for i in members if f.count[i] > 1}
+        known = [c for c in sustained if c in topology]
         roots = [c for c in known if not any(topology.is_upstream(o, c) for o in known if o != c)]
         if len(roots) < 2:
             continue
         first = {r: min(f.t[i] for i in members if f.component[i] == r) for r in roots}
         roots.sort(key=lambda r: first[r])
-        new_label = {r: (label if k == 0 else next_label + k - 1) for k, r in enumerate(roots)}
+        new_label = {r: (int(label) if k == 0 else next_label + k - 1) for k, r in enumerate(roots)}
         next_label += len(roots) - 1
-        for i in members:
+        root_of: dict[int, str] = {}
+        indices = [int(i) for i in members]
+        for i in indices:
+            if f.component[i] in new_label:
+                root_of[i] = f.component[i]
+        for i in sorted((i for i in indices if i not in root_of), key=lambda i: f.t[i]):
             c = f.component[i]
-            above = [r for r in roots if r == c or topology.is_upstream(r, c)]
-            if not above:
-                continue  # not in the topology: stays in the first group
-            started = [r for r in above if first[r] <= f.t[i] + lag_s] or above
-            out[i] = new_label[max(started, key=lambda r: first[r])]
+            if c not in topology:
+                root_of[i] = roots[0]
+                continue
+            above = [
+                j
+                for j, r in root_of.items()
+                if (f.component[j] == c or topology.is_upstream(f.component[j], c))
+                and (r == c or topology.is_upstream(r, c))
+            ]
+            if above:
+                root_of[i] = root_of[min(above, key=lambda j: d[i, j])]
+                continue
+            over = [r for r in roots if topology.is_upstream(r, c)] or roots
+            started = [r for r in over if first[r] <= f.t[i] + lag_s] or over
+            root_of[i] = max(started, key=lambda r: first[r])
+        for i, r in root_of.items():
+            out[i] = new_label[r]
     return out

@@ -1,12 +1,13 @@
 """``AlertCorrelator``: alerts in, clusters out, one per incident, stable as they grow.
 
 ``process_alert_batch(alerts)`` adds the alerts to those still open, clusters all open alerts
-again (``clustering``), and keeps each cluster's id when it grows: a new cluster takes the id most
-of its alerts had. A cluster closes once ``correlation_window_minutes`` passed after its last
-alert; its order of components is then learned as history (``root_cause.CoOccurrence``). Every
-cluster gets ranked ``root_cause_candidates``, a ``confidence`` (how tight it is), a
-``priority_score`` from ``priority_factors`` and an ``impact_assessment``. ``check_escalations``
-raises the clusters nobody acknowledged within ``escalation_time_minutes``.
+again (``clustering``), and keeps each cluster's id when it grows: a cluster's id stays with the
+group holding its founding (earliest) alert. A cluster closes once
+``correlation_window_minutes`` passed after its last alert; its order of components is then
+learned as history (``root_cause.CoOccurrence``). Every cluster gets ranked
+``root_cause_candidates``, a ``confidence`` (how tight it is), a ``priority_score`` from
+``priority_factors`` and an ``impact_assessment``. ``check_escalations`` raises the clusters
+nobody acknowledged within ``escalation_time_minutes``.
 
 Listeners (``add_listener``) get every batch's changed clusters and the ids of clusters that
 disappeared (merged into others); the manager routes and stores them from there.
@@ -162,6 +163,7 @@ class AlertCorrelator:
             [str(a.get("metric_name")) for a in alerts],
             [str(a.get("anomaly_type")) for a in alerts],
             [frozenset((a.get("labels") or {}).items()) for a in alerts],
+            [int(a.get("count") or 1) for a in alerts],
         )
         d = clustering.distance_matrix(f, self.topology, self.time_scale_s)
         labels = clustering.cluster(
@@ -170,27 +172,36 @@ class AlertCorrelator:
             self.config.clustering_eps,
             self.config.clustering_min_samples,
         )
-        labels = clustering.split_by_root(labels, f, self.topology, self.lag_s)
+        labels = clustering.split_by_root(labels, f, d, self.topology, self.lag_s)
         groups: dict[int, list[int]] = {}
         for i, label in enumerate(labels.tolist()):
             groups.setdefault(int(label), []).append(i)
         old = self._clusters
-        taken: set[str] = set()
+        # A cluster keeps its id in the group that holds its founding (earliest) alert: when a
+        # cluster splits, the incident it was notified for keeps its notification, and the
+        # newcomer gets a new cluster (a new notification). A merged group keeps the oldest id.
+        founded = {c.alerts[0]["alert_id"]: (c.first_alert_time, cid) for cid, c in old.items()}
         new_clusters: dict[str, AlertCluster] = {}
-        for members in sorted(groups.values(), key=len, reverse=True):
-            votes = Counter(self._cluster_of.get(alerts[i]["alert_id"]) for i in members)
-            cid = next(
-                (c for c, _ in votes.most_common() if c is not None and c not in taken), None
-            )
-            cid = cid or uuid.uuid4().hex[:16]
-            taken.add(cid)
+        for members in groups.values():
+            ids = [alerts[i]["alert_id"] for i in members]
+            founders = [founded[a] for a in ids if a in founded]
+            cid = min(founders)[1] if founders else uuid.uuid4().hex[:16]
             member_alerts = [alerts[i] for i in members]
             cluster = self._build(cid, member_alerts, d[np.ix_(members, members)], d, members)
             previous = old.get(cid)
             if previous is not None:
-                for key in ("escalated", "escalated_at", "acknowledged_by", "acknowledged_at"):
+                for key in (
+                    "escalated",
+                    "escalated_at",
+                    "acknowledged_by",
+                    "acknowledged_at",
+                    "resolved_at",
+                ):
                     if key in previous.common_attributes:
                         cluster.common_attributes[key] = previous.common_attributes[key]
+                resolved_at = cluster.common_attributes.get("resolved_at")
+                if resolved_at and cluster.last_alert_time.isoformat() > resolved_at:
+                    del cluster.common_attributes["resolved_at"]  # it came back
                 if previous.common_attributes.get("escalated"):
                     cluster.priority_score = _escalated(cluster.priority_score)
             new_clusters[cid] = cluster
@@ -214,7 +225,12 @@ class AlertCorrelator:
             if c not in first_seen:
                 first_seen[c] = a["_t"]
                 metric[c] = str(a.get("metric_name"))
-        ranked = self.ranker.rank(first_seen, metric, self.config.max_root_cause_candidates)
+        evidence: Counter[str] = Counter()
+        for a in alerts:
+            evidence[str(a["component_id"])] += int(a.get("count") or 1)
+        ranked = self.ranker.rank(
+            first_seen, metric, self.config.max_root_cause_candidates, evidence
+        )
         first = utc_datetime(alerts[0]["_t"])
         last = utc_datetime(max(a.get("_last_t", a["_t"]) for a in alerts))
         n = len(alerts)
@@ -274,14 +290,14 @@ class AlertCorrelator:
         return cluster
 
     def check_escalations(self, now: datetime) -> list[AlertCluster]:
-        """Escalate the clusters unacknowledged ``escalation_time_minutes`` after their first
-        alert: ``escalated`` in their attributes, a higher ``priority_score``. Returns those
-        escalated by this call."""
+        """Escalate the clusters still firing (no ``resolved_at``) and unacknowledged
+        ``escalation_time_minutes`` after their first alert: ``escalated`` in their attributes,
+        a higher ``priority_score``. Returns those escalated by this call."""
         limit = timedelta(minutes=self.config.escalation_time_minutes)
         out = []
         for cluster in self._clusters.values():
             attrs = cluster.common_attributes
-            if attrs.get("escalated") or attrs.get("acknowledged_by"):
+            if attrs.get("escalated") or attrs.get("acknowledged_by") or attrs.get("resolved_at"):
                 continue
             if now - cluster.first_alert_time >= limit:
                 attrs["escalated"] = True

@@ -139,6 +139,17 @@ class Deduplicator:
                 best, best_sim = open_alert, sim
         return best
 
+    def close(self, alert_id: str) -> None:
+        """The alert ended (resolved): a later anomaly starts a new alert."""
+        for component, alerts in list(self._open.items()):
+            kept = [a for a in alerts if a["alert_id"] != alert_id]
+            if len(kept) != len(alerts):
+                if kept:
+                    self._open[component] = kept
+                else:
+                    del self._open[component]
+                return
+
     def open_alerts(self) -> list[dict[str, Any]]:
         return [a for alerts in self._open.values() for a in alerts]
 

@@ -23,6 +23,7 @@ history at start.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -138,19 +139,28 @@ class IntelligentAlertManager:
         the router's due groups; return the notifications sent."""
         now_t = self.clock.time()
         now = utc_datetime(now_t)
+        # A cluster resolves as a whole, once all of its alerts have been quiet for
+        # resolve_timeout_s: one resolved notification per incident, not one per alert.
+        last: dict[str, float] = {}
+        for routed in self._routed.values():
+            seen = (routed.updated_at or routed.starts_at or now).timestamp()
+            cid = routed.labels["cluster_id"]
+            last[cid] = max(last.get(cid, seen), seen)
         resolved = []
-        for routed in list(self._routed.values()):
-            last = routed.updated_at or routed.starts_at
-            if routed.resolved or last is None or now_t - last.timestamp() < self.resolve_timeout_s:
-                continue
-            routed.status = "resolved"
-            routed.ends_at = now
-            resolved.append(routed)
+        for routed in self._routed.values():
+            if now_t - last[routed.labels["cluster_id"]] >= self.resolve_timeout_s:
+                routed.status = "resolved"
+                routed.ends_at = now
+                resolved.append(routed)
+        for cid in {r.labels["cluster_id"] for r in resolved}:
+            with contextlib.suppress(AlleleError):  # closed meanwhile: nothing to mark
+                self.correlator.get(cid).common_attributes["resolved_at"] = now.isoformat()
         if resolved:
             self.router.submit(resolved)
             self._save_resolved([r.labels["alert_id"] for r in resolved], now)
         for routed in resolved:
             self._routed.pop(routed.labels["alert_id"], None)
+            self.dedup.close(routed.labels["alert_id"])
         self.dedup.forget_before(now_t - self.config.deduplication_window_minutes * 60.0)
         escalated = self.correlator.check_escalations(now)
         if escalated:

@@ -15,7 +15,8 @@ Three kinds of evidence, each a score in [0, 1] per component of the cluster:
   single incident's lags say otherwise.
 
 With a topology the score is ``0.55 topology + 0.25 time + 0.2 history``; without one
-``0.6 time + 0.4 history``. A component's metric is that of its earliest alert.
+``0.6 time + 0.4 history``; a component seen only once gets half of it (see ``rank``). A
+component's metric is that of its earliest alert.
 """
 
 from __future__ import annotations
@@ -93,13 +94,23 @@ class RootCauseRanker:
         self.lag_s = lag_s
 
     def rank(
-        self, first_seen: Mapping[str, float], metric: Mapping[str, str], limit: int
+        self,
+        first_seen: Mapping[str, float],
+        metric: Mapping[str, str],
+        limit: int,
+        evidence: Mapping[str, int] | None = None,
     ) -> list[tuple[str, float]]:
-        """``[("component:metric", score), ...]``, best first, at most ``limit``."""
+        """``[("component:metric", score), ...]``, best first, at most ``limit``.
+
+        ``evidence`` counts the anomalies seen per component: a component seen once scores half
+        (a one-off blip rarely explains a sustained cascade), from three on in full; the
+        temporal precedence counts from the first component seen more than once."""
         comps = list(first_seen)
         if not comps:
             return []
-        t0 = min(first_seen.values())
+        evidence = evidence or {}
+        sustained = [first_seen[c] for c in comps if evidence.get(c, 1) > 1]
+        t0 = min(sustained or first_seen.values())
         size = len(comps)
         scored = []
         for c in comps:
@@ -114,6 +125,7 @@ class RootCauseRanker:
                 score = 0.55 * topo + 0.25 * time_score + 0.2 * hist
             else:
                 score = 0.6 * time_score + 0.4 * hist
+            score *= 0.5 + 0.5 * min(1.0, (evidence.get(c, 1) - 1) / 2.0)
             scored.append((f"{c}:{metric[c]}", score, -first_seen[c]))
         scored.sort(key=lambda item: (item[1], item[2]), reverse=True)
         return [(name, score) for name, score, _ in scored[:limit]]
