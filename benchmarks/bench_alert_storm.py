@@ -315,7 +315,7 @@ def stored_history(seed: int, config: AlertIntelligenceConfig) -> list[dict[str,
 def speed(config: AlertIntelligenceConfig, repeats: int) -> tuple[float, float, int]:
     """Median seconds to cluster 500 alerts (a fresh correlator each time), and to group the
     same alerts Alertmanager-style."""
-    storm = generate_storm(99, incidents=120, noise=120)
+    storm = generate_storm(99, incidents=150, noise=200)
     manager = IntelligentAlertManager(config, storm.topology)
     alerts = manager.ingest(storm.anomalies)[:500]
     assert len(alerts) == 500, len(alerts)

@@ -299,6 +299,12 @@ class Router:
                     key, route, labels, next_flush_mono=now_mono + wait, serial=self._serial
                 )
                 self._groups[key] = group
+            elif not group.flushed and alert.starts_at is not None:
+                # Before its first notification a group waits group_wait from its oldest alert.
+                assert route.group_wait_s is not None
+                age = self.clock.time() - alert.starts_at.timestamp()
+                due = now_mono + max(0.0, route.group_wait_s - age)
+                group.next_flush_mono = min(group.next_flush_mono, due)
             group.alerts[alert.fingerprint] = alert
 
     def withdraw(self, labels: Iterable[Mapping[str, str]]) -> None:

@@ -8,12 +8,13 @@ is a distance in [0, 1]:
   window: ten minutes for the default hour);
 * topology: 0 on one component, ``0.15 + 0.1 * (steps - 1)`` (at most 0.55) when one depends on
   the other, 1 when neither depends on the other (two branches that share a dependent fail for
-  two reasons), 0.3 between different components the topology does not know;
+  two reasons), 0.15 between different components the topology does not know (as if adjacent);
 * attributes: 0.15 when the metrics differ, 0.1 when the anomaly types differ, 0.05 times the
   Jaccard distance of the label pairs;
 
 and they combine as independent reasons to be apart: ``d = 1 - (1 - time)(1 - topology)
-(1 - attributes)``. So alerts far apart in time, or on unrelated components, are at distance 1
+(1 - attributes)``. An alert seen only once is at distance 1 from every alert that started more
+than ``lag_s`` after it (a blip does not found a later incident's cluster). So alerts far apart in time, or on unrelated components, are at distance 1
 whatever else they share, and a dependent detected two minutes after its dependency is well
 within the default ``eps`` of 0.5.
 
@@ -38,7 +39,7 @@ from allele.observability.ml_analytics.alert_intelligence.topology import Topolo
 #: The attribute part's weights (see the module docstring).
 WEIGHTS = {"metric": 0.15, "anomaly_type": 0.1, "labels": 0.05}
 #: Topology distance between two components the topology does not know.
-UNKNOWN_TOPOLOGY = 0.3
+UNKNOWN_TOPOLOGY = 0.15
 
 
 @dataclass
@@ -93,7 +94,9 @@ def component_distances(names: list[str], topology: Topology) -> np.ndarray:
     return out
 
 
-def distance_matrix(f: AlertFeatures, topology: Topology, time_scale_s: float) -> np.ndarray:
+def distance_matrix(
+    f: AlertFeatures, topology: Topology, time_scale_s: float, lag_s: float = 60.0
+) -> np.ndarray:
     """Pairwise alert distances in [0, 1] (see the module docstring)."""
     names, comp = np.unique(np.asarray(f.component, dtype=object), return_inverse=True)
     cd = component_distances([str(n) for n in names], topology)
@@ -104,6 +107,12 @@ def distance_matrix(f: AlertFeatures, topology: Topology, time_scale_s: float) -
     if any(f.labels):
         attr = attr + WEIGHTS["labels"] * _label_distances(f.labels)
     keep *= 1.0 - attr
+    # A one-off anomaly (seen once, never again) explains nothing that starts more than lag_s
+    # after it: a blip must not found the cluster of a later incident.
+    one_off = f.count <= 1
+    later = f.t[None, :] - f.t[:, None] > lag_s
+    stale = one_off[:, None] & later
+    keep[stale | stale.T] = 0.0
     d = 1.0 - keep
     np.fill_diagonal(d, 0.0)
     return d
@@ -204,7 +213,8 @@ def split_by_root(
 
     The alerts on a root's component start its group; every other alert, in time order, joins
     the group of its nearest alert (by ``d``) among those already placed on a component upstream
-    of (or equal to) its own: a symptom is explained by the closest cause above it. An alert
+    of its own (of the same component when there is none): a symptom is explained by the
+    closest cause above it. An alert
     with no such neighbour goes to the latest root first seen before it (allowing ``lag_s`` of
     detection lag), and one the topology does not know stays in the first group.
     """
@@ -235,11 +245,10 @@ def split_by_root(
             if c not in topology:
                 root_of[i] = roots[0]
                 continue
-            above = [
-                j
-                for j, r in root_of.items()
-                if (f.component[j] == c or topology.is_upstream(f.component[j], c))
-                and (r == c or topology.is_upstream(r, c))
+            placed = [j for j, r in root_of.items() if r == c or topology.is_upstream(r, c)]
+            # A cause is upstream; another metric of the same component only when none is.
+            above = [j for j in placed if topology.is_upstream(f.component[j], c)] or [
+                j for j in placed if f.component[j] == c
             ]
             if above:
                 root_of[i] = root_of[min(above, key=lambda j: d[i, j])]

@@ -165,7 +165,7 @@ class AlertCorrelator:
             [frozenset((a.get("labels") or {}).items()) for a in alerts],
             [int(a.get("count") or 1) for a in alerts],
         )
-        d = clustering.distance_matrix(f, self.topology, self.time_scale_s)
+        d = clustering.distance_matrix(f, self.topology, self.time_scale_s, self.lag_s)
         labels = clustering.cluster(
             d,
             self.config.clustering_algorithm,
@@ -179,13 +179,22 @@ class AlertCorrelator:
         old = self._clusters
         # A cluster keeps its id in the group that holds its founding (earliest) alert: when a
         # cluster splits, the incident it was notified for keeps its notification, and the
-        # newcomer gets a new cluster (a new notification). A merged group keeps the oldest id.
-        founded = {c.alerts[0]["alert_id"]: (c.first_alert_time, cid) for cid, c in old.items()}
+        # newcomer gets a new cluster (a new notification). A merged group keeps the id of the
+        # oldest cluster founded by a sustained alert (a one-off blip that happened to come
+        # first does not take over an incident's identity), else the oldest.
+        founded = {
+            c.alerts[0]["alert_id"]: (
+                int(c.alerts[0].get("count") or 1) <= 1,
+                c.first_alert_time,
+                cid,
+            )
+            for cid, c in old.items()
+        }
         new_clusters: dict[str, AlertCluster] = {}
         for members in groups.values():
             ids = [alerts[i]["alert_id"] for i in members]
             founders = [founded[a] for a in ids if a in founded]
-            cid = min(founders)[1] if founders else uuid.uuid4().hex[:16]
+            cid = min(founders)[2] if founders else uuid.uuid4().hex[:16]
             member_alerts = [alerts[i] for i in members]
             cluster = self._build(cid, member_alerts, d[np.ix_(members, members)], d, members)
             previous = old.get(cid)

@@ -7,7 +7,8 @@ hop: each dependency edge carries it with probability ``spread_p``, each hop add
 each component's detector adds its own detection lag (seconds to minutes). With probability
 ``late_root_p`` the root's own detector is the slow one, so that dependents are detected first.
 Every affected (component, metric) then yields an anomaly at most every ``interval_s`` (each
-detection pass catches it with probability ``detect_p``) until the incident ends. With
+detection pass catches it with probability ``detect_p``) until the incident ends; a stream two
+incidents affect at once is reported once per pass, for the incident that reached it first. With
 probability ``overlap_p`` an incident starts while the previous one is still spreading, at a
 root unrelated to the roots of the incidents still active (neither depends on the other, nor
 the same: two failures on one dependency chain at once are one cascade to any observer; they
@@ -165,17 +166,26 @@ def generate_storm(
                 for metric in rng.sample(symptoms, k=rng.randint(1, len(symptoms))):
                     incident.affected[(dep, metric)] = hop_at + rng.uniform(5, 90)
         made.append(incident)
-    events: list[tuple[float, str, str, int, AlertSeverity]] = []
+    # A detector sees one stream per (component, metric) and reports it at most once per pass:
+    # while several incidents affect one stream, it belongs to the one that reached it first.
+    spans: dict[tuple[str, str], list[tuple[float, float, Incident]]] = {}
     for incident in made:
-        for (comp, metric), detected in incident.affected.items():
+        for key, detected in incident.affected.items():
+            spans.setdefault(key, []).append((_grid(detected, interval_s), incident.end, incident))
+    events: list[tuple[float, str, str, int, AlertSeverity]] = []
+    for (comp, metric), stream in spans.items():
+        stream.sort(key=lambda span: span[0])
+        owner_until = -1.0
+        for begin, end, incident in stream:
             severity = AlertSeverity.ERROR if comp == incident.root else AlertSeverity.WARNING
-            tick = _grid(detected, interval_s)
-            events.append((tick, comp, metric, incident.incident_id, severity))
-            tick += interval_s
-            while tick < incident.end:
-                if rng.random() < detect_p:
+            tick = max(begin, owner_until)
+            first = tick == begin
+            while tick < end:
+                if first or rng.random() < detect_p:
                     events.append((tick, comp, metric, incident.incident_id, severity))
+                first = False
                 tick += interval_s
+            owner_until = max(owner_until, tick)
     span_end = max(i.end for i in made) if made else start + 3600
     components = list(STORM_TOPOLOGY)
     for k in range(noise):

@@ -92,11 +92,12 @@ class AlertingRecords:
     # -- notifications ----------------------------------------------------------------------
 
     def save_notifications(self, items: Iterable[Mapping[str, Any]]) -> int:
-        """Append sent notifications (``Notification.to_dict()``)."""
+        """Append sent notifications (``Notification.to_dict()``: the Alertmanager payload with
+        ``notification_id`` and ``sent_at``)."""
         rows = [
             {
                 "notification_id": str(item["notification_id"]),
-                "group_key": str(item["group_key"]),
+                "group_key": str(item.get("groupKey", item.get("group_key"))),
                 "receiver": str(item["receiver"]),
                 "status": str(item["status"]),
                 "alert_count": len(item.get("alerts") or ()),
