@@ -199,7 +199,7 @@ def test_bad_alerts_are_named() -> None:
         )
 
 
-# --- clustering and root causes ----------------------------------------------------------------------
+# --- clustering and root causes ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("algorithm", ["dbscan", "kmeans", "hierarchical", "simple"])
@@ -350,7 +350,7 @@ async def test_unacknowledged_clusters_escalate_and_acknowledged_ones_do_not() -
     other = next(c for c in manager.correlator.clusters() if c is not db)
     manager.acknowledge_cluster(other.cluster_id, "ana", "looking at the LLM")
     before = db.priority_score
-    for k in range(66):  # keep both incidents alive past ten minutes and the next flush
+    for _ in range(66):  # keep both incidents alive past ten minutes and the next flush
         clock.advance(10)
         ts = clock.time() - BASE.timestamp()
         await manager.handle(
@@ -396,7 +396,7 @@ async def test_clusters_and_notifications_are_stored() -> None:
         assert acknowledged == {"ana"}
 
 
-# --- the storm generator -----------------------------------------------------------------------------
+# --- the storm generator -----------------------------------------------------------------------
 
 
 def test_storm_generator_is_deterministic_and_has_what_the_benchmark_needs() -> None:

@@ -13,10 +13,10 @@ is a distance in [0, 1]:
   Jaccard distance of the label pairs;
 
 and they combine as independent reasons to be apart: ``d = 1 - (1 - time)(1 - topology)
-(1 - attributes)``. An alert seen only once is at distance 1 from every alert that started more
-than ``lag_s`` after it (a blip does not found a later incident's cluster). So alerts far apart in time, or on unrelated components, are at distance 1
+(1 - attributes)``. So alerts far apart in time, or on unrelated components, are at distance 1
 whatever else they share, and a dependent detected two minutes after its dependency is well
-within the default ``eps`` of 0.5.
+within the default ``eps`` of 0.5. An alert seen only once is at distance 1 from every alert
+that started more than ``lag_s`` after it (a blip does not found a later incident's cluster).
 
 ``dbscan`` (scikit-learn, precomputed distances; noise alerts within ``eps`` of each other are
 joined, the rest stay alone), ``hierarchical`` (average linkage cut at ``eps``), ``kmeans`` (on a
