@@ -89,7 +89,7 @@ class RecordingIntegration:
 
 
 async def test_the_design_documents_example_runs_as_written() -> None:
-    anomalies = cascade() + [anomaly("web", "cpu", 3000, AnomalyType.CPU_OVERLOAD)]
+    anomalies = [*cascade(), anomaly("web", "cpu", 3000, AnomalyType.CPU_OVERLOAD)]
     config = AlertIntelligenceConfig(
         clustering_algorithm="dbscan", similarity_threshold=0.8, deduplication_window_minutes=30
     )
