@@ -81,6 +81,7 @@ class Result:
     incidents: int
     unnotified: int
     worst_delay_s: float
+    late: int  # incidents first notified more than group_wait after their first alert
     top1: float | None = None
     top3: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +95,9 @@ def _batches(storm: Storm) -> dict[float, list[int]]:
     return out
 
 
-def _delays(storm: Storm, sent: list[Notification], incident_of_alert: Any) -> tuple[int, float]:
+def _delays(
+    storm: Storm, sent: list[Notification], incident_of_alert: Any
+) -> tuple[int, float, int]:
     first_alert = storm.first_alert
     first_sent: dict[int, float] = {}
     for notification in sent:
@@ -105,7 +108,8 @@ def _delays(storm: Storm, sent: list[Notification], incident_of_alert: Any) -> t
                     first_sent[incident] = at
     unnotified = sum(1 for i in first_alert if i not in first_sent)
     delays = [first_sent[i] - first_alert[i] for i in first_alert if i in first_sent]
-    return unnotified, max(delays, default=float("nan"))
+    late = sum(d > GROUP_WAIT_S for d in delays)
+    return unnotified, max(delays, default=float("nan")), late
 
 
 def _ari(truth: list[int], predicted: list[Any]) -> float:
@@ -186,7 +190,7 @@ def run_ours(
     def incidents_of(alert: RoutedAlert) -> set[int]:
         return {storm.truth[s] for s in seqs_of_alert.get(alert.labels.get("alert_id", ""), [])}
 
-    unnotified, worst = _delays(storm, sink.got, incidents_of)
+    unnotified, worst, late = _delays(storm, sink.got, incidents_of)
     # Per deduplicated alert (truth: the incident most of its anomalies belong to), and the
     # ceiling any clustering of these alerts could reach on the raw anomalies.
     majority = {
@@ -213,6 +217,7 @@ def run_ours(
         n,
         unnotified,
         worst,
+        late,
         top1 / n,
         top3 / n,
         {
@@ -289,7 +294,7 @@ def run_alertmanager(storm: Storm, group_by: list[str]) -> Result:
     def incidents_of(alert: RoutedAlert) -> set[int]:
         return incidents_by_fp.get(f"{alert.fingerprint}@{alert.starts_at}", set())
 
-    unnotified, worst = _delays(storm, sink.got, incidents_of)
+    unnotified, worst, late = _delays(storm, sink.got, incidents_of)
     return Result(
         f"alertmanager-style group_by={','.join(group_by)}",
         _ari(storm.truth, predicted),
@@ -298,6 +303,7 @@ def run_alertmanager(storm: Storm, group_by: list[str]) -> Result:
         len(storm.incidents),
         unnotified,
         worst,
+        late,
         extra={"groups": len(set(predicted))},
     )
 
@@ -363,7 +369,8 @@ def show(result: Result) -> None:
     print(
         f"  {result.name:<44} ARI={result.ari:.3f}{rc} notifications={result.notifications} "
         f"raw_alerts={result.raw_alerts} ({ratio:.1f}x fewer) unnotified={result.unnotified}/"
-        f"{result.incidents} worst_first_notification={result.worst_delay_s:.0f}s {extra}"
+        f"{result.incidents} worst_first_notification={result.worst_delay_s:.0f}s "
+        f"later_than_group_wait={result.late}/{result.incidents} {extra}"
     )
 
 
@@ -422,16 +429,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"RATIO storm first notification delay vs alertmanager-style group_by={group_by}: "
                 f"ours_worst={max(r.worst_delay_s for r in ours):.0f}s "
                 f"alertmanager_worst={max(r.worst_delay_s for r in runs):.0f}s "
-                f"group_wait={GROUP_WAIT_S:.0f}s ours_unnotified={sum(r.unnotified for r in ours)} "
+                f"group_wait={GROUP_WAIT_S:.0f}s "
+                f"ours_later_than_group_wait={sum(r.late for r in ours)}/"
+                f"{sum(r.incidents for r in ours)} "
+                f"alertmanager_later_than_group_wait={sum(r.late for r in runs)}/"
+                f"{sum(r.incidents for r in runs)} "
+                f"ours_unnotified={sum(r.unnotified for r in ours)} "
                 f"alertmanager_unnotified={sum(r.unnotified for r in runs)}"
             )
         for algorithm, runs in ours_all.items():
             print(
                 f"result {algorithm}: ARI={statistics.mean(r.ari for r in runs):.3f} "
+                f"ARI_alerts={statistics.mean(r.extra['ARI_alerts'] for r in runs):.3f} "
+                f"ARI_ceiling={statistics.mean(r.extra['ARI_ceiling'] for r in runs):.3f} "
                 f"root_top1={statistics.mean(r.top1 or 0 for r in runs):.3f} "
                 f"root_top3={statistics.mean(r.top3 or 0 for r in runs):.3f} "
                 f"notifications={sum(r.notifications for r in runs)} "
                 f"unnotified={sum(r.unnotified for r in runs)} "
+                f"later_than_group_wait={sum(r.late for r in runs)}/"
+                f"{sum(r.incidents for r in runs)} "
                 f"worst_first_notification={max(r.worst_delay_s for r in runs):.0f}s"
             )
         ours_s, anchor_s, n = speed(base, 7 if args.quick else 15)

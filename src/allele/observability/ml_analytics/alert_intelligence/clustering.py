@@ -30,6 +30,7 @@ share dependents.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,6 +181,7 @@ def _dbscan(d: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
 
 def _kmeans(d: np.ndarray, eps: float) -> np.ndarray:
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import silhouette_score
 
     n = d.shape[0]
@@ -197,7 +199,10 @@ def _kmeans(d: np.ndarray, eps: float) -> np.ndarray:
         return _connected(d <= eps)
     best, best_score = None, -2.0
     for k in candidates:
-        labels = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(coords)
+        with warnings.catch_warnings():
+            # Repeated alerts sit on one point; fewer distinct clusters than k is expected.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            labels = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(coords)
         if len(set(labels.tolist())) < 2:
             continue
         score = float(silhouette_score(d, labels, metric="precomputed"))
