@@ -582,3 +582,13 @@ def test_the_engine_routes_through_alert_routes(tmp_path: Path, clock: ManualClo
 def test_silence_round_trip_through_dict(clock: ManualClock) -> None:
     silence = Silences(clock=clock).add(['a="b"'], created_by="ana", comment="c", duration_s=5)
     assert Silence.from_dict(silence.to_dict()) == silence
+
+
+def test_alert_routes_is_read_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allele.observability.config import ObservabilitySettings
+
+    path = tmp_path / "routes.toml"
+    monkeypatch.setenv("ALLELE_ALERT_ROUTES", str(path))
+    assert ObservabilitySettings().alert_routes == path

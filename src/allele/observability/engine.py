@@ -543,6 +543,7 @@ class ObservabilityEngine:
             "alerts": {
                 "firing": sum(a.state is AlertState.FIRING for a in active),
                 "pending": sum(a.state is AlertState.PENDING for a in active),
+                "recovering": sum(a.state is AlertState.RECOVERING for a in active),
                 "rules": len(self.alerts.rules()),
                 "notification_errors": self.alerts.notification_errors,
                 "webhook": self._webhook_stats(),
