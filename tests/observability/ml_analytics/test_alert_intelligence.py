@@ -444,3 +444,75 @@ async def test_a_small_storm_is_clustered_close_to_its_incidents() -> None:
     )
     predicted = [cluster_of[alert_of_seq[i]] for i in range(len(storm.anomalies))]
     assert adjusted_rand_score(storm.truth, predicted) > 0.75
+
+
+async def test_the_end_to_end_workflow_steps_one_to_five() -> None:
+    """Steps 1-5 of the design documents' workflow; the detector is a fake standing in for the
+    anomaly detectors (flags the values far from the training mean)."""
+    import numpy as np
+
+    from allele.observability.ml_analytics import MLMetric
+
+    class FakeThresholdDetector:
+        async def train(self, metrics: list[MLMetric]) -> None:
+            values = np.array([m.value for m in metrics])
+            self.mean, self.std = float(values.mean()), float(values.std())
+
+        async def detect_anomaly(self, metric: MLMetric) -> AnomalyResult | None:
+            deviation = abs(metric.value - self.mean)
+            if deviation < 4 * self.std:
+                return None
+            return AnomalyResult(
+                timestamp=metric.timestamp,
+                component_type=metric.component_type,
+                component_id=metric.component_id,
+                metric_name=metric.metric_name,
+                anomaly_type=AnomalyType.PERFORMANCE_DEGRADATION,
+                anomaly_score=min(1.0, deviation / 10),
+                confidence=0.9,
+                severity=AlertSeverity.WARNING,
+                actual_value=metric.value,
+                expected_value=self.mean,
+                deviation=deviation,
+                threshold=4 * self.std,
+            )
+
+    # 1. Initialize components
+    detector = FakeThresholdDetector()
+    alert_config = AlertIntelligenceConfig(clustering_algorithm="dbscan")
+    alert_manager = IntelligentAlertManager(alert_config)
+    # 2. Collect metrics (simulated)
+    rng = np.random.default_rng(0)
+    base_time = BASE
+    metrics = []
+    for i in range(100):
+        is_anomaly = i > 80 and i % 10 == 0
+        value = 0.8 + (0.1 * rng.normal()) if not is_anomaly else 2.0
+        metrics.append(
+            MLMetric(
+                timestamp=base_time + timedelta(minutes=i),
+                component_type=ComponentType.EVOLUTION_ENGINE,
+                component_id="test_engine",
+                metric_name="fitness_score",
+                value=value,
+            )
+        )
+    # 3. Train anomaly detector
+    await detector.train(metrics[:80])
+    # 4. Detect anomalies in recent data
+    anomalies = []
+    for metric in metrics[80:]:
+        result = await detector.detect_anomaly(metric)
+        if result:
+            anomalies.append(result)
+    assert [a.timestamp for a in anomalies] == [base_time + timedelta(minutes=90)]
+    # 5. Process alerts
+    alerts = await alert_manager.process_alerts(anomalies)
+    assert len(alerts) == 1
+    [alert] = alerts
+    assert (alert["component_id"], alert["metric_name"], alert["count"]) == (
+        "test_engine",
+        "fitness_score",
+        1,
+    )
+    assert alert["actual_value"] == 2.0 and alert["merged_contexts"] == [{}]
