@@ -20,8 +20,8 @@ that started more than ``lag_s`` after it (a blip does not found a later inciden
 
 ``dbscan`` (scikit-learn, precomputed distances; noise alerts within ``eps`` of each other are
 joined, the rest stay alone), ``hierarchical`` (average linkage cut at ``eps``), ``kmeans`` (on a
-classical-MDS embedding of the distances, k chosen by silhouette among the values around the
-number of ``eps``-connected groups) and ``simple`` (the ``eps``-connected groups: single
+classical-MDS embedding of the distances, with as many centroids as there are
+``eps``-connected groups) and ``simple`` (the ``eps``-connected groups: single
 linkage, no dependency). After any of them, a group whose sustained alerts (seen more than once)
 have more than one *topological root* (a component no other such component of the group is
 upstream of) is split by root: two branches failing at once are two incidents even when they
@@ -101,19 +101,27 @@ def distance_matrix(
     """Pairwise alert distances in [0, 1] (see the module docstring)."""
     names, comp = np.unique(np.asarray(f.component, dtype=object), return_inverse=True)
     cd = component_distances([str(n) for n in names], topology)
-    keep = 1.0 - cd[comp[:, None], comp[None, :]]
-    keep *= 1.0 - np.minimum(1.0, np.abs(f.t[:, None] - f.t[None, :]) / time_scale_s)
-    attr = WEIGHTS["metric"] * (f.metric[:, None] != f.metric[None, :])
-    attr = attr + WEIGHTS["anomaly_type"] * (f.anomaly_type[:, None] != f.anomaly_type[None, :])
+    # Everything but time depends only on (component, metric, anomaly type): compute it once
+    # per distinct pair of those (a few dozen), then gather it for the n x n alerts.
+    kinds = (comp * (int(f.metric.max(initial=0)) + 1) + f.metric) * (
+        int(f.anomaly_type.max(initial=0)) + 1
+    ) + f.anomaly_type
+    _, first, kind = np.unique(kinds, return_index=True, return_inverse=True)
+    kc, km, kt = comp[first], f.metric[first], f.anomaly_type[first]
+    attr = WEIGHTS["metric"] * (km[:, None] != km[None, :])
+    attr = attr + WEIGHTS["anomaly_type"] * (kt[:, None] != kt[None, :])
+    table = (1.0 - cd[kc[:, None], kc[None, :]]) * (1.0 - attr)
+    keep = table[kind[:, None], kind[None, :]]
     if any(f.labels):
-        attr = attr + WEIGHTS["labels"] * _label_distances(f.labels)
-    keep *= 1.0 - attr
+        keep *= 1.0 - WEIGHTS["labels"] * _label_distances(f.labels)
+    gap = f.t[None, :] - f.t[:, None]  # gap[i, j] = t_j - t_i
+    keep *= np.maximum(0.0, 1.0 - np.abs(gap) / time_scale_s)
     # A one-off anomaly (seen once, never again) explains nothing that starts more than lag_s
     # after it: a blip must not found the cluster of a later incident.
     one_off = f.count <= 1
-    later = f.t[None, :] - f.t[:, None] > lag_s
-    stale = one_off[:, None] & later
-    keep[stale | stale.T] = 0.0
+    if one_off.any():
+        stale = one_off[:, None] & (gap > lag_s)
+        keep[stale | stale.T] = 0.0
     d = 1.0 - keep
     np.fill_diagonal(d, 0.0)
     return d
@@ -182,9 +190,11 @@ def _dbscan(d: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
 def _kmeans(d: np.ndarray, eps: float) -> np.ndarray:
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.metrics import silhouette_score
 
     n = d.shape[0]
+    k = int(_connected(d <= eps).max()) + 1  # as many centroids as eps-connected groups
+    if k < 2 or k >= n:
+        return _connected(d <= eps)
     # Classical MDS: coordinates whose Euclidean distances approximate d.
     j = np.eye(n) - 1.0 / n
     b = -0.5 * j @ (d**2) @ j
@@ -192,23 +202,10 @@ def _kmeans(d: np.ndarray, eps: float) -> np.ndarray:
     keep = np.argsort(values)[::-1][: min(8, n)]
     keep = keep[values[keep] > 1e-9]
     coords = vectors[:, keep] * np.sqrt(values[keep]) if keep.size else np.zeros((n, 1))
-    groups = int(_connected(d <= eps).max()) + 1
-    candidates = sorted({max(2, groups // 2), max(2, groups), max(2, min(n - 1, groups * 2))})
-    candidates = [k for k in candidates if 2 <= k < n]
-    if not candidates:
-        return _connected(d <= eps)
-    best, best_score = None, -2.0
-    for k in candidates:
-        with warnings.catch_warnings():
-            # Repeated alerts sit on one point; fewer distinct clusters than k is expected.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            labels = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(coords)
-        if len(set(labels.tolist())) < 2:
-            continue
-        score = float(silhouette_score(d, labels, metric="precomputed"))
-        if score > best_score:
-            best, best_score = labels, score
-    return np.asarray(best) if best is not None else _connected(d <= eps)
+    with warnings.catch_warnings():
+        # Repeated alerts sit on one point; fewer distinct clusters than k is expected.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return np.asarray(KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(coords))
 
 
 def split_by_root(

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import math
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,9 +45,12 @@ _SEVERITIES = [s.value for s in AlertSeverity]
 Listener = Callable[[list[AlertCluster], list[str]], None]
 
 
+_SEVERITY_RANK = {s: i for i, s in enumerate(_SEVERITIES)}
+
+
 def _severity_rank(value: object) -> int:
     text = value.value if isinstance(value, AlertSeverity) else str(value)
-    return _SEVERITIES.index(text) if text in _SEVERITIES else 1
+    return _SEVERITY_RANK.get(text, 1)
 
 
 def public_alert(alert: Mapping[str, Any]) -> dict[str, Any]:
@@ -95,6 +98,14 @@ class AlertCorrelator:
         self.closed: deque[AlertCluster] = deque(maxlen=1000)
         self._latest_t = -math.inf
         self._listeners: list[Listener] = []
+        self._weights = config.factors()
+        self._id_prefix = uuid.uuid4().hex[:8]
+        self._ids = 0
+
+    def _new_id(self) -> str:
+        # A random prefix per correlator and a counter: unique, and cheaper than uuid4 each.
+        self._ids += 1
+        return f"{self._id_prefix}{self._ids:08x}"
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(changed_clusters, removed_cluster_ids)`` after every batch."""
@@ -173,6 +184,9 @@ class AlertCorrelator:
             self.config.clustering_min_samples,
         )
         labels = clustering.split_by_root(labels, f, d, self.topology, self.lag_s)
+        nearest = np.ones(len(alerts))
+        if len(alerts) > 1:
+            nearest = np.where(np.eye(len(alerts), dtype=bool), np.inf, d).min(axis=1)
         groups: dict[int, list[int]] = {}
         for i, label in enumerate(labels.tolist()):
             groups.setdefault(int(label), []).append(i)
@@ -194,9 +208,15 @@ class AlertCorrelator:
         for members in groups.values():
             ids = [alerts[i]["alert_id"] for i in members]
             founders = [founded[a] for a in ids if a in founded]
-            cid = min(founders)[2] if founders else uuid.uuid4().hex[:16]
+            cid = min(founders)[2] if founders else self._new_id()
             member_alerts = [alerts[i] for i in members]
-            cluster = self._build(cid, member_alerts, d[np.ix_(members, members)], d, members)
+            if len(members) > 1:  # how tight: one minus the mean distance between members
+                idx = np.asarray(members)
+                within = float(d[idx[:, None], idx].sum())
+                confidence = 1.0 - within / (len(members) * (len(members) - 1))
+            else:  # how isolated: the distance to the nearest other alert
+                confidence = float(nearest[members[0]])
+            cluster = self._build(cid, member_alerts, confidence)
             previous = old.get(cid)
             if previous is not None:
                 for key in (
@@ -218,36 +238,23 @@ class AlertCorrelator:
                 self._cluster_of[alert["alert_id"]] = cid
         self._clusters = new_clusters
 
-    def _build(
-        self,
-        cid: str,
-        alerts: list[dict[str, Any]],
-        within: np.ndarray,
-        d: np.ndarray,
-        members: list[int],
-    ) -> AlertCluster:
+    def _build(self, cid: str, alerts: list[dict[str, Any]], confidence: float) -> AlertCluster:
         alerts.sort(key=lambda a: a["_t"])
         first_seen: dict[str, float] = {}
         metric: dict[str, str] = {}
+        evidence: dict[str, int] = {}
         for a in alerts:
             c = str(a["component_id"])
             if c not in first_seen:
                 first_seen[c] = a["_t"]
                 metric[c] = str(a.get("metric_name"))
-        evidence: Counter[str] = Counter()
-        for a in alerts:
-            evidence[str(a["component_id"])] += int(a.get("count") or 1)
+            evidence[c] = evidence.get(c, 0) + int(a.get("count") or 1)
         ranked = self.ranker.rank(
             first_seen, metric, self.config.max_root_cause_candidates, evidence
         )
         first = utc_datetime(alerts[0]["_t"])
         last = utc_datetime(max(a.get("_last_t", a["_t"]) for a in alerts))
         n = len(alerts)
-        if n > 1:
-            confidence = 1.0 - float(within.sum()) / (n * (n - 1))
-        else:
-            others = np.delete(d[members[0]], members[0])
-            confidence = float(others.min()) if others.size else 1.0
         cluster = AlertCluster(
             cluster_id=cid,
             cluster_type=_cluster_type(first_seen, n),
@@ -260,7 +267,7 @@ class AlertCorrelator:
             duration_minutes=(last - first).total_seconds() / 60.0,
         )
         cluster.common_attributes["root_cause_scores"] = {k: round(v, 4) for k, v in ranked}
-        cluster.priority_score = priority(cluster, self.config.factors())
+        cluster.priority_score = priority(cluster, self._weights)
         cluster.impact_assessment = _impact(cluster, first_seen)
         return cluster
 

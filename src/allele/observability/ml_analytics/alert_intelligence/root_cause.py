@@ -106,8 +106,8 @@ class RootCauseRanker:
         (a one-off blip rarely explains a sustained cascade), from three on in full; the
         temporal precedence counts from the first component seen more than once."""
         comps = list(first_seen)
-        if not comps:
-            return []
+        if len(comps) <= 1:
+            return [(f"{c}:{metric[c]}", 1.0) for c in comps]
         evidence = evidence or {}
         sustained = [first_seen[c] for c in comps if evidence.get(c, 1) > 1]
         t0 = min(sustained or first_seen.values())
