@@ -318,28 +318,28 @@ def stored_history(seed: int, config: AlertIntelligenceConfig) -> list[dict[str,
         return AlertingRecords(store).load_clusters()
 
 
-def speed(config: AlertIntelligenceConfig, repeats: int) -> tuple[float, float, int]:
-    """Median seconds to cluster 500 alerts (a fresh correlator each time), and to group the
-    same alerts Alertmanager-style."""
+def speed(config: AlertIntelligenceConfig, repeats: int) -> dict[str, float]:
+    """Median wall and CPU seconds to cluster 500 alerts (a fresh correlator each time: every
+    alert new), and to group the same alerts Alertmanager-style."""
     storm = generate_storm(99, incidents=150, noise=200)
     manager = IntelligentAlertManager(config, storm.topology)
     alerts = manager.ingest(storm.anomalies)[:500]
     assert len(alerts) == 500, len(alerts)
-    ours, anchor = [], []
+    out: dict[str, list[float]] = defaultdict(list)
     for _ in range(repeats):
         correlator = AlertCorrelator(config, storm.topology)
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         correlator.correlate(alerts)
-        ours.append(time.perf_counter() - started)
-        clock = ManualClock()
+        out["ours_wall"].append(time.perf_counter() - wall)
+        out["ours_cpu"].append(time.process_time() - cpu)
         router = Router(
             RoutingConfig(
                 Route(receiver="bench", group_by=["component_id"], group_wait_s=0),
                 {"bench": Receiver("bench", [Recorder()])},
             ),
-            clock=clock,
+            clock=ManualClock(),
         )
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         router.submit(
             RoutedAlert(
                 {
@@ -352,8 +352,9 @@ def speed(config: AlertIntelligenceConfig, repeats: int) -> tuple[float, float, 
             for a in alerts
         )
         router.tick()
-        anchor.append(time.perf_counter() - started)
-    return statistics.median(ours), statistics.median(anchor), len(alerts)
+        out["anchor_wall"].append(time.perf_counter() - wall)
+        out["anchor_cpu"].append(time.process_time() - cpu)
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 def show(result: Result) -> None:
@@ -450,11 +451,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sum(r.incidents for r in runs)} "
                 f"worst_first_notification={max(r.worst_delay_s for r in runs):.0f}s"
             )
-        ours_s, anchor_s, n = speed(base, 7 if args.quick else 15)
+        sp = speed(base, 7 if args.quick else 21)
+        load = os.getloadavg()[0]
         print(
-            f"RATIO cluster {n} alerts (dbscan, median): ours={ours_s * 1e3:.2f}ms target=20ms "
-            f"(design documents ~200ms) alertmanager_style_grouping={anchor_s * 1e3:.2f}ms "
-            f"ours/target={ours_s * 1e3 / 20:.2f}"
+            f"RATIO cluster 500 alerts (dbscan, median of fresh correlators): "
+            f"ours_wall={sp['ours_wall'] * 1e3:.2f}ms ours_cpu={sp['ours_cpu'] * 1e3:.2f}ms "
+            f"target=20ms (design documents ~200ms) "
+            f"alertmanager_style_grouping_wall={sp['anchor_wall'] * 1e3:.2f}ms "
+            f"alertmanager_style_grouping_cpu={sp['anchor_cpu'] * 1e3:.2f}ms "
+            f"ours/target={sp['ours_wall'] * 1e3 / 20:.2f} load_average={load:.1f} "
+            f"cores={os.cpu_count()}"
         )
     return 0
 

@@ -73,7 +73,8 @@ def as_alert(item: Any) -> dict[str, Any]:
     data.setdefault("severity", AlertSeverity.WARNING.value)
     data.setdefault("anomaly_type", "unusual_pattern")
     data.setdefault("context", {})
-    data.setdefault("alert_id", uuid.uuid4().hex)
+    if "alert_id" not in data:
+        data["alert_id"] = uuid.uuid4().hex
     data["_t"] = stamp.timestamp()
     last = data.get("last_seen")
     data["_last_t"] = last.timestamp() if isinstance(last, datetime) else data["_t"]
