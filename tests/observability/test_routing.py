@@ -592,3 +592,25 @@ def test_alert_routes_is_read_from_the_environment(
     path = tmp_path / "routes.toml"
     monkeypatch.setenv("ALLELE_ALERT_ROUTES", str(path))
     assert ObservabilitySettings().alert_routes == path
+
+
+def test_the_router_honours_silences_added_in_the_store_by_another_process(
+    clock: ManualClock,
+) -> None:
+    from allele.observability.store import open_store
+
+    with open_store("sqlite://") as store:
+        router, sinks = make_router(clock, Route(receiver="team", group_by=["..."], group_wait_s=0))
+        router.attach_store(store)
+        Silences(clock=clock, store=store).add(  # e.g. `allele alerts silence add`
+            ['component_id="db"'], created_by="ana", comment="migration", duration_s=3600
+        )
+        clock.advance(5)  # the router re-reads the store every reload_interval_s
+        router.submit([alert(alertname="slow", component_id="db")])
+        assert router.tick() == [] and sinks["team"].got == []
+        from allele.observability.store.repository.alerting import AlertingRecords
+
+        router.submit([alert(alertname="slow", component_id="web")])
+        [sent] = router.tick()
+        [logged] = AlertingRecords(store).load_notifications()
+        assert logged["notification_id"] == sent.notification_id and logged["receiver"] == "team"

@@ -321,7 +321,7 @@ class Router:
     def tick(self) -> list[Notification]:
         """Flush every group that is due; return the notifications sent."""
         now = self.clock.monotonic()
-        if self.routes_file is not None and now >= self._next_reload_mono:
+        if now >= self._next_reload_mono:  # the routes file, and silences made elsewhere
             self._next_reload_mono = now + self.reload_interval_s
             self.reload()
         sent: list[Notification] = []
