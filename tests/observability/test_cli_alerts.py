@@ -97,3 +97,90 @@ def test_piped_list_keeps_each_alert_on_one_row(store_uri):
     for alert in ALERTS:
         [row] = [line for line in rows if alert["alert_id"] in line]
         assert alert["rule_name"] in row and alert["labels"]["component_id"] in row
+
+
+def test_silence_add_list_expire(store_uri):
+    result = runner.invoke(
+        app,
+        [
+            "alerts",
+            "silence",
+            "add",
+            'component_id="db"',
+            'alertname=~"slow.*"',
+            "--author",
+            "ana",
+            "--comment",
+            "db migration",
+            "--duration",
+            "2h",
+            "--store",
+            store_uri,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    silence_id = result.output.split()[1]
+    listed = runner.invoke(app, ["alerts", "silence", "list", "--json", "--store", store_uri])
+    [silence] = json.loads(listed.output)
+    assert silence["silence_id"] == silence_id and silence["state"] == "active"
+    assert silence["matchers"] == ['component_id="db"', 'alertname=~"slow.*"']
+    assert (silence["created_by"], silence["comment"]) == ("ana", "db migration")
+    result = runner.invoke(
+        app, ["alerts", "silence", "expire", silence_id[:6], "--store", store_uri]
+    )
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(
+        app, ["alerts", "silence", "list", "--state", "expired", "--store", store_uri]
+    )
+    assert silence_id in listed.output and "expired" in listed.output
+    again = runner.invoke(app, ["alerts", "silence", "expire", silence_id, "--store", store_uri])
+    assert again.exit_code == 1 and "already expired" in again.output
+
+
+def test_silence_add_rejects_bad_input_in_one_line(store_uri):
+    for args, message in (
+        (['a=="b"'], "malformed"),
+        (['a="b"', "--duration", "soon"], "not a duration"),
+        (['a="b"', "--end", "yesterday"], "ISO-8601"),
+    ):
+        result = runner.invoke(
+            app,
+            [
+                "alerts",
+                "silence",
+                "add",
+                *args,
+                "--author",
+                "a",
+                "--comment",
+                "c",
+                "--store",
+                store_uri,
+            ],
+        )
+        assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_list_grouped_shows_stored_clusters(store_uri):
+    from allele.observability.store.repository.alerting import AlertingRecords
+
+    cluster = {
+        "cluster_id": "c0ffee00c0ffee00",
+        "cluster_type": "dbscan",
+        "alerts": [
+            {"alert_id": "a1", "component_id": "db"},
+            {"alert_id": "a2", "component_id": "api"},
+        ],
+        "root_cause_candidates": ["db:latency_ms", "api:error_rate"],
+        "priority_score": 0.7,
+        "first_alert_time": "2026-05-01T12:00:00+00:00",
+        "last_alert_time": "2026-05-01T12:03:00+00:00",
+        "common_attributes": {},
+    }
+    with open_store(store_uri) as store:
+        AlertingRecords(store).save_clusters([cluster])
+    result = runner.invoke(app, ["alerts", "list", "--grouped", "--store", store_uri])
+    assert result.exit_code == 0, result.output
+    assert "db:latency_ms, api:error_rate" in result.output and "c0ffee00c0ff" in result.output
+    as_json = runner.invoke(app, ["alerts", "list", "--grouped", "--json", "--store", store_uri])
+    assert json.loads(as_json.output)[0]["root_cause_candidates"][0] == "db:latency_ms"

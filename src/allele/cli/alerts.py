@@ -1,4 +1,6 @@
-"""``allele alerts ...``: list, acknowledge and resolve the alerts persisted in the store.
+"""``allele alerts ...``: list, acknowledge and resolve the alerts persisted in the store;
+``list --grouped`` shows the alert clusters (one incident each, root cause first);
+``silence add|list|expire`` manages the silences the router honours.
 
 The store holds what running engines flushed; acknowledging or resolving here records who, when
 and why in the store (the running engine keeps that handling when it next saves the alert).
@@ -10,7 +12,7 @@ cannot be read.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -25,6 +27,7 @@ _STORE_HELP = "Store URI (default: $ALLELE_STORE_URI or sqlite:///allele.db)."
 class StateFilter(StrEnum):
     FIRING = "firing"
     PENDING = "pending"
+    RECOVERING = "recovering"
     RESOLVED = "resolved"
     ACKNOWLEDGED = "acknowledged"
 
@@ -106,6 +109,9 @@ def list_alerts(
     ),
     store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the alerts as JSON."),
+    grouped: bool = typer.Option(
+        False, "--grouped", help="List the alert clusters (incidents), root cause first."
+    ),
 ) -> None:
     """List the stored alerts, newest first."""
     import json
@@ -116,6 +122,9 @@ def list_alerts(
     from allele.errors import AlleleError
     from allele.observability.store import open_store
 
+    if grouped:
+        _list_clusters(store_uri, as_json)
+        return
     try:
         with open_store(store_uri) as store:
             alerts = select_alerts(store.load_alerts(), state)
@@ -213,3 +222,210 @@ def resolve(
 ) -> None:
     """Resolve an active alert by hand: record who, when and why."""
     _handle("resolve", alert_id, by, comment, store_uri)
+
+
+# --- clusters -----------------------------------------------------------------------------------
+
+
+def clusters_table(clusters: list[dict[str, Any]]) -> Any:
+    """A rich table of stored alert clusters, each with its alerts' components and root cause."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(
+        title=f"Alert clusters ({len(clusters)})", title_justify="left", box=box.SIMPLE_HEAD
+    )
+    table.add_column("cluster", no_wrap=True)
+    table.add_column("alerts", justify="right")
+    table.add_column("priority", justify="right")
+    table.add_column("root cause (most likely first)", overflow="fold")
+    table.add_column("components", overflow="fold")
+    table.add_column("first")
+    table.add_column("last")
+    table.add_column("handled")
+    for cluster in clusters:
+        alerts = cluster.get("alerts") or []
+        components = sorted({str(a.get("component_id", "?")) for a in alerts})
+        attrs = cluster.get("common_attributes") or {}
+        handled = []
+        if attrs.get("escalated"):
+            handled.append("[bold red]escalated[/]")
+        if attrs.get("acknowledged_by"):
+            handled.append(f"ack: {escape(str(attrs['acknowledged_by']))}")
+        table.add_row(
+            str(cluster.get("cluster_id", ""))[:12],
+            str(len(alerts)),
+            f"{float(cluster.get('priority_score') or 0):.2f}",
+            escape(", ".join(cluster.get("root_cause_candidates") or []) or "-"),
+            escape(", ".join(components)),
+            _short_time(cluster.get("first_alert_time")),
+            _short_time(cluster.get("last_alert_time")),
+            ", ".join(handled) or "-",
+        )
+    return table
+
+
+def _list_clusters(store_uri: str | None, as_json: bool) -> None:
+    import json
+
+    from allele.errors import AlleleError
+    from allele.observability.store import open_store
+    from allele.observability.store.repository.alerting import AlertingRecords
+
+    try:
+        with open_store(store_uri) as store:
+            clusters = AlertingRecords(store).load_clusters()
+    except AlleleError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(clusters, indent=2))
+        return
+    console = _stdout_console()
+    if not clusters:
+        console.print("no stored alert clusters")
+        return
+    console.print(clusters_table(clusters))
+
+
+def _fail(exc: Exception) -> NoReturn:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}")
+    raise typer.Exit(code=1) from exc
+
+
+# --- silences -----------------------------------------------------------------------------------
+
+silence_app = typer.Typer(
+    help="Silences: mute the notifications of matching alerts for a while.",
+    no_args_is_help=True,
+)
+alerts_app.add_typer(silence_app, name="silence")
+
+
+class SilenceState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+
+
+def _silences(store: Any) -> Any:
+    from allele.observability.silences import Silences
+
+    return Silences(store=store)
+
+
+@silence_app.command("add")
+def silence_add(
+    matchers: list[str] = typer.Argument(
+        ..., help="Label matchers, e.g. 'component_id=\"db\"' 'alertname=~\"slow.*\"'."
+    ),
+    author: str = typer.Option(..., "--author", "--by", help="Who creates the silence."),
+    comment: str = typer.Option(..., "--comment", help="Why the alerts are silenced."),
+    duration: str | None = typer.Option(
+        None, "--duration", help="How long from the start, e.g. 2h, 30m, 1h30m (default 1h)."
+    ),
+    start: str | None = typer.Option(None, "--start", help="ISO-8601 start (default now)."),
+    end: str | None = typer.Option(None, "--end", help="ISO-8601 end (instead of --duration)."),
+    store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """Create a silence; it is stored, and running routers honour it at their next refresh."""
+    from allele.errors import AlleleError, ValidationError
+    from allele.observability.clock import parse_utc
+    from allele.observability.routing_config import parse_duration
+    from allele.observability.store import open_store
+
+    try:
+        if end is not None and duration is not None:
+            raise ValidationError("give --end or --duration, not both")
+        try:
+            starts_at = parse_utc(start)
+            ends_at = parse_utc(end)
+        except ValueError as exc:
+            raise ValidationError(f"--start/--end must be ISO-8601 times: {exc}") from None
+        try:
+            seconds = parse_duration(duration or "1h") if ends_at is None else None
+        except ValueError as exc:
+            raise ValidationError(f"--duration {exc}") from None
+        with open_store(store_uri) as store:
+            silence = _silences(store).add(
+                matchers,
+                created_by=author,
+                comment=comment,
+                starts_at=starts_at,
+                ends_at=ends_at,
+                duration_s=seconds,
+            )
+    except AlleleError as exc:
+        _fail(exc)
+    _stdout_console().print(
+        f"silence {silence.silence_id} ({', '.join(map(str, silence.matchers))}) until "
+        f"{silence.ends_at.isoformat()} by {silence.created_by}: {silence.comment}"
+    )
+
+
+@silence_app.command("list")
+def silence_list(
+    state: SilenceState | None = typer.Option(None, "--state", help="Only silences in this state."),
+    store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the silences as JSON."),
+) -> None:
+    """List the stored silences (pending, active and expired), latest start first."""
+    import json
+
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    from allele.errors import AlleleError
+    from allele.observability.store import open_store
+
+    try:
+        with open_store(store_uri) as store:
+            silences = _silences(store)
+            items = silences.list(state.value if state is not None else None)
+            now = silences.now()
+    except AlleleError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps([{**s.to_dict(), "state": s.state(now)} for s in items], indent=2))
+        return
+    console = _stdout_console()
+    if not items:
+        console.print("no silences" + (f" in state {state.value!r}" if state else ""))
+        return
+    table = Table(title=f"Silences ({len(items)})", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("id", "state", "matchers", "starts", "ends", "author", "comment"):
+        table.add_column(column, overflow="fold")
+    for s in items:
+        table.add_row(
+            s.silence_id,
+            s.state(now),
+            escape(", ".join(map(str, s.matchers))),
+            _short_time(s.starts_at.isoformat()),
+            _short_time(s.ends_at.isoformat()),
+            escape(s.created_by),
+            escape(s.comment),
+        )
+    console.print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: str = typer.Argument(..., help="The silence's id or a unique prefix of it."),
+    store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+) -> None:
+    """End a silence now (its alerts notify again at their group's next flush)."""
+    from allele.errors import AlleleError
+    from allele.observability.store import open_store
+
+    try:
+        with open_store(store_uri) as store:
+            silence = _silences(store).expire(silence_id)
+    except AlleleError as exc:
+        _fail(exc)
+    _stdout_console().print(
+        f"expired silence {silence.silence_id} at {silence.ends_at.isoformat()}"
+    )

@@ -7,6 +7,9 @@ moves each (rule, series) pair through its states::
     (new) --condition holds--> PENDING --held for_s, cooldown over--> FIRING
     PENDING --condition clears--> RESOLVED (never fired, not in the history)
     FIRING  --condition clears, or resolve(by, comment)--> RESOLVED
+    FIRING  --condition clears, rule has keep_firing_for_s--> RECOVERING
+    RECOVERING --condition holds again--> FIRING (the same alert, no new notification)
+    RECOVERING --cleared for keep_firing_for_s--> RESOLVED
 
 A firing alert can be acknowledged (who, when, comment) and resolved by hand (who, when,
 comment). After a fired alert ends, the same rule and series cannot fire again until
@@ -14,7 +17,8 @@ comment). After a fired alert ends, the same rule and series cannot fire again u
 history; ``drain_changes()`` hands every alert whose state changed to the store's flusher.
 
 The engine calls ``evaluate()`` on its background thread; tests call it directly with a
-``ManualClock``.
+``ManualClock``. A notifier with a ``tick()`` method (the router, whose groups wait and repeat
+on timers) is ticked at the end of every evaluation.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ _Labels = tuple[tuple[str, str], ...]
 class _Tracked:
     alert: Alert
     started_mono: float
+    recovering_mono: float | None = None
 
 
 class AlertManager:
@@ -150,6 +155,7 @@ class AlertManager:
                 self._step(rule, key, None, False, now_mono, events, changed)
             self._forget_old()
         self._dispatch(events)
+        self._tick_notifiers()
         return changed
 
     def _values(self, rule: AlertRule) -> list[tuple[tuple[str, _Labels], float | None]]:
@@ -177,6 +183,20 @@ class AlertManager:
             if tracked is not None:
                 if value is not None:
                     tracked.alert.value = value
+                if tracked.alert.state is AlertState.FIRING and rule.keep_firing_for_s > 0:
+                    # Cleared, but it keeps firing a while (Prometheus's keep_firing_for).
+                    tracked.alert.state = AlertState.RECOVERING
+                    tracked.alert.updated_at = now
+                    tracked.recovering_mono = now_mono
+                    self._changed(tracked.alert)
+                    changed.append(_copy(tracked.alert))
+                    return
+                if (
+                    tracked.alert.state is AlertState.RECOVERING
+                    and tracked.recovering_mono is not None
+                    and now_mono - tracked.recovering_mono < rule.keep_firing_for_s
+                ):
+                    return
                 event = self._end(key, tracked, by=None, comment="condition cleared")
                 changed.append(_copy(tracked.alert))
                 if event is not None:
@@ -208,6 +228,13 @@ class AlertManager:
             tracked.alert.value = value
             tracked.alert.message = self._message(rule, key[1], value)
             changed_now = False
+            if tracked.alert.state is AlertState.RECOVERING:
+                # Held again within keep_firing_for: the same incident, still firing.
+                tracked.alert.state = AlertState.FIRING
+                tracked.alert.updated_at = now
+                tracked.recovering_mono = None
+                self._changed(tracked.alert)
+                changed_now = True
         alert = tracked.alert
         if alert.state is AlertState.PENDING and self._may_fire(rule, key, tracked, now_mono):
             alert.state = AlertState.FIRING
@@ -242,7 +269,7 @@ class AlertManager:
         """Resolve an active alert; return its notification event if it had fired."""
         alert = tracked.alert
         now = utc_datetime(self.clock.time())
-        fired = alert.state is AlertState.FIRING
+        fired = alert.state in (AlertState.FIRING, AlertState.RECOVERING)
         alert.state = AlertState.RESOLVED
         alert.resolved_at = now
         alert.updated_at = now
@@ -315,12 +342,13 @@ class AlertManager:
     def active_alerts(
         self, *, include_pending: bool = False, component_id: str | None = None
     ) -> list[Alert]:
-        """Return copies of the firing alerts (and pending ones if asked), most severe first."""
+        """Return copies of the firing (and recovering) alerts, and pending ones if asked, most
+        severe first."""
         with self._lock:
             alerts = [
                 _copy(t.alert)
                 for t in self._active.values()
-                if (include_pending or t.alert.state is AlertState.FIRING)
+                if (include_pending or t.alert.state is not AlertState.PENDING)
                 and (component_id is None or t.alert.component_id == component_id)
             ]
         alerts.sort(key=lambda a: (-_SEVERITY_ORDER[a.severity], a.started_at))
@@ -360,6 +388,16 @@ class AlertManager:
                 except Exception:  # a broken notifier must not stop alerting
                     self.notification_errors += 1
                     logger.exception("notifier %s failed on %s", type(notifier).__name__, event)
+
+    def _tick_notifiers(self) -> None:
+        for notifier in self.notifiers:
+            tick = getattr(notifier, "tick", None)
+            if callable(tick):
+                try:
+                    tick()
+                except Exception:  # a broken router must not stop alerting
+                    self.notification_errors += 1
+                    logger.exception("notifier %s failed on tick", type(notifier).__name__)
 
     def close(self) -> None:
         """Close every notifier (stops the webhook sender)."""

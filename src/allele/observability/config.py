@@ -94,6 +94,7 @@ class ObservabilitySettings(BaseSettings):
     flush_interval: float = _f(5.0, "a number of seconds in (0, 3600]", gt=0, le=3600)
     webhook_url: str | None = _f(None, "an http:// or https:// URL, or empty for none")
     settings_file: Path | None = _f(None, "the path of a TOML or JSON settings file")
+    alert_routes: Path | None = _f(None, "the path of a TOML alert routes file (see routing)")
     # Benchmarking
     benchmark_runs: int = _f(3, "an integer in [1, 10000]", ge=1, le=10_000)
     benchmark_timeout: float = _f(300.0, "a number of seconds in (0, 604800]", gt=0, le=604_800)

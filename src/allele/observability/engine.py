@@ -95,7 +95,8 @@ class ObservabilityEngine:
     Construct with ``settings`` (default: ``get_settings()``), or use the process-wide
     ``get_observability_engine()``. ``clock`` is for tests (``ManualClock``); ``sampler``
     replaces the psutil sampler; ``notifiers`` replaces the notifiers built from the settings
-    (log, plus console if ``ALLELE_CONSOLE_ALERTS``, plus webhook if ``ALLELE_WEBHOOK_URL``).
+    (log, plus console if ``ALLELE_CONSOLE_ALERTS``, plus webhook if ``ALLELE_WEBHOOK_URL``;
+    with ``ALLELE_ALERT_ROUTES`` a ``Router`` on that routes file replaces the log).
 
     Attributes a caller may use directly: ``collector`` (a ``MetricsCollector``: create handles
     on it for custom metrics) and ``alerts`` (the ``AlertManager``: add rules, read history).
@@ -542,6 +543,7 @@ class ObservabilityEngine:
             "alerts": {
                 "firing": sum(a.state is AlertState.FIRING for a in active),
                 "pending": sum(a.state is AlertState.PENDING for a in active),
+                "recovering": sum(a.state is AlertState.RECOVERING for a in active),
                 "rules": len(self.alerts.rules()),
                 "notification_errors": self.alerts.notification_errors,
                 "webhook": self._webhook_stats(),
@@ -595,6 +597,10 @@ class ObservabilityEngine:
             )
             self._flusher.start()
             self._store_uri = uri
+            for notifier in self.alerts.notifiers:  # the router keeps silences and its log there
+                attach = getattr(notifier, "attach_store", None)
+                if callable(attach):
+                    attach(self._store)
         except Exception as exc:
             self._flusher = None
             self._close_store()
@@ -643,6 +649,11 @@ class ObservabilityEngine:
 
     def _build_notifiers(self) -> list[Notifier]:
         notifiers: list[Notifier] = [LogNotifier()]
+        if self.settings.alert_routes is not None:
+            # The routes' receivers (log among them) replace the one line per alert event.
+            from allele.observability.routing import router_from_file
+
+            notifiers = [router_from_file(self.settings.alert_routes, clock=self.clock)]
         if self.settings.console_alerts:
             notifiers.append(ConsoleNotifier())
         if self.settings.webhook_url:
@@ -666,13 +677,17 @@ class ObservabilityEngine:
         self.alerts.enabled = settings.alerting_enabled
         self.collector.retention_s = settings.retention_hours * 3600.0
         if self._own_notifiers and (
-            old.webhook_url != settings.webhook_url or old.console_alerts != settings.console_alerts
+            old.webhook_url != settings.webhook_url
+            or old.console_alerts != settings.console_alerts
+            or old.alert_routes != settings.alert_routes
         ):
             previous = self.alerts.notifiers
             self.alerts.notifiers = self._build_notifiers()
             for notifier in previous:
                 if isinstance(notifier, WebhookNotifier):
                     notifier.close(timeout_s=1.0)
+                elif hasattr(notifier, "attach_store"):  # a router: its receivers' senders
+                    notifier.close()
         restart = [
             name
             for name in ("store_uri", "flush_interval", "series_capacity", "strict_metrics")

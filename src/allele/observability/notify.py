@@ -135,7 +135,9 @@ class WebhookNotifier:
         self.max_backoff_s = max_backoff_s
         self.headers = dict(headers or {})
         self._transport = transport
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[tuple[dict[str, Any], str] | None] = queue.Queue(
+            maxsize=queue_size
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -150,15 +152,20 @@ class WebhookNotifier:
             "text": describe(alert, event),
             "sent_at": datetime.now(UTC).isoformat(),
         }
+        self.post(payload, event)
+
+    def post(self, payload: dict[str, Any], what: str = "payload") -> None:
+        """Queue any JSON ``payload`` for delivery (the router's receivers use this for
+        Alertmanager and Slack payloads); ``what`` names it in log lines."""
         if self._stop.is_set():
             self._count("dropped")
             return
         self._ensure_thread()
         try:
-            self._queue.put_nowait(payload)
+            self._queue.put_nowait((payload, what))
         except queue.Full:
             self._count("dropped")
-            logger.warning("webhook queue full (%d); dropped %s", self._queue.maxsize, event)
+            logger.warning("webhook queue full (%d); dropped %s", self._queue.maxsize, what)
             return
         self._count("queued")
 
@@ -214,18 +221,18 @@ class WebhookNotifier:
             kwargs["transport"] = self._transport
         with httpx.Client(**kwargs) as client:
             while True:
-                payload = self._queue.get()
+                item = self._queue.get()
                 try:
-                    if payload is None:
+                    if item is None:
                         return
-                    self._deliver(client, payload)
+                    self._deliver(client, *item)
                 except Exception:  # never let one payload kill the sender
                     logger.exception("webhook sender failed on one payload")
                     self._count("failed")
                 finally:
                     self._queue.task_done()
 
-    def _deliver(self, client: Any, payload: dict[str, Any]) -> None:
+    def _deliver(self, client: Any, payload: dict[str, Any], what: str) -> None:
         import httpx
 
         for attempt in range(self.max_attempts):
@@ -246,7 +253,7 @@ class WebhookNotifier:
         logger.warning(
             "webhook %s: giving up on %s after %d attempt(s): %s",
             self.url,
-            payload["event"],
+            what,
             self.max_attempts,
             self.last_error,
         )

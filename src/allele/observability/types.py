@@ -97,10 +97,12 @@ class HealthStatus(StrEnum):
 
 class AlertState(StrEnum):
     """Where an alert is in its life: pending (condition true, ``for`` not yet elapsed),
-    firing, or resolved (condition cleared, or resolved by hand)."""
+    firing, recovering (condition cleared, still firing for the rule's ``keep_firing_for_s``,
+    as Grafana 12 calls it), or resolved (condition cleared, or resolved by hand)."""
 
     PENDING = "pending"
     FIRING = "firing"
+    RECOVERING = "recovering"
     RESOLVED = "resolved"
 
 
@@ -460,7 +462,9 @@ class AlertRule(Persisted):
     ``min_samples`` points, the rule holds when ``value <operator> threshold``. It must hold
     for ``for_s`` seconds (pending) before the alert fires; after an alert ends, the same rule
     and series cannot fire again for ``cooldown_s`` seconds. ``component_type`` restricts the
-    rule to components of that type (matched on the ``component_type`` label).
+    rule to components of that type (matched on the ``component_type`` label). A firing alert
+    whose condition clears keeps firing (state ``recovering``) for ``keep_firing_for_s`` seconds
+    before it resolves, as Prometheus's ``keep_firing_for``: a flapping signal stays one alert.
     """
 
     name: str
@@ -476,6 +480,7 @@ class AlertRule(Persisted):
     labels: dict[str, str] = field(default_factory=dict)
     component_type: ComponentType | None = None
     description: str = ""
+    keep_firing_for_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -498,7 +503,7 @@ class AlertRule(Persisted):
                 f"got {self.threshold!r}"
             )
         self.threshold = float(self.threshold)
-        for attr in ("window_s", "for_s", "cooldown_s"):
+        for attr in ("window_s", "for_s", "cooldown_s", "keep_firing_for_s"):
             value = getattr(self, attr)
             if value_problem(value) is not None or value < 0:
                 raise ValidationError(

@@ -35,6 +35,9 @@ _LAZY: dict[str, str] = {
     "series_chart_html": "allele.observability.ml_analytics.charts",
     # forecasting and prediction (prediction/)
     # alert intelligence (alert_intelligence/)
+    "AlertIntelligenceConfig": "allele.observability.ml_analytics.alert_intelligence.config",
+    "IntelligentAlertManager": "allele.observability.ml_analytics.alert_intelligence.manager",
+    "AlertCorrelator": "allele.observability.ml_analytics.alert_intelligence.correlator",
     # optimization (optimization/)
     "OptimizationEngineConfig": "allele.observability.ml_analytics.optimization.config",
     "OptimizationEngine": "allele.observability.ml_analytics.optimization.engine",

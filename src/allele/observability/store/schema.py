@@ -118,3 +118,51 @@ components = Table(
     Column("updated_at", Double, nullable=False),
     Column("payload", Text, nullable=False),
 )
+
+# --- routing and alert intelligence (silences, notifications sent, alert clusters) -------------
+
+# Silences: matchers (JSON list of 'name<op>"value"' strings) muting alerts from starts_at to
+# ends_at; expiring one sets ends_at to the moment it was expired.
+silences = Table(
+    "obs_silences",
+    metadata,
+    Column("silence_id", String(64), primary_key=True),
+    Column("matchers", Text, nullable=False),
+    Column("starts_at", Double, nullable=False),
+    Column("ends_at", Double, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_obs_silences_ends_at", "ends_at"),
+)
+
+# Every notification a router sent: which group, to which receiver, and its whole payload.
+notifications = Table(
+    "obs_notifications",
+    metadata,
+    Column("notification_id", String(64), primary_key=True),
+    Column("group_key", Text, nullable=False),
+    Column("receiver", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alert_count", Integer, nullable=False),
+    Column("sent_at", Double, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_obs_notifications_sent_at", "sent_at"),
+)
+
+# Alert clusters (``AlertCluster`` with its alerts) as JSON, with the columns a listing sorts on.
+alert_clusters = Table(
+    "obs_alert_clusters",
+    metadata,
+    Column("cluster_id", String(64), primary_key=True),
+    Column("cluster_type", String(64), nullable=False),
+    Column("root_cause", String(512), nullable=True),
+    Column("alert_count", Integer, nullable=False),
+    Column("priority_score", Double, nullable=False),
+    Column("first_alert_time", Double, nullable=False),
+    Column("last_alert_time", Double, nullable=False),
+    Column("acknowledged_by", String(255), nullable=True),
+    Column("updated_at", Double, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_obs_alert_clusters_last", "last_alert_time"),
+)

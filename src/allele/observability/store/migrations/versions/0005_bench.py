@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_bench"
-down_revision = "0002"
+down_revision = "0004_alerts"
 branch_labels = None
 depends_on = None
 
