@@ -1,7 +1,7 @@
 """Benchmark cells record the signal that killed a worker (the out-of-memory killer's SIGKILL).
 
 Revision ID: 0005_bench
-Revises: 0002
+Revises: 0004_alerts
 Create Date: 2026-12-06
 
 ``bench_cells.signal`` is the number of the signal that ended a cell's failed worker process
