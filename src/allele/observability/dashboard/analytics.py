@@ -39,3 +39,29 @@ def forecast_series(
         "upper": np.asarray(result.upper, float).tolist(),
         "level": level,
     }
+
+
+def detect_series(
+    name: str, labels: dict[str, str], ts: np.ndarray, values: np.ndarray
+) -> dict[str, Any]:
+    """The default streaming detector replayed over the series: scores and detections."""
+    try:
+        from allele.observability.ml_analytics.anomaly.history import detect_history
+    except ImportError as exc:
+        raise AnalyticsUnavailable(f"anomaly detection is not available: {exc}") from exc
+    scores, detections = detect_history(name, ts.tolist(), values.tolist(), labels=labels)
+    return {
+        "t": ts,
+        "score": np.asarray(scores, dtype=float),
+        "detections": [
+            {
+                "t": d.timestamp.timestamp(),
+                "v": d.actual_value,
+                "type": str(d.anomaly_type),
+                "severity": str(d.severity),
+                "score": d.anomaly_score,
+                "expected": d.expected_value,
+            }
+            for d in detections
+        ],
+    }

@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -41,6 +42,7 @@ from allele.observability.dashboard.source import (
     downsample,
     encode,
     parse_series_id,
+    plain,
 )
 
 API = "/api/v1"
@@ -237,6 +239,90 @@ def create_app(
         _authorize(authorization)
         return await off_loop(source.resolve, alert_id, by, comment)
 
+    @app.get(f"{API}/silences", tags=["alerts"])
+    async def silences(
+        state: str | None = Query(None, description="pending, active or expired; all if unset."),
+    ) -> list[dict[str, Any]]:
+        """The stored silences, latest start first."""
+        if state not in (None, "pending", "active", "expired"):
+            raise ValidationError(f"state={state!r} is unknown; allowed: pending, active, expired")
+
+        def read() -> list[dict[str, Any]]:
+            from allele.observability.silences import Silences
+
+            found = Silences(store=_store(source)).list(state)
+            return [plain(s) | {"state": s.state(datetime.now(UTC))} for s in found]
+
+        return await off_loop(read)
+
+    @app.post(f"{API}/silences", tags=["alerts"])
+    async def silence_add(
+        matchers: list[str] = Body(..., embed=True, min_length=1),
+        created_by: str = Body(..., embed=True, min_length=1, max_length=200),
+        comment: str = Body(..., embed=True, min_length=1, max_length=2000),
+        duration: str = Body("1h", embed=True, description="e.g. 30m, 2h, 1h30m"),
+        authorization: str | None = Header(None),
+    ) -> dict[str, Any]:
+        """Silence the alerts that match every matcher for ``duration`` (needs the token)."""
+        _authorize(authorization)
+
+        def write() -> dict[str, Any]:
+            from allele.observability.routing_config import parse_duration
+            from allele.observability.silences import Silences
+
+            try:
+                seconds = parse_duration(duration)
+            except ValueError as exc:
+                raise ValidationError(f"duration={duration!r}: {exc}") from None
+            silence = Silences(store=_store(source)).add(
+                matchers, created_by=created_by, comment=comment, duration_s=seconds
+            )
+            return plain(silence)
+
+        return await off_loop(write)
+
+    @app.post(f"{API}/silences/{{silence_id}}/expire", tags=["alerts"])
+    async def silence_expire(
+        silence_id: str, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        """End a silence now (needs the token)."""
+        _authorize(authorization)
+
+        def write() -> dict[str, Any]:
+            from allele.observability.silences import Silences
+
+            return plain(Silences(store=_store(source)).expire(silence_id))
+
+        return await off_loop(write)
+
+    @app.get(f"{API}/clusters", tags=["alerts"])
+    async def clusters(limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+        """Alert clusters (incidents), most recently active first, root causes ranked."""
+
+        def read() -> list[dict[str, Any]]:
+            from allele.observability.store.repository.alerting import AlertingRecords
+
+            return [plain(c) for c in AlertingRecords(_store(source)).load_clusters(limit=limit)]
+
+        return await off_loop(read)
+
+    @app.post(f"{API}/clusters/{{cluster_id}}/acknowledge", tags=["alerts"])
+    async def cluster_acknowledge(
+        cluster_id: str,
+        by: str = Body(..., embed=True, min_length=1, max_length=200),
+        authorization: str | None = Header(None),
+    ) -> dict[str, Any]:
+        """Take an incident: its escalation stops (needs the token)."""
+        _authorize(authorization)
+
+        def write() -> dict[str, Any]:
+            from allele.observability.store.repository.alerting import AlertingRecords
+
+            AlertingRecords(_store(source)).acknowledge_cluster(cluster_id, by)
+            return {"cluster_id": cluster_id, "acknowledged_by": by}
+
+        return await off_loop(write)
+
     # --- benchmarks -------------------------------------------------------------------------
 
     @app.get(f"{API}/suites", tags=["benchmarks"])
@@ -304,6 +390,20 @@ def create_app(
         end = time.time()
         ts, values = await off_loop(source.points, name, labels, end - parse_range(range), None)
         return await off_loop(forecast_series, ts, values, horizon, level)
+
+    @app.get(f"{API}/analytics/anomalies", tags=["analytics"])
+    async def anomalies(
+        id: str = Query(..., description="A series id."),
+        range: str = Query("24h", description="History to replay through the detector."),
+    ) -> Response:
+        """The default streaming detector replayed over the series: scores and detections."""
+        from allele.observability.dashboard.analytics import detect_series
+
+        name, labels = parse_series_id(id)
+        end = time.time()
+        ts, values = await off_loop(source.points, name, labels, end - parse_range(range), None)
+        body = await off_loop(detect_series, name, labels, ts, values)
+        return Response(encode(body), media_type="application/json")
 
     # --- live -----------------------------------------------------------------------------
 

@@ -280,6 +280,68 @@ async function loadAlerts() {
       el("td", {}, a.rule_name), el("td", {}, (a.labels && a.labels.component_id) || "–"),
       el("td", { class: "num" }, fmt(a.value)), el("td", {}, when(a.started_at)), actions));
   }
+  await Promise.all([loadIncidents(), loadSilences()]);
+}
+
+async function loadIncidents() {
+  const box = $("clusters"); box.replaceChildren();
+  let clusters = [];
+  try { clusters = await api("/clusters?limit=20"); } catch (error) { box.append(el("p", { class: "hint" }, error.message)); return; }
+  if (!clusters.length) box.append(el("p", { class: "hint" }, "No incidents recorded."));
+  for (const c of clusters) {
+    const taken = c.common_attributes && c.common_attributes.acknowledged_by;
+    const roots = el("ol", { class: "list" }, ...(c.root_cause_candidates || []).slice(0, 3).map((r) => el("li", {}, r)));
+    const card = el("article", { class: "card", "data-cluster": c.cluster_id },
+      el("h4", {}, `${(c.alerts || []).length} alerts · priority ${fmt(c.priority_score)}`),
+      el("p", { class: "hint" }, `${when(c.first_alert_time)} – ${when(c.last_alert_time)}`),
+      el("div", {}, "Root cause, most likely first:"), roots);
+    if (taken) card.append(el("p", { class: "hint" }, "taken by " + taken));
+    else card.append(el("button", { type: "button", onclick: () => takeCluster(c.cluster_id) }, "Take incident"));
+    box.append(card);
+  }
+}
+
+function authHeaders() {
+  const headers = { "Content-Type": "application/json" };
+  const token = $("token").value.trim();
+  if (token) headers.Authorization = "Bearer " + token;
+  return headers;
+}
+
+async function takeCluster(id) {
+  try {
+    await api(`/clusters/${encodeURIComponent(id)}/acknowledge`, { method: "POST", headers: authHeaders(), body: JSON.stringify({ by: $("who").value.trim() || "dashboard" }) });
+    await loadIncidents();
+  } catch (error) { $("alert-message").textContent = error.message; }
+}
+
+async function loadSilences() {
+  const rows = $("silence-rows"); rows.replaceChildren();
+  let silences = [];
+  try { silences = await api("/silences"); } catch (error) { rows.append(el("tr", {}, el("td", { colspan: 6 }, error.message))); return; }
+  if (!silences.length) rows.append(el("tr", {}, el("td", { colspan: 6 }, "No silences.")));
+  for (const s of silences) {
+    const end = el("td");
+    if (s.state !== "expired") end.append(el("button", { type: "button", onclick: () => expireSilence(s.silence_id) }, "Expire"));
+    rows.append(el("tr", { "data-silence": s.silence_id }, el("td", {}, s.state), el("td", {}, (s.matchers || []).join(" ")),
+      el("td", {}, when(s.ends_at)), el("td", {}, s.created_by), el("td", {}, s.comment), end));
+  }
+}
+
+async function addSilence(ev) {
+  ev.preventDefault();
+  const matchers = $("silence-matchers").value.match(/(?:[^\s"]+|"[^"]*")+/g) || [];
+  try {
+    await api("/silences", { method: "POST", headers: authHeaders(), body: JSON.stringify({
+      matchers, created_by: $("who").value.trim() || "dashboard", comment: $("silence-comment").value, duration: $("silence-duration").value }) });
+    $("alert-message").textContent = "silence added";
+    await loadSilences();
+  } catch (error) { $("alert-message").textContent = error.message; }
+}
+
+async function expireSilence(id) {
+  try { await api(`/silences/${encodeURIComponent(id)}/expire`, { method: "POST", headers: authHeaders() }); await loadSilences(); }
+  catch (error) { $("alert-message").textContent = error.message; }
 }
 
 async function act(alertId, action) {
@@ -440,6 +502,7 @@ function start() {
   $("reset-zoom").addEventListener("click", () => { state.zoom = null; $("reset-zoom").hidden = true; refreshCharts().then(restartRefresh).catch(report); });
   $("refresh").addEventListener("change", restartRefresh);
   $("alert-state").addEventListener("change", () => loadAlerts().catch(report));
+  $("silence-form").addEventListener("submit", addSilence);
   $("suite-pick").addEventListener("change", () => showSuite().catch(report));
   $("suite-base").addEventListener("change", () => showSuite().catch(report));
   $("analytics-series").addEventListener("change", () => showAnalytics().catch(report));
