@@ -125,9 +125,19 @@ def settings_defaults(
     )
 
 
+def mlflow_link() -> str | None:
+    """The MLflow UI to link to: the tracking URI when MLflow is on and served over HTTP."""
+    from allele.observability.config import get_settings
+
+    settings = get_settings()
+    uri = settings.mlflow_tracking_uri
+    return uri if settings.mlflow_enabled and uri.startswith(("http://", "https://")) else None
+
+
 def build_app(source: StoreSource, host: str, token: str | None, **options: Any) -> Any:
     from allele.observability.dashboard.app import create_app
 
+    options.setdefault("mlflow_uri", mlflow_link())
     return create_app(
         source, token=token, allow_unauthenticated_changes=is_loopback(host), **options
     )

@@ -509,6 +509,9 @@ function start() {
   $("analytics-horizon").addEventListener("change", () => showAnalytics().catch(report));
   window.addEventListener("hashchange", () => show(location.hash.slice(1) || "overview"));
   openStream(false);
+  api("/status").then((status) => {
+    if (status.mlflow) { $("mlflow-link").href = status.mlflow; $("mlflow-link").hidden = false; }
+  }).catch(report);
   show(location.hash.slice(1) || "overview");
 }
 
