@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from allele.errors import StoreError
-from allele.observability.store.faults import safe_url, store_error
+from allele.observability.store.faults import mask_secrets, safe_url, store_error
 
 ENV_VAR = "ALLELE_STORE_URI"
 DEFAULT_URI = "sqlite:///allele.db"
@@ -35,11 +35,16 @@ def parse_uri(uri: str) -> URL:
         raise StoreError(f"store URI {uri!r} is empty; expected e.g. sqlite:///allele.db")
     try:
         url = make_url(uri)
-    except ArgumentError as exc:
+        # The port is parsed lazily: a bad one must fail here, not at the first connect.
+        if url.port is not None and not 1 <= url.port <= 65535:
+            raise ValueError(f"port {url.port} is not in 1..65535")
+    except (ArgumentError, ValueError) as exc:
+        # The error names the URI masked: a URI that does not parse may still hold a password.
         raise StoreError(
-            f"invalid store URI {uri!r}: expected a SQLAlchemy URL such as sqlite:///allele.db "
-            "or postgresql+psycopg://user@host:5432/db"
-        ) from exc
+            f"invalid store URI {safe_url(uri)!r} ({mask_secrets(str(exc))}): expected a "
+            "SQLAlchemy URL such as sqlite:///allele.db or postgresql+psycopg://user@host:5432/db "
+            "(port an integer in 1..65535)"
+        ) from None
     backend = url.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
         raise StoreError(
@@ -63,7 +68,9 @@ def create_store_engine(url: URL, busy_timeout_ms: int = 5000) -> Engine:
             kwargs["poolclass"] = StaticPool
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["connect_args"] = {"connect_timeout": 10}
+        # Short: an unreachable server is retried by the flusher in the background, and a
+        # shutdown must not wait for a connection attempt.
+        kwargs["connect_args"] = {"connect_timeout": 3}
     try:
         engine = create_engine(url, **kwargs)
     except (NoSuchModuleError, ImportError, ArgumentError) as exc:

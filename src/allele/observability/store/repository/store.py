@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
-from allele.errors import ValidationError
+from allele.errors import StoreError, ValidationError
 from allele.observability.clock import utc_datetime
 from allele.observability.store.epoch import Instant, optional_epoch, to_epoch
 from allele.observability.store.faults import safe_url, store_error
@@ -245,8 +245,14 @@ class Store:
     def _guard(self, action: str) -> Iterator[None]:
         try:
             yield
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise store_error(exc, action, self._uri) from exc
+        except (UnicodeError, OverflowError) as exc:
+            # Raised by the driver itself, unwrapped: a label it cannot encode, say.
+            raise StoreError(
+                f"{action} failed on the store {safe_url(self._uri)}: the driver refused the "
+                f"data ({type(exc).__name__}: {exc})"
+            ) from exc
 
     # -- points ---------------------------------------------------------------------------
 
