@@ -100,7 +100,16 @@ def test_webhook_posts_the_alert_as_json(server_factory: Any) -> None:
     assert body["alert"]["labels"] == {"component_id": "evo-1"}
     assert "evolution_engine_error_rate_critical" in body["text"]
     assert Alert.from_dict(body["alert"]) == make_alert()
-    assert notifier.stats() == {"queued": 1, "sent": 1, "failed": 0, "retries": 0, "dropped": 0}
+    assert notifier.stats() == {
+        "queued": 1,
+        "sent": 1,
+        "failed": 0,
+        "retries": 0,
+        "dropped": 0,
+        "stored": 0,
+        "resumed": 0,
+        "lost": 0,
+    }
 
 
 def test_webhook_retries_a_500_then_succeeds(server_factory: Any) -> None:

@@ -40,6 +40,7 @@ from allele.observability.intervals import (
     MIN_TIMEOUT_S,
     describe_range,
 )
+from allele.observability.redact import mask_secrets, mask_webhook_url
 from allele.observability.system import (
     PROCESS_RSS,
     SYSTEM_CPU_PERCENT,
@@ -226,9 +227,12 @@ def describe_errors(exc: pydantic.ValidationError, model: type[BaseSettings]) ->
         info = model.model_fields.get(field_name)
         extra = info.json_schema_extra if info is not None else None
         allowed = extra.get("allowed") if isinstance(extra, dict) else None
-        lines.append(
-            f"{env_name(field_name)} must be {allowed or error['msg']}, got {error.get('input')!r}"
-        )
+        given = error.get("input")
+        if field_name == "webhook_url" and isinstance(given, str):
+            given = mask_webhook_url(given)  # its path and query carry tokens
+        elif isinstance(given, str):
+            given = mask_secrets(given)  # a store URI's password
+        lines.append(f"{env_name(field_name)} must be {allowed or error['msg']}, got {given!r}")
     return "; ".join(lines)
 
 

@@ -12,7 +12,7 @@ import math
 from allele.errors import ValidationError
 
 #: How often the engine samples the system and evaluates alerts, at most.
-MIN_COLLECTION_INTERVAL_S = 0.1
+MIN_COLLECTION_INTERVAL_S = 0.01
 #: How often the flusher writes to the store, at most.
 MIN_FLUSH_INTERVAL_S = 0.01
 #: The shortest retention (points older than this are forgotten).

@@ -10,12 +10,11 @@ that caused it: the flusher sets that batch aside and carries on with the others
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from allele.errors import StoreError
+from allele.observability.redact import mask_secrets
 
 
 class TransientStoreError(StoreError):
@@ -60,14 +59,6 @@ _UNAVAILABLE = (
     "ssl connection has been closed",
     "connection to server",
 )
-
-# The password of scheme://user:password@host..., whatever else the text holds.
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)@", re.I)
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with the password of every ``scheme://user:password@`` in it replaced by ***."""
-    return _PASSWORD.sub(lambda m: f"{m.group('head')}***@", str(text))
 
 
 def safe_url(uri: str | URL) -> str:

@@ -118,3 +118,15 @@ components = Table(
     Column("updated_at", Double, nullable=False),
     Column("payload", Text, nullable=False),
 )
+
+# Webhook payloads a stop could not deliver (migration 0003_core); ``target`` is a digest of the
+# webhook URL, never the URL (it carries tokens).
+notifications = Table(
+    "obs_notifications",
+    metadata,
+    Column("notification_id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(64), nullable=False),
+    Column("queued_at", Double, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_obs_notifications_target", "target"),
+)

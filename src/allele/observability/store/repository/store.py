@@ -50,6 +50,7 @@ from allele.observability.store.schema import (
     alerts,
     chunks,
     components,
+    notifications,
     series,
 )
 from allele.observability.types import (
@@ -916,6 +917,37 @@ class Store:
         stmt = select(components.c.payload).order_by(components.c.component_id)
         with self._guard("loading components"), self._engine.connect() as conn:
             return [dict(json.loads(text)) for (text,) in conn.execute(stmt)]
+
+    # -- undelivered notifications ----------------------------------------------------------
+
+    def save_notifications(self, target: str, payloads: Sequence[Mapping[str, Any]]) -> int:
+        """Keep webhook ``payloads`` that a stop could not deliver to ``target`` (a digest of
+        the webhook URL) for ``take_notifications`` at the next start; returns how many."""
+        rows = [
+            {"target": str(target), "queued_at": time.time(), "payload": _dumps(p)}
+            for p in payloads
+        ]
+        if not rows:
+            return 0
+        with self._guard(f"saving {len(rows)} notifications"), self._engine.begin() as conn:
+            conn.execute(notifications.insert(), rows)
+        return len(rows)
+
+    def take_notifications(self, target: str) -> list[dict[str, Any]]:
+        """Remove and return the payloads kept for ``target``, oldest first."""
+        mine = notifications.c.target == str(target)
+        with self._guard("taking stored notifications"), self._engine.begin() as conn:
+            rows = conn.execute(
+                select(notifications.c.notification_id, notifications.c.payload)
+                .where(mine)
+                .order_by(notifications.c.notification_id)
+            ).all()
+            if rows:
+                last = rows[-1][0]
+                conn.execute(
+                    delete(notifications).where(mine, notifications.c.notification_id <= last)
+                )
+        return [dict(json.loads(text)) for _, text in rows]
 
 
 # The columns the alert and component rows carry (``_alert_row``, ``upsert_components``).

@@ -1,0 +1,35 @@
+"""Undelivered notifications: webhook payloads a stop could not deliver, for the next start.
+
+Revision ID: 0003_core
+Revises: 0002
+Create Date: 2026-12-06
+
+``target`` is a digest of the webhook URL (the URL itself carries tokens and is not stored);
+``payload`` the JSON body to post; ``queued_at`` epoch seconds (UTC).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_core"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "obs_notifications",
+        sa.Column("notification_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("target", sa.String(64), nullable=False),
+        sa.Column("queued_at", sa.Double, nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+    )
+    op.create_index("ix_obs_notifications_target", "obs_notifications", ["target"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_obs_notifications_target", table_name="obs_notifications")
+    op.drop_table("obs_notifications")
