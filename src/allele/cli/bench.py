@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from allele.cli import bench_app
+from allele.cli.output import escape, fail
 
 baseline_app = typer.Typer(help="Named baselines that `allele bench check` compares against.")
 bench_app.add_typer(baseline_app, name="baseline")
@@ -28,8 +29,7 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
+    return fail(message, code)
 
 
 @bench_app.command("run")
@@ -108,7 +108,7 @@ def _print_run(console: Any, result: Any) -> None:
 
     from allele.observability.benchmarking.report.summary import format_value
 
-    table = Table(title=f"{result.name} [{result.suite_id}]", title_justify="left")
+    table = Table(title=escape(f"{result.name} [{result.suite_id}]"), title_justify="left")
     table.add_column("cell", overflow="fold")
     table.add_column("status")
     table.add_column("time/op (p50)", justify="right")
@@ -118,8 +118,8 @@ def _print_run(console: Any, result: Any) -> None:
     for cell in result.cells:
         m = cell.metrics
         table.add_row(
-            cell.key,
-            cell.status if cell.status == "ok" else f"[red]{cell.status}[/red]",
+            escape(cell.key),
+            cell.status if cell.status == "ok" else f"[red]{escape(cell.status)}[/red]",
             format_value(m.get("latency_p50_s"), "time_s"),
             format_value(m.get("latency_p95_s"), "time_s"),
             str(len(cell.samples.get("time_s", []))),
@@ -159,13 +159,13 @@ def list_command(
     table.add_column("baselines")
     for s in summaries:
         table.add_row(
-            s.suite_id,
-            s.name,
-            s.component,
+            escape(s.suite_id),
+            escape(s.name),
+            escape(s.component),
             s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             str(s.n_cells),
-            s.status,
-            ", ".join(sorted(marks.get(s.suite_id, []))),
+            escape(s.status),
+            escape(", ".join(sorted(marks.get(s.suite_id, [])))),
         )
     console.print(table)
 
@@ -185,4 +185,4 @@ def baseline_set(
         set_baseline(open_store(store), name, suite_id)
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
-    _console().print(f"baseline [bold]{name}[/bold] -> {suite_id}", highlight=False)
+    _console().print(f"baseline [bold]{escape(name)}[/bold] -> {escape(suite_id)}", highlight=False)

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from allele.cli import app
+from allele.cli.output import fail
 
 _STORE_HELP = "Store URI (default: $ALLELE_STORE_URI or sqlite:///allele.db)."
 
@@ -46,8 +47,7 @@ def monitor(
     try:
         store = open_store(store_uri)
     except AlleleError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+        raise fail(exc, code=1) from exc
     try:
 
         def frame() -> Any:
