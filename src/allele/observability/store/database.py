@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -109,12 +110,20 @@ def migrate(engine: Engine, uri: str) -> None:
     """Bring the database at ``engine`` to the newest revision in ``migrations/versions``."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
+    heads = set(ScriptDirectory.from_config(config).get_heads())
     try:
-        with engine.connect() as conn:
+        # A store already at the newest revision (every start but the first) is only read:
+        # no migration lock, so opening a store that another process is writing (or holds
+        # locked) does not wait for it.
+        if _revisions(engine) == heads:
+            return
+        # Alembic's ``context`` is a module-level proxy: one migration per process at a time.
+        with _MIGRATING, engine.connect() as conn:
             restore = _lock_for_migration(conn)
             try:
                 config.attributes["connection"] = conn
@@ -125,6 +134,18 @@ def migrate(engine: Engine, uri: str) -> None:
                     conn.exec_driver_sql(restore)
     except SQLAlchemyError as exc:
         raise store_error(exc, "applying migrations", uri) from exc
+
+
+_MIGRATING = threading.Lock()
+
+
+def _revisions(engine: Engine) -> set[str]:
+    """The revisions the database is at (empty for a new database)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return set()
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        return {str(row[0]) for row in rows}
 
 
 #: How long a SQLite open waits for another process's migration (a cold start on a busy machine
