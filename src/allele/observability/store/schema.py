@@ -57,6 +57,8 @@ series = Table(
     Column("kind", String(32), nullable=False),
     Column("total_count", BigInteger, nullable=False, server_default="0"),
     Column("total_sum", Double, nullable=False, server_default="0"),
+    # Histograms: cumulative counts per bucket (migration 0003_core; see ``buckets``).
+    Column("bucket_counts", LargeBinary, nullable=True),
     UniqueConstraint("name", "labels", "kind", name="uq_obs_series_identity"),
 )
 

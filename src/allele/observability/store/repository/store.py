@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
 from allele.errors import StoreError, ValidationError
+from allele.observability import buckets
 from allele.observability.clock import utc_datetime
 from allele.observability.store.epoch import Instant, optional_epoch, to_epoch
 from allele.observability.store.faults import safe_url, store_error
@@ -116,6 +117,8 @@ class SeriesStats:
     sum: float
     last_ts: float
     last_value: float
+    #: Histograms: cumulative counts per bucket of ``buckets.BOUNDS`` (never lowered).
+    buckets: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +284,7 @@ class Store:
                 grouped.setdefault(series_id, []).append(position)
             rows: list[ChunkRow] = []
             totals: list[tuple[int, float, int]] = []
+            counted: list[tuple[int, np.ndarray]] = []
             for series_id, positions in grouped.items():
                 stats = None
                 if len(positions) == 1:
@@ -296,8 +300,11 @@ class Store:
                 # One chunk's sum is the series' sum: no second pass over its values.
                 added = packed[0][4] if len(packed) == 1 else float(values.sum())
                 totals.append((int(values.size), added, series_id))
+                if keys[positions[0]].kind in _DISTRIBUTIONS:
+                    counted.append((series_id, buckets.count(values)))
             self._insert_chunks(conn, rows)
             self._add_totals(conn, totals)
+            self._add_buckets(conn, counted)
         # Only after commit: a rolled-back transaction also rolled back new series rows.
         self._series_ids.update(new_ids)
         return total
@@ -335,6 +342,59 @@ class Store:
                 *(series_id for _, _, series_id in part),
             )
             conn.exec_driver_sql(sql, params)
+
+    def _add_buckets(self, conn: Connection, counted: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Add each histogram's bucket counts to its stored cumulative ones (read, then one
+        UPDATE per ``_ROWS_PER_INSERT`` series; rows locked first on PostgreSQL)."""
+        if not counted:
+            return
+        mark = self._mark
+        ids = [series_id for series_id, _ in counted]
+        lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
+        stored: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            for series_id, blob in conn.exec_driver_sql(
+                f"SELECT series_id, bucket_counts FROM {self._series_table} "
+                f"WHERE series_id IN ({', '.join([mark] * len(part))}){lock}",
+                tuple(part),
+            ):
+                if blob is not None and len(blob) == 8 * buckets.SIZE:
+                    stored[int(series_id)] = np.frombuffer(bytes(blob), dtype="<i8")
+        for start in range(0, len(counted), _ROWS_PER_INSERT):
+            rows = counted[start : start + _ROWS_PER_INSERT]
+            cases = " ".join([f"WHEN {mark} THEN {mark}"] * len(rows))
+            params: list[Any] = []
+            for sid, counts in rows:
+                total = counts + stored.get(sid, 0)
+                params += [sid, total.astype("<i8").tobytes()]
+            params += [sid for sid, _ in rows]
+            conn.exec_driver_sql(
+                f"UPDATE {self._series_table} SET bucket_counts = CASE series_id {cases} END "
+                f"WHERE series_id IN ({', '.join([mark] * len(rows))})",
+                tuple(params),
+            )
+
+    def bucket_counts(self, key: SeriesKey) -> np.ndarray | None:
+        """The cumulative bucket counts of histogram series ``key`` (None if it has none)."""
+        stmt = select(series.c.bucket_counts).where(
+            series.c.name == key.name,
+            series.c.labels == labels_to_text(key.labels),
+            series.c.kind == str(key.kind),
+        )
+        with self._guard("reading bucket counts"), self._engine.connect() as conn:
+            blob = conn.execute(stmt).scalar_one_or_none()
+        if blob is None or len(blob) != 8 * buckets.SIZE:
+            return None
+        return np.frombuffer(bytes(blob), dtype="<i8").astype(np.int64)
+
+    def series_points(
+        self, key: SeriesKey, start: Instant | None = None, end: Instant | None = None
+    ) -> SeriesPoints:
+        """Points of exactly the series ``key`` in ``[start, end)`` (``query_series`` merges
+        every series carrying the given labels: series that differ by ``instance``, say)."""
+        ids = [sid for sid, found in self._series_rows(key.name, key.labels) if found == key]
+        return self._points(ids, optional_epoch(start, "start"), optional_epoch(end, "end"))
 
     def _clean(
         self, batches: Sequence[SeriesBatch]
@@ -543,6 +603,7 @@ class Store:
             series.c.kind,
             series.c.total_count,
             series.c.total_sum,
+            series.c.bucket_counts,
         )
         newest = chunks.alias("newest")
         newest_id = (
@@ -565,14 +626,17 @@ class Store:
             newest_points = {int(sid): (t, v) for sid, t, v in conn.execute(last)}
         wanted = set(_label_pairs(labels)) if labels is not None else set()
         found = []
-        for sid, series_name, label_text, kind, count, total in identities:
+        for sid, series_name, label_text, kind, count, total, blob in identities:
             point = newest_points.get(int(sid))
             pairs = labels_from_text(label_text)
             if point is None or not wanted <= set(pairs):
                 continue
             key = SeriesKey(series_name, pairs, MetricType(kind))
+            counts = None
+            if blob is not None and len(blob) == 8 * buckets.SIZE:
+                counts = np.frombuffer(bytes(blob), dtype="<i8").astype(np.int64)
             found.append(
-                SeriesStats(key, int(count), float(total), float(point[0]), float(point[1]))
+                SeriesStats(key, int(count), float(total), float(point[0]), float(point[1]), counts)
             )
         return sorted(found, key=lambda s: (s.key.name, s.key.labels))
 
@@ -975,6 +1039,8 @@ def _insert_for(conn: Connection, table: Any = series) -> Any:
         return postgresql.insert(table)
     return sqlite.insert(table)
 
+
+_DISTRIBUTIONS = (MetricType.HISTOGRAM, MetricType.TIMER, MetricType.DISTRIBUTION)
 
 #: Chunk rows per INSERT statement: 10 parameters each stays under SQLite's oldest limit of
 #: 999 parameters per statement.

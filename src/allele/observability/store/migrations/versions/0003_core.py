@@ -6,6 +6,10 @@ Create Date: 2026-12-06
 
 ``target`` is a digest of the webhook URL (the URL itself carries tokens and is not stored);
 ``payload`` the JSON body to post; ``queued_at`` epoch seconds (UTC).
+
+Also ``obs_series.bucket_counts``: a histogram's cumulative count per bucket of
+``allele.observability.buckets.BOUNDS`` (little-endian int64, one more than the bounds for
++Inf), grown by every write and never lowered by retention, like ``total_count``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("obs_series") as batch:
+        batch.add_column(sa.Column("bucket_counts", sa.LargeBinary, nullable=True))
     op.create_table(
         "obs_notifications",
         sa.Column("notification_id", sa.Integer, primary_key=True, autoincrement=True),
@@ -31,5 +37,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("obs_series") as batch:
+        batch.drop_column("bucket_counts")
     op.drop_index("ix_obs_notifications_target", table_name="obs_notifications")
     op.drop_table("obs_notifications")
