@@ -160,7 +160,7 @@ def store_samples(
                     stats.count,
                     stats.sum,
                     _quantiles(recent.values),
-                    None if counts is None else tuple(int(n) for n in counts),
+                    counts,
                     stats.last_ts,
                     stale,
                 )

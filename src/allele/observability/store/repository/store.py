@@ -118,7 +118,7 @@ class SeriesStats:
     last_ts: float
     last_value: float
     #: Histograms: cumulative counts per bucket of ``buckets.BOUNDS`` (never lowered).
-    buckets: np.ndarray | None = None
+    buckets: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,7 +634,7 @@ class Store:
             key = SeriesKey(series_name, pairs, MetricType(kind))
             counts = None
             if blob is not None and len(blob) == 8 * buckets.SIZE:
-                counts = np.frombuffer(bytes(blob), dtype="<i8").astype(np.int64)
+                counts = tuple(np.frombuffer(bytes(blob), dtype="<i8").tolist())
             found.append(
                 SeriesStats(key, int(count), float(total), float(point[0]), float(point[1]), counts)
             )
