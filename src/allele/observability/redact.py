@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-# The password of scheme://user:password@host..., whatever else the text holds.
-_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)(?P<secret>[^@\s]*)@", re.I)
+# The password of [scheme]://user:password@host..., whatever else the text holds (a scheme
+# that does not parse still leaves the password in the text).
+_PASSWORD = re.compile(r"(?P<head>//[^:/@\s]*:)(?P<secret>[^@\s]*)@")
 
 
 def mask_secrets(text: str) -> str:
