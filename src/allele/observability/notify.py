@@ -348,7 +348,8 @@ class WebhookNotifier:
                     if payload is None:
                         return
                     self._inflight = payload
-                    self._deliver(client, payload)
+                    if not self._deliver(client, payload):
+                        return  # stopping: suspend() takes it as undelivered
                     self._inflight = None
                 except Exception:  # never let one payload kill the sender
                     logger.exception("webhook sender failed on one payload")
@@ -356,7 +357,8 @@ class WebhookNotifier:
                 finally:
                     self._queue.task_done()
 
-    def _deliver(self, client: Any, payload: dict[str, Any]) -> None:
+    def _deliver(self, client: Any, payload: dict[str, Any]) -> bool:
+        """Post ``payload`` with retries; False when a stop interrupted it (undelivered)."""
         import httpx
 
         stop = self._stop
@@ -364,7 +366,7 @@ class WebhookNotifier:
             if attempt:
                 self._count("retries")
                 if stop.wait(self.retry_delay(attempt)):
-                    return  # stopping: suspend() takes it as undelivered (self._inflight)
+                    return False
             try:
                 response = client.post(self.url, json=payload)
             except httpx.HTTPError as exc:
@@ -373,7 +375,7 @@ class WebhookNotifier:
                 continue
             if 200 <= response.status_code < 300:
                 self._count("sent")
-                return
+                return True
             self.last_error = f"HTTP {response.status_code}"
         self._count("failed")
         logger.warning(
@@ -383,3 +385,4 @@ class WebhookNotifier:
             self.max_attempts,
             self.last_error,
         )
+        return True
