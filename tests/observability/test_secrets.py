@@ -32,7 +32,7 @@ def test_a_bad_port_is_a_store_error_naming_the_masked_uri():
         open_store("postgresql+psycopg://ana:hunter2@db:notaport/x")
     text = str(refused.value)
     assert "hunter2" not in text and "ana:***@db:notaport" in text and "port" in text
-    with pytest.raises(StoreError, match="not in 1..65535"):
+    with pytest.raises(StoreError, match=r"not in 1\.\.65535"):
         open_store("postgresql+psycopg://ana:hunter2@db:99999/x")
 
 
