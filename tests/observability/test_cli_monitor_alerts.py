@@ -71,7 +71,7 @@ def store_uri(tmp_path):
 
 def stored_alerts(uri):
     with open_store(uri) as store:
-        return {a["rule_name"]: a for a in store.load_alerts()}
+        return {a.rule_name: a.to_dict() for a in store.load_alerts()}
 
 
 def invoke(*args):

@@ -495,7 +495,8 @@ def test_component_snapshots_come_from_the_latest_collection_and_stop_stores_fre
     finally:
         engine.close()
     with open_store(uri) as store:
-        (stored,) = store.load_components()
+        (snapshot,) = store.load_components()
+    stored = snapshot.to_dict()
     assert stored["component_id"] == "evo-1"
     assert stored["performance"]["operation_count"] == 4
 

@@ -110,9 +110,11 @@ def render_frame(
     )
     parts: list[Any] = [header]
     for build in (
-        lambda: components_table(store.load_components(), now, stale_after_s),
+        lambda: components_table(
+            [c.to_dict() for c in store.load_components()], now, stale_after_s
+        ),
         lambda: system_table(sampler.sample()),
-        lambda: active_alerts_table(store.load_alerts(), resolved_limit),
+        lambda: active_alerts_table([a.to_dict() for a in store.load_alerts()], resolved_limit),
         lambda: series_table(store.latest(), now, series_limit, stale_after_s),
     ):
         try:

@@ -56,8 +56,8 @@ def test_flush_moves_points_alerts_and_components_once(sqlite_uri):
     assert (stats.points_written, stats.alerts_written, stats.components_written) == (5, 1, 1)
     flusher.flush()
     assert store.query_series("latency_s").values.tolist() == [0, 1, 2, 3, 4]
-    assert [(a["alert_id"], a["state"]) for a in store.load_alerts()] == [("a", "resolved")]
-    assert store.load_components() == [{"component_id": "k1", "ops": 3}]
+    assert [(a.alert_id, a.state) for a in store.load_alerts()] == [("a", "resolved")]
+    assert [c.to_dict() for c in store.load_components()] == [{"component_id": "k1", "ops": 3}]
 
 
 def test_a_component_snapshot_handed_out_again_is_not_written_again(sqlite_uri):
@@ -73,7 +73,7 @@ def test_a_component_snapshot_handed_out_again_is_not_written_again(sqlite_uri):
     assert flusher.flush().components_written == 2  # the same objects: nothing written
     current["k2"] = {"component_id": "k2", "ops": 7}  # a new snapshot of one component
     assert flusher.flush().components_written == 3
-    assert store.load_components() == [
+    assert [c.to_dict() for c in store.load_components()] == [
         {"component_id": "k1", "ops": 1},
         {"component_id": "k2", "ops": 7},
     ]
