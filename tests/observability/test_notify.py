@@ -269,3 +269,25 @@ def test_the_webhook_url_path_and_query_never_reach_the_log(
     with pytest.raises(ConfigurationError) as refused:
         WebhookNotifier("ftp://hooks.example.com/T0/s3cr3t")
     assert "s3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"timeout_s": 1e-300}, "timeout_s=1e-300 must be a finite number of seconds >= 0.01"),
+        ({"backoff_s": float("inf")}, "backoff_s=inf"),
+    ],
+)
+def test_webhook_durations_have_floors(kwargs: dict[str, float], fragment: str) -> None:
+    from allele.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=fragment):
+        WebhookNotifier("https://hooks.example.com/x", **kwargs)
+
+
+def test_the_settings_watcher_refuses_a_busy_loop_interval(tmp_path: Any) -> None:
+    from allele.errors import ValidationError
+    from allele.observability.config import SettingsWatcher
+
+    with pytest.raises(ValidationError, match="interval_s=1e-300"):
+        SettingsWatcher(tmp_path / "s.toml", interval_s=1e-300)

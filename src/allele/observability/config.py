@@ -36,8 +36,10 @@ from allele.observability.collector import ERROR_RATE_METRIC, HEARTBEAT_AGE_METR
 from allele.observability.intervals import (
     MIN_COLLECTION_INTERVAL_S,
     MIN_FLUSH_INTERVAL_S,
+    MIN_POLL_S,
     MIN_RETENTION_S,
     MIN_TIMEOUT_S,
+    check_seconds,
     describe_range,
 )
 from allele.observability.redact import mask_secrets, mask_webhook_url
@@ -364,7 +366,7 @@ class SettingsWatcher:
         overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.interval_s = interval_s
+        self.interval_s = check_seconds(interval_s, "interval_s", minimum=MIN_POLL_S)
         self.apply = apply or set_settings
         self.overrides = dict(overrides or {})
         self.last_error: str | None = None

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from allele.errors import ConfigurationError
+from allele.observability.intervals import MIN_POLL_S, MIN_TIMEOUT_S, check_seconds
 from allele.observability.redact import mask_webhook_url
 from allele.observability.types import Alert, AlertSeverity
 
@@ -143,6 +144,9 @@ class WebhookNotifier:
             )
         if max_attempts < 1:
             raise ConfigurationError(f"webhook max_attempts must be >= 1, got {max_attempts!r}")
+        check_seconds(timeout_s, "timeout_s", minimum=MIN_TIMEOUT_S)
+        check_seconds(backoff_s, "backoff_s", minimum=MIN_POLL_S)
+        check_seconds(max_backoff_s, "max_backoff_s", minimum=backoff_s)
         self.url = url
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
