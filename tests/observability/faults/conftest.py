@@ -54,11 +54,13 @@ class Program:
         return int(np.fromfile(self.counter_file, dtype=np.int64)[0])
 
 
-def start_program(uri: str, path: str, mode: str, flush_s: float, tmp_path: Path) -> Program:
-    """Run ``fault_program.py`` and wait for its READY line."""
-    counter = tmp_path / f"recorded-{path}-{mode}.bin"
+def start_program(
+    uri: str, path: str, mode: str, flush_s: float, tmp_path: Path, instance: str = ""
+) -> Program:
+    """Run ``fault_program.py`` and wait for its READY line; ``instance`` labels its series."""
+    counter = tmp_path / f"recorded-{path}-{mode}-{instance}.bin"
     counter.write_bytes(b"\0" * 8)
-    env = {**os.environ, "ALLELE_INSTANCE": f"fault-{path}"}
+    env = {**os.environ, "ALLELE_INSTANCE": f"fault-{path}", "FAULT_INSTANCE": instance}
     process = subprocess.Popen(
         [sys.executable, str(PROGRAM), uri, path, mode, str(flush_s), str(counter)],
         stdout=subprocess.PIPE,

@@ -14,6 +14,7 @@ increment per point), both recorded through the engine's collector.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 
@@ -33,8 +34,11 @@ def _engine(uri: str, flush_s: float) -> ObservabilityEngine:
 
 
 def _record(engine: ObservabilityEngine, mode: str, counter_file: str) -> None:
-    progress = engine.collector.gauge("fault_progress", {"program": "fault"})
-    ops = engine.collector.counter("fault_ops", {"program": "fault"})
+    labels = {"program": "fault"}
+    if os.environ.get("FAULT_INSTANCE"):  # an explicit writer identity (several writers)
+        labels["instance"] = os.environ["FAULT_INSTANCE"]
+    progress = engine.collector.gauge("fault_progress", labels)
+    ops = engine.collector.counter("fault_ops", labels)
     if mode == "fixed":
         for i in range(FIXED_POINTS):
             progress.set(float(i))

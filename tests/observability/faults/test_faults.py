@@ -296,3 +296,33 @@ def test_poison_values_through_the_collector_are_dropped_and_counted(uri, figure
     assert sum(collector.dropped().values()) == 3
     store.close()
     figures("poison values (NaN, +-inf) among 6", len(values), 3, "the 3 non-finite")
+
+
+def test_two_processes_writing_one_store_keep_right_totals(uri, tmp_path, figures):
+    """May lose: nothing. Two writers (distinct ``instance`` labels) flush into one SQLite
+    store at once; each counter only grows and the totals add up to what both recorded."""
+    from allele.observability.export.prometheus import exposition
+
+    programs = [
+        start_program(uri, "sync", "continuous", 0.05, tmp_path, instance=f"writer-{i}")
+        for i in range(2)
+    ]
+    time.sleep(2.0)
+    for program in programs:
+        program.process.send_signal(signal.SIGTERM)
+    for program in programs:
+        program.process.communicate(timeout=60)
+    recorded = {f"writer-{i}": p.recorded() for i, p in enumerate(programs)}
+    with open_store(uri) as store:
+        for instance, count in recorded.items():
+            totals = store.query_series("fault_ops", {"instance": instance}).values
+            assert np.all(np.diff(totals) > 0), f"{instance}'s counter went down"
+            assert totals[-1] == count
+        text = exposition(store)
+    exposed = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("fault_ops_total{")
+    )
+    figures("two writers, one store (counter total)", sum(recorded.values()), exposed, "nothing")
+    assert exposed == sum(recorded.values())
