@@ -150,18 +150,7 @@ def test_a_postgres_store_unreachable_at_start_is_opened_later(pg_proxy, figures
 def test_a_locked_sqlite_store_never_holds_status_or_stop(uri, figures):
     """May lose: nothing. Another process holds the database's write lock throughout; status
     answers at once, stop within its bound and spools, the next start writes the spool."""
-    locker = subprocess.Popen(
-        [
-            "python3",
-            "-c",
-            "import sqlite3, sys, time\n"
-            f"c = sqlite3.connect({uri.removeprefix('sqlite:///')!r}, isolation_level=None)\n"
-            "c.execute('BEGIN EXCLUSIVE'); print('LOCKED', flush=True); time.sleep(600)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert locker.stdout is not None and locker.stdout.readline().strip() == "LOCKED"
+    locker = _lock(uri)
     engine = _engine(uri, flush_s=0.05).start()
     try:
         gauge = engine.collector.gauge("fault_progress", {"program": "locked"})
@@ -326,3 +315,45 @@ def test_two_processes_writing_one_store_keep_right_totals(uri, tmp_path, figure
     )
     figures("two writers, one store (counter total)", sum(recorded.values()), exposed, "nothing")
     assert exposed == sum(recorded.values())
+
+
+def _lock(uri: str) -> subprocess.Popen[str]:
+    """Another process holding the SQLite store's write lock until killed."""
+    locker = subprocess.Popen(
+        [
+            "python3",
+            "-c",
+            "import sqlite3, time\n"
+            f"c = sqlite3.connect({uri.removeprefix('sqlite:///')!r}, isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE'); print('LOCKED', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert locker.stdout is not None and locker.stdout.readline().strip() == "LOCKED"
+    return locker
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_sigterm_on_a_locked_store_ends_at_once_and_the_next_start_writes_it_all(
+    uri, tmp_path, figures, path
+):
+    """May lose: nothing. SIGTERM while another process holds the store's lock: the program
+    ends within its shutdown bound (it took 40 s before), its points are spooled, and the
+    next start on the store writes them."""
+    program = start_program(uri, path, "fixed", 3600.0, tmp_path)
+    locker = _lock(uri)
+    try:
+        started = time.monotonic()
+        stderr = end(program, signal.SIGTERM)
+        took = time.monotonic() - started
+    finally:
+        locker.kill()
+        locker.wait()
+    assert program.process.returncode == -signal.SIGTERM, stderr
+    assert "spooled" in stderr, stderr
+    assert took < 5.0, f"SIGTERM took {took:.1f} s"  # the bound is 1 s; slack for the machine
+    _engine(uri).start().stop()  # the next start
+    values = _stored(uri, "fault_progress")
+    figures(f"SIGTERM ({path}) with the store locked", FIXED, len(values), "nothing (spooled)")
+    np.testing.assert_array_equal(values, np.arange(FIXED))
