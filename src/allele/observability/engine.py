@@ -31,8 +31,12 @@ What runs in the background (one daemon thread, started by ``start()``):
 
 With a store URI (``ALLELE_STORE_URI``, default ``sqlite:///allele.db``; set it to ``none`` to
 keep everything in memory) ``start()`` also starts the store's ``Flusher``, which drains points,
-alert changes and component snapshots into the database. If the store cannot be opened the
-engine logs a warning and keeps monitoring in memory.
+alert changes and component snapshots into the database. A store that cannot be reached yet
+(locked, down, full) is opened by the flusher in the background while points wait; one that
+cannot be used at all (a bad URI, a missing driver) is logged and monitoring stays in memory.
+Every way of starting (``start``, ``astart``, the context managers) writes everything on
+SIGTERM, SIGINT and a clean exit; ``stop()`` and ``get_status()`` answer within about a second
+whatever the store does (see ``store.flusher``). URIs are shown with their password masked.
 """
 
 from __future__ import annotations
