@@ -252,8 +252,12 @@ class ObservabilityEngine:
         return flusher is not None and flusher.install_signal_handlers()
 
     async def astop(self) -> None:
-        """``stop()`` without blocking the event loop."""
+        """``stop()`` without blocking the event loop; the signal handlers ``astart``
+        installed are removed from the loop's thread."""
+        flusher = self._flusher
         await asyncio.to_thread(self.stop)
+        if flusher is not None and self._flusher is not flusher:
+            flusher.restore_signal_handlers()
 
     def __enter__(self) -> ObservabilityEngine:
         return self.start()

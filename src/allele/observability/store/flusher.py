@@ -344,6 +344,11 @@ class Flusher:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 
+    def restore_signal_handlers(self) -> None:
+        """Give SIGTERM and SIGINT back to the handlers they had before ``start`` (a no-op off
+        the main thread: a stop run elsewhere, by ``asyncio.to_thread``, calls it after)."""
+        self._restore_signal_handlers()
+
     def _restore_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
