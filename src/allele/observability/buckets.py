@@ -33,6 +33,18 @@ def count(values: np.ndarray) -> np.ndarray:
     return np.bincount(index, minlength=SIZE).astype(np.int64)
 
 
+def count_many(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """``count`` of each of ``parts``, as rows of one (len(parts), SIZE) int64 array: one
+    search and one bincount over all of them (a store write counts every series at once)."""
+    if not parts:
+        return np.zeros((0, SIZE), dtype=np.int64)
+    sizes = np.fromiter((part.size for part in parts), dtype=np.int64, count=len(parts))
+    index = np.searchsorted(_BOUNDS, np.concatenate(parts), side="left")
+    index += np.repeat(np.arange(len(parts), dtype=np.int64) * SIZE, sizes)
+    flat = np.bincount(index, minlength=len(parts) * SIZE)
+    return flat.reshape(len(parts), SIZE).astype(np.int64, copy=False)
+
+
 def cumulative(counts: np.ndarray | Sequence[int]) -> list[tuple[float, int]]:
     """``(le, cumulative count)`` pairs for an exposition, ending with ``(inf, total)``."""
     running = np.cumsum(np.asarray(counts, dtype=np.int64))

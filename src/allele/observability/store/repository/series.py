@@ -161,7 +161,7 @@ class SeriesRepository(Repository):
                 grouped.setdefault(series_id, []).append(position)
             rows: list[ChunkRow] = []
             totals: list[tuple[int, float, int]] = []
-            counted: list[tuple[int, np.ndarray]] = []
+            counted: list[tuple[int, np.ndarray]] = []  # histograms: (series id, values)
             for series_id, positions in grouped.items():
                 stats = None
                 if len(positions) == 1:
@@ -178,7 +178,7 @@ class SeriesRepository(Repository):
                 added = packed[0][4] if len(packed) == 1 else float(values.sum())
                 totals.append((int(values.size), added, series_id))
                 if keys[positions[0]].kind in _DISTRIBUTIONS:
-                    counted.append((series_id, buckets.count(values)))
+                    counted.append((series_id, values))
             self._insert_chunks(conn, rows)
             self._add_totals(conn, totals)
             self._add_buckets(conn, counted)
@@ -220,11 +220,14 @@ class SeriesRepository(Repository):
             )
             conn.exec_driver_sql(sql, params)
 
-    def _add_buckets(self, conn: Connection, counted: Sequence[tuple[int, np.ndarray]]) -> None:
-        """Add each histogram's bucket counts to its stored cumulative ones (read, then one
-        UPDATE per ``_ROWS_PER_INSERT`` series; rows locked first on PostgreSQL)."""
-        if not counted:
+    def _add_buckets(self, conn: Connection, written: Sequence[tuple[int, np.ndarray]]) -> None:
+        """Add the bucket counts of each histogram's written values (``written``: series id,
+        values) to its stored cumulative ones: every series counted at once, then read, then
+        one UPDATE per ``_ROWS_PER_INSERT`` series (rows locked first on PostgreSQL)."""
+        if not written:
             return
+        matrix = buckets.count_many([values for _, values in written])
+        counted = [(sid, row) for (sid, _), row in zip(written, matrix, strict=True)]
         mark = self._mark
         ids = [series_id for series_id, _ in counted]
         lock = " FOR UPDATE" if conn.dialect.name == "postgresql" else ""
