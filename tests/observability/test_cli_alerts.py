@@ -56,7 +56,7 @@ def store_uri(tmp_path):
 
 def stored(uri, alert_id):
     with open_store(uri) as store:
-        return {a["alert_id"]: a for a in store.load_alerts()}[alert_id]
+        return {a.alert_id: a.to_dict() for a in store.load_alerts()}[alert_id]
 
 
 def test_full_alert_id_resolves_unique_prefixes_only():

@@ -71,7 +71,7 @@ def store_uri(tmp_path):
 
 def stored_alerts(uri):
     with open_store(uri) as store:
-        return {a["rule_name"]: a for a in store.load_alerts()}
+        return {a.rule_name: a.to_dict() for a in store.load_alerts()}
 
 
 def invoke(*args):
@@ -213,7 +213,7 @@ def test_monitor_series_panel_shows_the_latest_value_and_points_ever_written(tmp
 
 
 def test_the_monitor_never_shows_a_store_password() -> None:
-    from allele.cli.monitor import _safe_uri
+    from allele.observability.store.faults import safe_url as _safe_uri
 
     assert _safe_uri("postgresql+psycopg://user:s3cret@db:5432/allele") == (
         "postgresql+psycopg://user:***@db:5432/allele"
@@ -222,3 +222,45 @@ def test_the_monitor_never_shows_a_store_password() -> None:
     shown = _safe_uri("::://user:s3cret@db/allele")
     assert "s3cret" not in shown and "user:***@db" in shown
     assert _safe_uri("sqlite:///allele.db") == "sqlite:///allele.db"
+
+
+def test_the_monitor_shows_a_stopped_engines_components_and_series_as_stale(tmp_path):
+    """A process that died leaves its last snapshot ("healthy") and values behind: the
+    monitor says they are stale instead of calling them healthy and current."""
+    import time
+
+    import numpy as np
+
+    from allele.observability.clock import utc_datetime
+    from allele.observability.store import open_store
+    from allele.observability.types import MetricType, SeriesBatch, SeriesKey
+
+    uri = f"sqlite:///{tmp_path / 'stale.db'}"
+    now = time.time()
+    with open_store(uri) as store:
+        for component_id, age in (("gone", 3600.0), ("alive", 1.0)):
+            store.upsert_components(
+                [
+                    {
+                        "component_id": component_id,
+                        "component_type": "kraken_lnn",
+                        "health": "healthy",
+                        "timestamp": utc_datetime(now - age).isoformat(),
+                    }
+                ]
+            )
+            key = SeriesKey(
+                "allele_component_heartbeat_age_seconds",
+                (("component_id", component_id), ("instance", component_id)),
+                MetricType.GAUGE,
+            )
+            store.write_batches([SeriesBatch(key, np.array([now - age]), np.array([0.001]))])
+    result = invoke("monitor", "--once", "--store", uri, "--stale-after", "60")
+    assert result.exit_code == 0, result.output
+    components = [line for line in result.output.splitlines() if "kraken_lnn" in line]
+    (gone,) = [line for line in components if "gone" in line]
+    (alive,) = [line for line in components if "alive" in line]
+    assert "stale (was healthy)" in gone and "stale" not in alive and "healthy" in alive
+    series = [line for line in result.output.splitlines() if "heartbeat_age" in line]
+    assert any("gone" in line and "stale" in line for line in series), series
+    assert any("alive" in line and "stale" not in line for line in series), series

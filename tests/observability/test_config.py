@@ -107,12 +107,12 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
         (
             "ALLELE_COLLECTION_INTERVAL",
             "-1",
-            "ALLELE_COLLECTION_INTERVAL must be a number of seconds in (0, 86400], got '-1'",
+            "ALLELE_COLLECTION_INTERVAL must be a number of seconds in [0.01, 86400], got '-1'",
         ),
         (
             "ALLELE_COLLECTION_INTERVAL",
             "nan",
-            "ALLELE_COLLECTION_INTERVAL must be a number of seconds in (0, 86400], got 'nan'",
+            "ALLELE_COLLECTION_INTERVAL must be a number of seconds in [0.01, 86400], got 'nan'",
         ),
         (
             "ALLELE_MONITORING_ENABLED",
@@ -124,6 +124,16 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
             "ALLELE_BENCHMARK_WORKERS",
             "0",
             "ALLELE_BENCHMARK_WORKERS must be an integer in [1, 1024]",
+        ),
+        (
+            "ALLELE_FLUSH_INTERVAL",
+            "1e-300",
+            "ALLELE_FLUSH_INTERVAL must be a number of seconds in [0.01, 3600], got '1e-300'",
+        ),
+        (
+            "ALLELE_HEARTBEAT_TIMEOUT",
+            "1e-300",
+            "ALLELE_HEARTBEAT_TIMEOUT must be a number of seconds in [0.01, 86400]",
         ),
         ("ALLELE_WEBHOOK_URL", "ftp://x", "ALLELE_WEBHOOK_URL must be an http:// or https:// URL"),
         ("ALLELE_STORE_URI", "allele.db", "ALLELE_STORE_URI must be a database URI"),

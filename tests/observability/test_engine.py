@@ -495,7 +495,8 @@ def test_component_snapshots_come_from_the_latest_collection_and_stop_stores_fre
     finally:
         engine.close()
     with open_store(uri) as store:
-        (stored,) = store.load_components()
+        (snapshot,) = store.load_components()
+    stored = snapshot.to_dict()
     assert stored["component_id"] == "evo-1"
     assert stored["performance"]["operation_count"] == 4
 
@@ -611,3 +612,24 @@ def test_beside_a_folding_flusher_tick_listeners_are_still_called(tmp_path: Path
     finally:
         engine.close()
     assert engine.collector.summary("ticked_total", window_s=3600).last == 3.0
+
+
+async def test_astart_installs_the_signal_handlers_that_start_cannot_off_the_main_thread(tmp_path):
+    """``astart`` runs ``start`` on a worker thread, where Python cannot install signal
+    handlers: they are installed from the loop's thread afterwards, and removed at stop."""
+    import signal
+
+    from allele.observability.config import ObservabilitySettings
+    from allele.observability.engine import ObservabilityEngine
+
+    before = signal.getsignal(signal.SIGTERM)
+    settings = ObservabilitySettings(
+        store_uri=f"sqlite:///{tmp_path / 'a.db'}", collection_interval=3600.0
+    )
+    engine = ObservabilityEngine(settings, notifiers=[])
+    await engine.astart()
+    try:
+        assert signal.getsignal(signal.SIGTERM) == engine._flusher._on_signal
+    finally:
+        await engine.astop()
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -100,7 +100,16 @@ def test_webhook_posts_the_alert_as_json(server_factory: Any) -> None:
     assert body["alert"]["labels"] == {"component_id": "evo-1"}
     assert "evolution_engine_error_rate_critical" in body["text"]
     assert Alert.from_dict(body["alert"]) == make_alert()
-    assert notifier.stats() == {"queued": 1, "sent": 1, "failed": 0, "retries": 0, "dropped": 0}
+    assert notifier.stats() == {
+        "queued": 1,
+        "sent": 1,
+        "failed": 0,
+        "retries": 0,
+        "dropped": 0,
+        "stored": 0,
+        "resumed": 0,
+        "lost": 0,
+    }
 
 
 def test_webhook_retries_a_500_then_succeeds(server_factory: Any) -> None:
@@ -203,3 +212,80 @@ def test_each_retry_waits_its_scheduled_backoff(server_factory: Any) -> None:
     notifier.close()
     assert notifier.asked == [1, 2]  # two retries, each after its own delay
     assert server.attempts == 3 and len(server.bodies) == 1
+
+
+def test_events_left_at_a_stop_are_stored_and_delivered_at_the_next_start(
+    server_factory: Any, tmp_path: Any
+) -> None:
+    """A webhook down at stop: the queued events go to the store, not to /dev/null, and the
+    next engine start on the same store delivers them."""
+    from allele.observability.config import ObservabilitySettings
+    from allele.observability.engine import ObservabilityEngine
+    from allele.observability.store import open_store
+
+    server = server_factory([500] * 1000)  # failing until told otherwise
+    uri = f"sqlite:///{tmp_path / 'outbox.db'}"
+    settings = ObservabilitySettings(
+        store_uri=uri, webhook_url=server.url, collection_interval=3600.0
+    )
+    engine = ObservabilityEngine(settings)
+    engine.start()
+    (webhook,) = [n for n in engine.alerts.notifiers if isinstance(n, WebhookNotifier)]
+    webhook.backoff_s = 5.0  # the first attempt fails; the retry waits past the stop
+    for i in range(3):
+        webhook.notify(make_alert(), ["firing", "acknowledged", "resolved"][i])
+    engine.stop()
+    assert webhook.stats()["stored"] == 3 and webhook.stats()["sent"] == 0
+    with open_store(uri) as store:
+        assert (
+            store.engine.connect().exec_driver_sql("SELECT count(*) FROM obs_outbox").scalar_one()
+            == 3
+        )
+    server.statuses = []  # the webhook is back
+    again = ObservabilityEngine(settings)
+    again.start()
+    (webhook,) = [n for n in again.alerts.notifiers if isinstance(n, WebhookNotifier)]
+    assert webhook.flush(20)
+    again.stop()
+    assert [body["event"] for body in server.bodies] == ["firing", "acknowledged", "resolved"]
+    assert webhook.stats()["resumed"] == 3 and webhook.stats()["sent"] == 3
+
+
+def test_the_webhook_url_path_and_query_never_reach_the_log(
+    server_factory: Any, caplog: Any
+) -> None:
+    server = server_factory([500, 500])
+    url = server.url + "/T000/B000/s3cr3t-token?key=abc123"
+    notifier = WebhookNotifier(url, max_attempts=2, backoff_s=0.01)
+    with caplog.at_level(logging.WARNING):
+        notifier.notify(make_alert(), "firing")
+        assert notifier.flush(10)
+        notifier.close()
+    assert "giving up" in caplog.text
+    assert "s3cr3t" not in caplog.text and "abc123" not in caplog.text
+    assert f"127.0.0.1:{server.httpd.server_address[1]}/***" in caplog.text
+    with pytest.raises(ConfigurationError) as refused:
+        WebhookNotifier("ftp://hooks.example.com/T0/s3cr3t")
+    assert "s3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"timeout_s": 1e-300}, "timeout_s=1e-300 must be a finite number of seconds >= 0.01"),
+        ({"backoff_s": float("inf")}, "backoff_s=inf"),
+    ],
+)
+def test_webhook_durations_have_floors(kwargs: dict[str, float], fragment: str) -> None:
+    from allele.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=fragment):
+        WebhookNotifier("https://hooks.example.com/x", **kwargs)
+
+
+def test_the_settings_watcher_refuses_a_busy_loop_interval(tmp_path: Any) -> None:
+    from allele.errors import ValidationError
+    from allele.observability.config import SettingsWatcher
+
+    with pytest.raises(ValidationError, match="interval_s=1e-300"):
+        SettingsWatcher(tmp_path / "s.toml", interval_s=1e-300)

@@ -58,7 +58,9 @@ async def test_basic_monitoring_setup(store_uri):
         best = store.query_series(
             "allele_evolution_best_fitness", {"component_id": component_id}
         ).values
-        (component,) = [c for c in store.load_components() if c["component_id"] == component_id]
+        (component,) = [
+            c.to_dict() for c in store.load_components() if c.component_id == component_id
+        ]
     assert best.tolist() == [s.best_fitness for s in result.history]
     assert component["component_type"] == "evolution_engine"
 

@@ -48,6 +48,9 @@ def _root(
     ),
 ) -> None:
     """Benchmark and observe AI-agent components."""
+    from allele.cli.output import check_environment
+
+    check_environment()
 
 
 def _register() -> None:

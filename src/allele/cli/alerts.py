@@ -127,7 +127,7 @@ def list_alerts(
         return
     try:
         with open_store(store_uri) as store:
-            alerts = select_alerts(store.load_alerts(), state)
+            alerts = select_alerts([a.to_dict() for a in store.load_alerts()], state)
     except AlleleError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=1) from exc
@@ -183,7 +183,7 @@ def _handle(
 
     try:
         with open_store(store_uri) as store:
-            alert_id = full_alert_id(store.load_alerts(), alert_id)
+            alert_id = full_alert_id([a.to_dict() for a in store.load_alerts()], alert_id)
             if action == "acknowledge":
                 alert = store.acknowledge_alert(alert_id, by, comment)
             else:
@@ -193,7 +193,7 @@ def _handle(
         raise typer.Exit(code=1) from exc
     done = "acknowledged" if action == "acknowledge" else "resolved"
     _stdout_console().print(
-        f"{done} alert {alert_id} ({alert.get('rule_name')}, now {alert.get('state')}) by {by}"
+        f"{done} alert {alert_id} ({alert.rule_name}, now {alert.state}) by {by}"
         + (f": {comment}" if comment else "")
     )
 

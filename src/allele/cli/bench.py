@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from allele.cli import bench_app
+from allele.cli.output import escape, fail
 
 baseline_app = typer.Typer(help="Named baselines that `allele bench check` compares against.")
 bench_app.add_typer(baseline_app, name="baseline")
@@ -33,8 +34,7 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
+    return fail(message, code)
 
 
 @bench_app.command("run")
@@ -177,11 +177,11 @@ def list_command(
     for s in summaries:
         table.add_row(
             s.suite_id[:SHORT_ID],
-            s.name,
+            escape(s.name),
             s.created_at.strftime("%Y-%m-%d %H:%M"),
             str(s.n_cells),
-            s.status,
-            ", ".join(sorted(marks.get(s.suite_id, []))),
+            escape(s.status),
+            escape(", ".join(sorted(marks.get(s.suite_id, [])))),
         )
     fit_columns(table)
     console.print(table)
@@ -215,9 +215,9 @@ def baseline_list(store: str | None = _STORE) -> None:
     for name, suite_id in sorted(baselines.items()):
         run = runs.get(suite_id)
         table.add_row(
-            name,
+            escape(name),
             suite_id[:SHORT_ID],
-            run.name if run else "-",
+            escape(run.name) if run else "-",
             run.created_at.strftime("%Y-%m-%d %H:%M") if run else "-",
             run.status if run else "missing",
         )
@@ -240,4 +240,4 @@ def baseline_set(
         set_baseline(open_store(store), name, suite_id)
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
-    _console().print(f"baseline [bold]{name}[/bold] -> {suite_id}", highlight=False)
+    _console().print(f"baseline [bold]{escape(name)}[/bold] -> {escape(suite_id)}", highlight=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from allele.cli import bench_app
+from allele.cli.output import escape, fail
 
 if TYPE_CHECKING:
     from allele.observability.benchmarking.compare import Comparison
@@ -125,10 +126,7 @@ def _is_file(reference: str) -> bool:
 
 
 def _fail(message: str) -> typer.Exit:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(2)
+    return fail(message)
 
 
 def _compare(
@@ -400,7 +398,7 @@ def calibrate(
             definition = definition.quick_variant()
         measured = []
         for attempt in (1, 2):
-            console.print(f"A/A calibration of {definition.name}: run {attempt} of 2")
+            console.print(f"A/A calibration of {escape(definition.name)}: run {attempt} of 2")
             measured.append(
                 run_suite(
                     definition, store=inputs.store, executor=executor, runs=runs, progress=True
@@ -454,7 +452,7 @@ def changes(
     from allele.observability.benchmarking.report.summary import format_shift, format_value
 
     console = Console(highlight=False)
-    console.print(f"{suite}: {len(history)} runs scanned, {len(found)} cells with a step")
+    console.print(f"{escape(suite)}: {len(history)} runs scanned, {len(found)} cells with a step")
     for key, points in found.items():
         for p in points:
             console.print(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from allele.cli import app
+from allele.cli.output import escape, fail
 
 if TYPE_CHECKING:
     from allele.observability.benchmarking.compare import Comparison
@@ -81,18 +82,17 @@ def demo(
         )
         raise typer.Exit(130) from None
     except AlleleError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     for table in tables:
         console.print(table)
     console.print(
         "▲ slower / ▼ faster: significant (Mann-Whitney U, Benjamini-Hochberg q < 0.05) and "
         "beyond the cell's floor (5%, or its calibrated noise); other changes are within noise."
     )
-    console.print(f"results stored in {where} (see `allele bench list`)")
+    console.print(f"results stored in {escape(where)} (see `allele bench list`)")
     console.print("HTML reports (self-contained, open offline in a browser):")
     for report in reports:
-        console.print(f"  {report.resolve()}", soft_wrap=True)
+        console.print(f"  {escape(report.resolve())}", soft_wrap=True)
 
 
 def _run_one(
@@ -117,12 +117,12 @@ def _run_one(
     noise = load_calibration(store, suite.name)
     comparison = compare_runs(previous, run, noise=noise) if previous is not None else None
     report = write_html_report(run, output / f"{suite.name}.html", comparison)
-    console.print(f"  stored as run {run.suite_id[:8]} in {where}")
+    console.print(f"  stored as run {run.suite_id[:8]} in {escape(where)}")
     if previous is None or comparison is None:
         console.print("  no earlier demo run of this suite is stored: nothing to compare with yet")
     else:
         for line in comparison_story(previous, run, comparison, calibrated=bool(noise)):
-            console.print(f"  {line}")
+            console.print(f"  {escape(line)}")
     return report, _table(run, comparison)
 
 

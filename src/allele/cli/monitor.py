@@ -7,13 +7,13 @@ machine this command runs on. ``--once`` prints one frame and exits.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 import typer
 
 from allele.cli import app
+from allele.cli.output import fail
 
 _STORE_HELP = "Store URI (default: $ALLELE_STORE_URI or sqlite:///allele.db)."
 
@@ -31,6 +31,13 @@ def monitor(
     resolved_limit: int = typer.Option(
         5, "--resolved", min=0, max=1000, help="How many recently resolved alerts to show."
     ),
+    stale_after: float | None = typer.Option(
+        None,
+        "--stale-after",
+        min=1.0,
+        help="Seconds without news after which a component or writer shows as stale "
+        "(default: three collection plus flush intervals, at least 60).",
+    ),
 ) -> None:
     """Watch components, system metrics and alerts live (Ctrl-C to stop)."""
     from rich.console import Console
@@ -46,13 +53,20 @@ def monitor(
     try:
         store = open_store(store_uri)
     except AlleleError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from exc
+        raise fail(exc, code=1) from exc
     try:
+        from allele.observability.config import get_settings
+        from allele.observability.staleness import stale_after_for
+
+        after = stale_after if stale_after is not None else stale_after_for(get_settings())
 
         def frame() -> Any:
             return render_frame(
-                store, sampler, series_limit=series_limit, resolved_limit=resolved_limit
+                store,
+                sampler,
+                series_limit=series_limit,
+                resolved_limit=resolved_limit,
+                stale_after_s=after,
             )
 
         if once:
@@ -71,7 +85,12 @@ def monitor(
 
 
 def render_frame(
-    store: Any, sampler: Any, *, series_limit: int = 15, resolved_limit: int = 5
+    store: Any,
+    sampler: Any,
+    *,
+    series_limit: int = 15,
+    resolved_limit: int = 5,
+    stale_after_s: float = 60.0,
 ) -> Any:
     """One frame: a header, then the components, system, alerts and latest-series panels.
 
@@ -81,36 +100,28 @@ def render_frame(
     from rich.console import Group
     from rich.text import Text
 
+    from allele.observability.store.faults import safe_url
+
     now = time.time()
     header = Text.assemble(
         ("allele monitor", "bold"),
-        f"  store {_safe_uri(store.uri)}  ",
+        f"  store {safe_url(store.uri)}  ",
         (time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)), "dim"),
     )
     parts: list[Any] = [header]
     for build in (
-        lambda: components_table(store.load_components(), now),
+        lambda: components_table(
+            [c.to_dict() for c in store.load_components()], now, stale_after_s
+        ),
         lambda: system_table(sampler.sample()),
-        lambda: active_alerts_table(store.load_alerts(), resolved_limit),
-        lambda: series_table(store.latest(), now, series_limit),
+        lambda: active_alerts_table([a.to_dict() for a in store.load_alerts()], resolved_limit),
+        lambda: series_table(store.latest(), now, series_limit, stale_after_s),
     ):
         try:
             parts.append(build())
         except Exception as exc:  # shown in the frame; the next refresh tries again
             parts.append(Text(f"error: {exc}", style="red"))
     return Group(*parts)
-
-
-def _safe_uri(uri: str) -> str:
-    """``uri`` as shown on screen: never with its password, even when SQLAlchemy cannot parse
-    it (then the ``user:password@`` part is masked by hand)."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(uri).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):  # not a URL SQLAlchemy knows: mask what looks secret
-        return re.sub(r"//([^/:@]*):[^/@]*@", r"//\1:***@", uri)
 
 
 def _age(seconds: float | None) -> str:
@@ -144,9 +155,18 @@ def _seconds(value: object) -> str:
 _HEALTH = {"healthy": "green", "degraded": "yellow", "unhealthy": "red", "unknown": "dim"}
 
 
-def components_table(components: list[dict[str, Any]], now: float) -> Any:
-    """A table of stored component snapshots: health, operations, errors, latency, heartbeat."""
+def components_table(
+    components: list[dict[str, Any]], now: float, stale_after_s: float = 60.0
+) -> Any:
+    """A table of stored component snapshots: health, operations, errors, latency, heartbeat.
+
+    A snapshot older than ``stale_after_s`` comes from an engine that has stopped writing
+    (its process ended): its health is shown as ``stale``, with the last health it reported.
+    """
+    from rich.markup import escape
     from rich.table import Table
+
+    from allele.observability.staleness import is_stale
 
     table = Table(title=f"Components ({len(components)})", title_justify="left")
     for name, justify in (
@@ -170,10 +190,14 @@ def components_table(components: list[dict[str, Any]], now: float) -> Any:
         errors = f"{perf.get('error_count', 0)}" + (
             f" ({rate:.1%})" if isinstance(rate, int | float) and rate else ""
         )
+        if is_stale(updated, now, stale_after_s):
+            shown = f"[dim]stale (was {escape(health)})[/]"
+        else:
+            shown = f"[{_HEALTH.get(health, 'white')}]{escape(health)}[/]"
         table.add_row(
-            str(item.get("component_id", "?")),
-            str(item.get("component_type", "?")),
-            f"[{_HEALTH.get(health, 'white')}]{health}[/]",
+            escape(str(item.get("component_id", "?"))),
+            escape(str(item.get("component_type", "?"))),
+            shown,
             str(perf.get("operation_count", 0)),
             errors,
             _seconds(perf.get("latency_p50_s")),
@@ -225,10 +249,16 @@ def active_alerts_table(alerts: list[dict[str, Any]], resolved_limit: int) -> An
     return alerts_table(shown, title=title)
 
 
-def series_table(stats: list[Any], now: float, limit: int) -> Any:
+def series_table(stats: list[Any], now: float, limit: int, stale_after_s: float = 60.0) -> Any:
     """The ``limit`` most recently written series with their latest value and the number of
-    points ever written to them (``Store.latest()`` rows)."""
+    points ever written to them (``Store.latest()`` rows); a series whose writer (its
+    ``instance``) has written nothing for ``stale_after_s`` is marked stale."""
+    from rich.markup import escape
     from rich.table import Table
+
+    from allele.observability.staleness import instance_of, is_stale, last_seen
+
+    seen = last_seen((s.key.labels, s.last_ts) for s in stats)
 
     latest = sorted(stats, key=lambda s: s.last_ts, reverse=True)[:limit]
     table = Table(title=f"Latest series ({len(latest)} of {len(stats)})", title_justify="left")
@@ -240,7 +270,10 @@ def series_table(stats: list[Any], now: float, limit: int) -> Any:
     for s in latest:
         # component_type repeats what the component id already says.
         labels = ", ".join(f"{k}={v}" for k, v in s.key.labels if k != "component_type")
+        age = _age(now - s.last_ts)
+        if is_stale(seen.get(instance_of(s.key.labels)), now, stale_after_s):
+            age = f"[dim]{age} stale[/]"
         table.add_row(
-            s.key.name, labels or "-", f"{s.last_value:.6g}", str(s.count), _age(now - s.last_ts)
+            escape(s.key.name), escape(labels or "-"), f"{s.last_value:.6g}", str(s.count), age
         )
     return table

@@ -23,6 +23,16 @@ def serve_metrics(
     window_s: float = typer.Option(
         600.0, "--window", help="Seconds of points behind each summary's quantiles."
     ),
+    summaries: bool = typer.Option(
+        False,
+        "--summaries",
+        help="Expose histograms as summaries (exact quantiles; not aggregatable).",
+    ),
+    include_stale: bool = typer.Option(
+        False,
+        "--include-stale",
+        help="Also expose series of writers that stopped, stamped with their last time.",
+    ),
 ) -> None:
     """Serve the latest stored metrics in the Prometheus text format at /metrics."""
     from rich.console import Console
@@ -36,7 +46,13 @@ def serve_metrics(
     console = Console(stderr=True, soft_wrap=True)
     try:
         store = open_store(store_uri)
-        server = MetricsServer(metrics_asgi_app(store, window_s=window_s), host, port)
+        app = metrics_asgi_app(
+            store,
+            window_s=window_s,
+            distributions="summary" if summaries else "histogram",
+            include_stale=include_stale,
+        )
+        server = MetricsServer(app, host, port)
     except (AlleleError, OSError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(code=2) from exc

@@ -96,6 +96,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from allele.errors import ValidationError
+from allele.observability import buckets
 from allele.observability.clock import Clock, SystemClock, utc_datetime
 from allele.observability.types import (
     Aggregation,
@@ -195,6 +196,7 @@ class _Series:
     """One series: its raw buffer (hot path), retained ring and drain queue (fold side)."""
 
     __slots__ = (
+        "buckets",
         "buf",
         "count",
         "handle",
@@ -226,6 +228,12 @@ class _Series:
         self.sum = 0.0  # their sum (for a counter, its total)
         self.last: float | None = None  # the latest valid value (a counter: its total)
         self.handle: Any = None
+        # Histograms, timers, distributions: cumulative counts per bucket (``buckets``).
+        self.buckets = (
+            np.zeros(buckets.SIZE, dtype=np.int64)
+            if key.kind in (MetricType.HISTOGRAM, MetricType.TIMER, MetricType.DISTRIBUTION)
+            else None
+        )
 
 
 # --- handles: what instrumented code holds ------------------------------------------------------
@@ -501,6 +509,8 @@ class SeriesSnapshot:
     sum: float
     last: float | None
     window: Summary
+    #: Histograms, timers, distributions: cumulative per-bucket counts (see ``buckets``).
+    buckets: np.ndarray | None = None
 
 
 def summarize(
@@ -996,6 +1006,8 @@ class MetricsCollector:
         their sum, min and max when the caller has them (else taken here, if queued)."""
         series.last = float(values[-1])
         series.ring.extend(ts, values)
+        if series.buckets is not None:
+            series.buckets += buckets.count(values)
         if not self._draining:
             return
         if stats is None:
@@ -1151,6 +1163,7 @@ class MetricsCollector:
                     sum=s.sum,
                     last=s.last,
                     window=self._summarize([s], window_s, now),
+                    buckets=None if s.buckets is None else s.buckets.copy(),
                 )
                 for s in chosen
             ]

@@ -33,6 +33,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from allele.errors import ConfigurationError
 from allele.observability.collector import ERROR_RATE_METRIC, HEARTBEAT_AGE_METRIC, LATENCY_METRIC
+from allele.observability.intervals import (
+    MIN_COLLECTION_INTERVAL_S,
+    MIN_FLUSH_INTERVAL_S,
+    MIN_POLL_S,
+    MIN_RETENTION_S,
+    MIN_TIMEOUT_S,
+    check_seconds,
+    describe_range,
+)
+from allele.observability.redact import mask_secrets, mask_webhook_url
 from allele.observability.system import (
     PROCESS_RSS,
     SYSTEM_CPU_PERCENT,
@@ -62,6 +72,17 @@ def _f(default: Any, allowed: str, **constraints: Any) -> Any:
     return Field(default, json_schema_extra={"allowed": allowed}, **constraints)
 
 
+def _seconds(default: float, minimum: float, maximum: float, unit: str = "s") -> Any:
+    """A duration field: finite, within ``[minimum, maximum]`` (floors from ``intervals``)."""
+    return _f(
+        default,
+        describe_range(minimum, maximum, unit),
+        ge=minimum,
+        le=maximum,
+        allow_inf_nan=False,
+    )
+
+
 class ObservabilitySettings(BaseSettings):
     """Every observability setting, read from ``ALLELE_<FIELD NAME>`` environment variables.
 
@@ -75,11 +96,11 @@ class ObservabilitySettings(BaseSettings):
 
     # Monitoring
     monitoring_enabled: bool = _f(True, _BOOL)
-    collection_interval: float = _f(10.0, "a number of seconds in (0, 86400]", gt=0, le=86400)
-    retention_hours: float = _f(168.0, "a number of hours in (0, 87600]", gt=0, le=87600)
+    collection_interval: float = _seconds(10.0, MIN_COLLECTION_INTERVAL_S, 86400)
+    retention_hours: float = _seconds(168.0, MIN_RETENTION_S / 3600, 87600, unit="hours")
     alerting_enabled: bool = _f(True, _BOOL)
     series_capacity: int = _f(8192, "an integer in [16, 10000000]", ge=16, le=10_000_000)
-    heartbeat_timeout: float = _f(60.0, "a number of seconds in (0, 86400]", gt=0, le=86400)
+    heartbeat_timeout: float = _seconds(60.0, MIN_TIMEOUT_S, 86400)
     strict_metrics: bool = _f(False, _BOOL)
     console_alerts: bool = _f(False, _BOOL)
     # Persistence and notifications
@@ -91,13 +112,13 @@ class ObservabilitySettings(BaseSettings):
     # Every 5 s, as OpenTelemetry's batch processor exports: each write costs the monitored
     # program a few GIL hand-overs, and a crash loses at most this long (the engine still folds
     # every second, so counters keep their one-second timestamps).
-    flush_interval: float = _f(5.0, "a number of seconds in (0, 3600]", gt=0, le=3600)
+    flush_interval: float = _seconds(5.0, MIN_FLUSH_INTERVAL_S, 3600)
     webhook_url: str | None = _f(None, "an http:// or https:// URL, or empty for none")
     settings_file: Path | None = _f(None, "the path of a TOML or JSON settings file")
     alert_routes: Path | None = _f(None, "the path of a TOML alert routes file (see routing)")
     # Benchmarking
     benchmark_runs: int = _f(3, "an integer in [1, 10000]", ge=1, le=10_000)
-    benchmark_timeout: float = _f(300.0, "a number of seconds in (0, 604800]", gt=0, le=604_800)
+    benchmark_timeout: float = _seconds(300.0, MIN_TIMEOUT_S, 604_800)
     benchmark_workers: int = _f(1, "an integer in [1, 1024]", ge=1, le=1024)
     benchmark_measure_memory: bool = _f(True, _BOOL)
     # Dashboard
@@ -211,9 +232,12 @@ def describe_errors(exc: pydantic.ValidationError, model: type[BaseSettings]) ->
         info = model.model_fields.get(field_name)
         extra = info.json_schema_extra if info is not None else None
         allowed = extra.get("allowed") if isinstance(extra, dict) else None
-        lines.append(
-            f"{env_name(field_name)} must be {allowed or error['msg']}, got {error.get('input')!r}"
-        )
+        given = error.get("input")
+        if field_name == "webhook_url" and isinstance(given, str):
+            given = mask_webhook_url(given)  # its path and query carry tokens
+        elif isinstance(given, str):
+            given = mask_secrets(given)  # a store URI's password
+        lines.append(f"{env_name(field_name)} must be {allowed or error['msg']}, got {given!r}")
     return "; ".join(lines)
 
 
@@ -345,7 +369,7 @@ class SettingsWatcher:
         overrides: Mapping[str, Any] | None = None,
     ) -> None:
         self.path = Path(path)
-        self.interval_s = interval_s
+        self.interval_s = check_seconds(interval_s, "interval_s", minimum=MIN_POLL_S)
         self.apply = apply or set_settings
         self.overrides = dict(overrides or {})
         self.last_error: str | None = None

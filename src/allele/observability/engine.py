@@ -31,8 +31,12 @@ What runs in the background (one daemon thread, started by ``start()``):
 
 With a store URI (``ALLELE_STORE_URI``, default ``sqlite:///allele.db``; set it to ``none`` to
 keep everything in memory) ``start()`` also starts the store's ``Flusher``, which drains points,
-alert changes and component snapshots into the database. If the store cannot be opened the
-engine logs a warning and keeps monitoring in memory.
+alert changes and component snapshots into the database. A store that cannot be reached yet
+(locked, down, full) is opened by the flusher in the background while points wait; one that
+cannot be used at all (a bad URI, a missing driver) is logged and monitoring stays in memory.
+Every way of starting (``start``, ``astart``, the context managers) writes everything on
+SIGTERM, SIGINT and a clean exit; ``stop()`` and ``get_status()`` answer within about a second
+whatever the store does (see ``store.flusher``). URIs are shown with their password masked.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from allele.observability.config import (
     set_settings,
 )
 from allele.observability.notify import ConsoleNotifier, LogNotifier, Notifier, WebhookNotifier
+from allele.observability.redact import mask_secrets as safe_uri
 from allele.observability.system import (
     GPU_MEMORY_USED,
     GPU_UTILIZATION,
@@ -87,6 +92,13 @@ from allele.observability.types import (
 logger = logging.getLogger("allele.observability.engine")
 
 CLEANUP_INTERVAL_S = 60.0
+#: How long ``stop()`` waits for the engine's thread; the flusher bounds its own final write
+#: (``Flusher(shutdown_timeout_s=...)``), and notifications get ``NOTIFY_STOP_S``.
+STOP_JOIN_S = 1.0
+NOTIFY_STOP_S = 0.5
+#: SQLite busy timeout of the engine's store: a write waits this long for another process's
+#: lock, then the flusher keeps the points pending and retries in the background.
+STORE_BUSY_TIMEOUT_MS = 250
 
 
 class ObservabilityEngine:
@@ -148,6 +160,7 @@ class ObservabilityEngine:
         self._store: Any = None
         self._store_uri: str | None = None
         self._persistence = "disabled"
+        self._last_flush_stats: Any = None
         self._watcher: SettingsWatcher | None = None
         self._follow_global = follow_global_settings
         self._errors = 0
@@ -200,20 +213,20 @@ class ObservabilityEngine:
             self._stop.set()
             thread, self._thread = self._thread, None
             if thread is not None:
-                thread.join(timeout=10)
+                # The engine's thread never waits on the store; a collection in progress
+                # (sampling, alert rules) is short. Bounded all the same: stop answers in time.
+                thread.join(timeout=STOP_JOIN_S)
             if self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
             if self._flusher is not None:
                 self._refresh_snapshots()  # the final flush writes the state at the stop
+            # Before the store closes: undelivered webhook events are kept in it.
+            self._stop_notifiers()
             if keep_store:
                 self._pause_persistence()
             else:
                 self._stop_persistence()
-            for notifier in self.alerts.notifiers:
-                flush = getattr(notifier, "flush", None)
-                if callable(flush):
-                    flush(5.0)
 
     def close(self) -> None:
         """Stop, and release notifiers, the GPU library and the settings subscription."""
@@ -225,12 +238,27 @@ class ObservabilityEngine:
             remove_settings_listener(self._on_global_settings)
 
     async def astart(self) -> ObservabilityEngine:
-        """``start()`` without blocking the event loop."""
-        return await asyncio.to_thread(self.start)
+        """``start()`` without blocking the event loop; the SIGTERM / SIGINT handlers that
+        write everything on a signal are installed from the loop's thread (the main thread,
+        usually), since ``start()`` runs on a worker thread where Python cannot install them."""
+        await asyncio.to_thread(self.start)
+        self.install_signal_handlers()
+        return self
+
+    def install_signal_handlers(self) -> bool:
+        """Have SIGTERM and SIGINT write everything recorded to the store before the process
+        ends (``start()`` does it when called on the main thread). Returns whether handlers
+        are installed: False off the main thread or without persistence."""
+        flusher = self._flusher
+        return flusher is not None and flusher.install_signal_handlers()
 
     async def astop(self) -> None:
-        """``stop()`` without blocking the event loop."""
+        """``stop()`` without blocking the event loop; the signal handlers ``astart``
+        installed are removed from the loop's thread."""
+        flusher = self._flusher
         await asyncio.to_thread(self.stop)
+        if flusher is not None and self._flusher is not flusher:
+            flusher.restore_signal_handlers()
 
     def __enter__(self) -> ObservabilityEngine:
         return self.start()
@@ -527,7 +555,9 @@ class ObservabilityEngine:
         active = self.alerts.active_alerts(include_pending=True)
         sample = self._latest_system
         flusher_stats = None
-        stats = None if self._flusher is None else self._flusher.stats
+        # FlushStats are read without waiting for a write in progress: the status answers
+        # at once whatever the store does (locked, unreachable).
+        stats = self._last_flush_stats if self._flusher is None else self._flusher.stats
         if dataclasses.is_dataclass(stats) and not isinstance(stats, type):
             flusher_stats = dataclasses.asdict(stats)
         return {
@@ -573,7 +603,8 @@ class ObservabilityEngine:
         if self._flusher is not None:  # kept open by stop(keep_store=True)
             if uri == self._store_uri:
                 self._flusher.start()
-                self._persistence = f"active: {uri}"
+                self._persistence = f"active: {safe_uri(uri)}"
+                self._resume_notifications()
                 return
             self._stop_persistence()  # the store URI changed meanwhile: open the new one
         if not uri:
@@ -581,19 +612,42 @@ class ObservabilityEngine:
             return
         try:
             from allele.observability.store import open_store
+            from allele.observability.store.faults import TransientStoreError
             from allele.observability.store.flusher import Flusher
+            from allele.observability.store.spool import spool_dir_for
         except ImportError as exc:
             self._persistence = f"unavailable: {exc}"
             logger.warning("persistence unavailable (%s); keeping metrics in memory", exc)
             return
+        shown = safe_uri(uri)
+
+        def opener() -> Any:
+            return open_store(uri, busy_timeout_ms=STORE_BUSY_TIMEOUT_MS)
+
         try:
-            self._store = open_store(uri)
+            target: Any = opener()
+            self._store = target
+        except TransientStoreError as exc:
+            # Not reachable yet (a database still starting, an outage): the flusher opens it
+            # in the background with backoff while points wait.
+            target = opener
+            logger.warning(
+                "the store %s cannot be reached yet (%s); retrying", shown, safe_uri(str(exc))
+            )
+        except Exception as exc:
+            self._persistence = f"unavailable: {safe_uri(str(exc))}"
+            logger.warning(
+                "cannot persist to %s (%s); keeping metrics in memory", shown, safe_uri(str(exc))
+            )
+            return
+        try:
             self._flusher = Flusher(
-                self._store,
+                target,
                 self.collector,
                 alert_manager=self.alerts,
                 components=self.component_snapshots,
                 interval_s=self.settings.flush_interval,
+                spool_dir=spool_dir_for(uri),
             )
             self._flusher.start()
             self._store_uri = uri
@@ -604,10 +658,43 @@ class ObservabilityEngine:
         except Exception as exc:
             self._flusher = None
             self._close_store()
-            self._persistence = f"unavailable: {exc}"
-            logger.warning("cannot persist to %s (%s); keeping metrics in memory", uri, exc)
+            self._persistence = f"unavailable: {safe_uri(str(exc))}"
+            logger.warning(
+                "cannot persist to %s (%s); keeping metrics in memory", shown, safe_uri(str(exc))
+            )
             return
-        self._persistence = f"active: {uri}"
+        self._persistence = f"active: {shown}"
+        self._resume_notifications()
+
+    def _webhooks(self) -> list[WebhookNotifier]:
+        return [n for n in self.alerts.notifiers if isinstance(n, WebhookNotifier)]
+
+    def _resume_notifications(self) -> None:
+        """Give the webhooks the store as their outbox and queue what a previous stop left."""
+        store = self._current_store()
+        if store is None:
+            return
+        for notifier in self._webhooks():
+            notifier.outbox = store
+            notifier.resume()
+
+    def _current_store(self) -> Any:
+        flusher = self._flusher
+        store = getattr(flusher, "store", None) if flusher is not None else None
+        return store if store is not None else self._store
+
+    def _stop_notifiers(self) -> None:
+        """Deliver queued webhook events for a moment, then leave the rest in the store."""
+        store = self._current_store()
+        for notifier in self.alerts.notifiers:
+            if isinstance(notifier, WebhookNotifier):
+                if store is not None and notifier.outbox is None:
+                    notifier.outbox = store
+                notifier.suspend(NOTIFY_STOP_S)
+            else:
+                flush = getattr(notifier, "flush", None)
+                if callable(flush):
+                    flush(NOTIFY_STOP_S)
 
     def flush(self) -> Any:
         """Write everything recorded so far to the store now, as the flusher does every flush
@@ -619,18 +706,21 @@ class ObservabilityEngine:
         if self._flusher is None:
             return
         try:
-            self._flusher.stop()  # ends its thread after writing everything recorded so far
+            # Ends its thread after writing everything recorded so far.
+            self._last_flush_stats = self._flusher.stop()
         except Exception:
             logger.exception("stopping the flusher failed")
         if self._persistence.startswith("active"):
-            self._persistence = f"paused: {self._store_uri}"
+            self._persistence = f"paused: {safe_uri(self._store_uri or '')}"
 
     def _stop_persistence(self) -> None:
         if self._flusher is not None:
             try:
-                self._flusher.stop()
+                self._last_flush_stats = self._flusher.stop()
             except Exception:
                 logger.exception("stopping the flusher failed")
+            if self._store is None:
+                self._store = self._flusher.store  # opened by the flusher in the background
             self._flusher = None
         self._close_store()
         if self._persistence.startswith(("active", "paused")):

@@ -261,7 +261,7 @@ class WebhookIntegration:
         return alertmanager_payload(notification, self.external_url)
 
     def send(self, notification: Notification) -> None:
-        self.sender.post(self.payload(notification), notification.status)
+        self.sender.post(self.payload(notification))
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         return self.sender.flush(timeout_s)

@@ -41,7 +41,7 @@ def _values(family) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_collector_exposition_parses_with_the_reference_parser(collector, clock):
-    text = exposition(collector, window_s=10)
+    text = exposition(collector, window_s=10, distributions="summary")
     families = _families(text)
     assert families["requests"].type == "counter"
     assert _values(families["requests"]) == {("requests_total", (("route", "/chat"),)): 100.0}
@@ -79,7 +79,8 @@ def test_summary_count_and_sum_cover_every_observation_and_never_decrease():
             recorded.append(value)
             clock.advance(0.5)
             collector.fold()
-        latency_family = _values(_families(exposition(collector, window_s=10))["latency_seconds"])
+        text = exposition(collector, window_s=10, distributions="summary")
+        latency_family = _values(_families(text)["latency_seconds"])
         requests_family = _values(_families(exposition(collector))["requests"])
         scrapes.append(
             (
@@ -113,7 +114,7 @@ def test_text_has_one_help_and_type_per_family_and_counters_end_in_total(collect
     text = exposition(collector)
     lines = text.splitlines()
     assert lines.count("# TYPE requests_total counter") == 1
-    assert lines.count("# TYPE latency_seconds summary") == 1
+    assert lines.count("# TYPE latency_seconds histogram") == 1
     assert sum(line.startswith("# HELP memory_bytes ") for line in lines) == 1
     assert 'memory_bytes{component_id="kraken \\"1\\"\\\\x"} ' in text
     assert text.endswith("\n")
@@ -121,13 +122,16 @@ def test_text_has_one_help_and_type_per_family_and_counters_end_in_total(collect
 
 def test_empty_quantile_window_is_nan(collector, clock):
     clock.advance(10_000)
-    families = _families(exposition(collector, window_s=5))
+    families = _families(exposition(collector, window_s=5, distributions="summary"))
     quantiles = [s for s in families["latency_seconds"].samples if "quantile" in s.labels]
     assert len(quantiles) == 3 and all(math.isnan(s.value) for s in quantiles)
 
 
 def test_store_exposition_serves_the_latest_stored_values(store):
-    families = _families(exposition(store, window_s=10))
+    # The fixture's points are from 2023: stale, so asked for explicitly (with timestamps).
+    families = _families(
+        exposition(store, window_s=10, distributions="summary", include_stale=True)
+    )
     route = (("route", "/chat"),)
     assert _values(families["requests"]) == {("requests_total", route): 100.0}
     assert _values(families["memory_bytes"]) == {("memory_bytes", (("host", "a\nb"),)): 1099.0}
@@ -214,7 +218,7 @@ def test_in_process_server_is_scraped_over_http(collector):
 
 def test_serve_metrics_command_serves_a_store_to_a_real_scrape(store):
     process = subprocess.Popen(
-        [*ALLELE, "serve-metrics", "--port", "0", "--store", store.uri],
+        [*ALLELE, "serve-metrics", "--port", "0", "--store", store.uri, "--include-stale"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -230,7 +234,7 @@ def test_serve_metrics_command_serves_a_store_to_a_real_scrape(store):
         process.wait(timeout=30)
     families = _families(response.text)
     assert _values(families["requests"]) == {("requests_total", (("route", "/chat"),)): 100.0}
-    assert families["latency_seconds"].type == "summary"
+    assert families["latency_seconds"].type == "histogram"
 
 
 def test_serve_metrics_reports_a_bad_store_uri():

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from allele.errors import ValidationError
-from allele.observability.store import open_store
+from allele.observability.store import Store, open_store
 from allele.observability.store.flusher import Flusher
 from allele.observability.store.repository.compaction import Group, plan_groups
-from allele.observability.store.repository.store import Store
 from allele.observability.types import MetricType, SeriesBatch
 
 from .conftest import FakeCollector, key

@@ -10,10 +10,8 @@ from allele.observability.collector import ComponentMetricsCollector, MetricsCol
 from allele.observability.store import open_store
 from allele.observability.store.flusher import Flusher
 from allele.observability.types import (
-    Alert,
     AlertRule,
     AlertState,
-    ComponentMetrics,
     ComponentType,
     MetricType,
 )
@@ -65,12 +63,12 @@ def test_points_alerts_and_components_from_the_real_collector_reach_the_store(sq
     assert kinds["requests_total"] is MetricType.COUNTER
 
     (saved,) = store.load_alerts()
-    alert = Alert.from_dict(saved)
+    alert = saved.to_alert()
     assert (alert.rule_name, alert.state) == ("slow", AlertState.FIRING)
     assert alert == manager.get(alert.alert_id)
 
     (snapshot,) = store.load_components()
-    restored = ComponentMetrics.from_dict(snapshot)
+    restored = snapshot.to_metrics()
     assert restored.component_id == "kraken-1"
     assert restored.component_type is ComponentType.KRAKEN_LNN
 

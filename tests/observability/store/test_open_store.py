@@ -57,7 +57,7 @@ def test_reopening_keeps_data_and_does_not_migrate_twice(sqlite_uri):
     first.save_alerts([{"alert_id": "a1", "state": "active"}])
     first.close()
     second = open_store(sqlite_uri)
-    assert [a["alert_id"] for a in second.load_alerts()] == ["a1"]
+    assert [a.alert_id for a in second.load_alerts()] == ["a1"]
     with second.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     second.close()
@@ -103,7 +103,7 @@ def test_uri_defaults_to_the_environment_then_allele_db(tmp_path, monkeypatch):
 def test_in_memory_sqlite_keeps_its_tables_across_connections():
     store = open_store("sqlite://")
     store.save_alerts([{"alert_id": "m", "state": "active"}])
-    assert store.get_alert("m")["state"] == "active"
+    assert store.get_alert("m").state == "active"
     store.close()
 
 

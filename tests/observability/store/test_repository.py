@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from allele.errors import ValidationError
-from allele.observability.store.repository.store import labels_from_text, labels_to_text
+from allele.observability.store.repository.base import labels_from_text, labels_to_text
 from allele.observability.types import (
     Aggregation,
     Alert,
@@ -165,7 +165,7 @@ def test_delete_older_than_removes_old_points_and_resolved_alerts(store):
     deleted = store.delete_older_than(T0 + 4)
     assert (deleted.points, deleted.alerts) == (4, 1)
     assert store.query_series("latency_s").values.tolist() == [4, 5, 6, 7, 8, 9]
-    assert [a["alert_id"] for a in store.load_alerts()] == ["open"]
+    assert [a.alert_id for a in store.load_alerts()] == ["open"]
 
 
 def _alert(alert_id: str = "a1", **changes) -> Alert:
@@ -194,19 +194,20 @@ def test_alerts_round_trip_through_alert_from_dict(store):
     alert = _alert()
     assert store.save_alerts([alert]) == 1
     (loaded,) = store.load_alerts()
-    assert Alert.from_dict(loaded) == alert
+    assert loaded.to_alert() == alert
+    assert (loaded.alert_id, loaded.state) == (alert.alert_id, alert.state.value)
 
 
 def test_alerts_upsert_by_id_and_filter_by_state(store):
     store.save_alerts([_alert("a1"), _alert("a2", severity=AlertSeverity.CRITICAL)])
     resolved_at = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
     store.save_alerts([_alert("a1", state=AlertState.RESOLVED, resolved_at=resolved_at)])
-    assert {a["alert_id"]: a["state"] for a in store.load_alerts()} == {
+    assert {a.alert_id: a.state for a in store.load_alerts()} == {
         "a1": "resolved",
         "a2": "firing",
     }
-    assert [a["alert_id"] for a in store.load_alerts(state="firing")] == ["a2"]
-    assert store.get_alert("a1")["resolved_at"] == resolved_at.isoformat()
+    assert [a.alert_id for a in store.load_alerts(state="firing")] == ["a2"]
+    assert store.get_alert("a1").payload["resolved_at"] == resolved_at.isoformat()
     with pytest.raises(ValidationError, match="no 'alert_id'"):
         store.save_alerts([{"state": "firing"}])
 
@@ -214,19 +215,19 @@ def test_alerts_upsert_by_id_and_filter_by_state(store):
 def test_acknowledge_and_resolve_record_who_when_and_why(store):
     store.save_alerts([_alert()])
     at = datetime(2024, 5, 1, 13, tzinfo=UTC)
-    acked = Alert.from_dict(store.acknowledge_alert("a1", by="ana", comment="looking", at=at))
+    acked = store.acknowledge_alert("a1", by="ana", comment="looking", at=at).to_alert()
     assert acked.state is AlertState.FIRING and acked.acknowledged
     assert (acked.acknowledged_by, acked.acknowledgement_comment) == ("ana", "looking")
     assert acked.acknowledged_at == at
     # A later save from the running alert manager keeps the acknowledgement made elsewhere.
     store.save_alerts([_alert(value=1.5)])
-    again = Alert.from_dict(store.get_alert("a1"))
+    again = store.get_alert("a1").to_alert()
     assert (again.acknowledged_by, again.acknowledged_at, again.value) == ("ana", at, 1.5)
     later = at + timedelta(minutes=5)
-    resolved = Alert.from_dict(store.resolve_alert("a1", by="bo", comment="fixed", at=later))
+    resolved = store.resolve_alert("a1", by="bo", comment="fixed", at=later).to_alert()
     assert resolved.state is AlertState.RESOLVED and resolved.resolved_at == later
     assert (resolved.resolved_by, resolved.resolution_comment) == ("bo", "fixed")
-    assert [a["alert_id"] for a in store.load_alerts("resolved")] == ["a1"]
+    assert [a.alert_id for a in store.load_alerts("resolved")] == ["a1"]
     with pytest.raises(ValidationError, match="cannot acknowledge alert 'a1': it was resolved"):
         store.acknowledge_alert("a1", by="ana")
     with pytest.raises(ValidationError, match="alert_id='nope'"):
@@ -246,7 +247,7 @@ class _Component:
 def test_components_are_upserted_by_id(store):
     assert store.upsert_components([_Component("k1", 1), _Component("k2", 5)]) == 2
     store.upsert_components([_Component("k1", 9)])
-    assert store.load_components() == [
+    assert [c.to_dict() for c in store.load_components()] == [
         {"component_id": "k1", "component_type": "kraken_lnn", "ops": 9},
         {"component_id": "k2", "component_type": "kraken_lnn", "ops": 5},
     ]
@@ -270,7 +271,9 @@ def test_component_metrics_round_trip_through_from_dict(store):
     )
     store.upsert_components([snapshot])
     (loaded,) = store.load_components()
-    assert ComponentMetrics.from_dict(loaded) == snapshot
+    assert loaded.to_metrics() == snapshot
+    assert (loaded.component_id, loaded.health) == ("evo-1", "healthy")
+    assert loaded.updated_at == snapshot.timestamp.timestamp()
 
 
 # -- chunks --------------------------------------------------------------------------------------
@@ -357,9 +360,9 @@ def test_cumulative_totals_never_go_down_after_retention(store):
     store.write_batches([batch(k, T0 + 10 + np.arange(5), np.full(5, 2.0))])
 
     def scraped() -> tuple[float, float]:
-        lines = dict(
-            line.rsplit(" ", 1) for line in exposition(store).splitlines() if line[0] != "#"
-        )
+        # Points from 2023: a stale writer, exposed with timestamps ("name value ms").
+        text = exposition(store, include_stale=True)
+        lines = dict(line.split(" ")[:2] for line in text.splitlines() if line[0] != "#")
         return float(lines["latency_seconds_count"]), float(lines["latency_seconds_sum"])
 
     assert scraped() == (15.0, 20.0)

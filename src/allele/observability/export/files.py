@@ -28,7 +28,9 @@ import numpy as np
 from allele.errors import ValidationError, require
 from allele.observability.clock import utc_datetime
 from allele.observability.store.epoch import Instant
-from allele.observability.store.repository.store import SeriesPoints, Store, labels_to_text
+from allele.observability.store.repository.base import labels_to_text
+from allele.observability.store.repository.series import SeriesPoints
+from allele.observability.store.repository.store import Store
 from allele.observability.types import SeriesKey
 
 FORMATS = ("json", "csv", "parquet")
@@ -76,7 +78,7 @@ def export_alerts(
 ) -> int:
     """Write the stored alerts (optionally only those in ``state``); returns how many."""
     _check_format(fmt)
-    alerts = store.load_alerts(state)
+    alerts = [stored.to_dict() for stored in store.load_alerts(state)]
     if fmt == "parquet":
         pa = require("pyarrow", "parquet")
         pq = require("pyarrow.parquet", "parquet")

@@ -71,13 +71,15 @@ class OtelBridge:
         *,
         window_s: float = 600.0,
         meter_name: str = "allele",
+        include_stale: bool = False,
     ) -> None:
         metrics = require("opentelemetry.metrics", "otel")
         provider = meter_provider or metrics.get_meter_provider()  # type: ignore[attr-defined]
         engine = source if hasattr(source, "add_tick_listener") else None
         if engine is not None:
             source = engine.collector
-        self._read = sample_source(source, window_s)
+        # A store's series of writers that stopped are left out, as from the exposition.
+        self._read = sample_source(source, window_s, include_stale=include_stale)
         self._names = _name_reader(source, self._read)
         self._meter = provider.get_meter(meter_name)
         self._observation = metrics.Observation  # type: ignore[attr-defined]

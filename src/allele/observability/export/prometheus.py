@@ -5,13 +5,19 @@ Mapping (chosen once, here):
 * counters: ``# TYPE <name>_total counter`` with the running total (``_total`` is appended
   unless the name already ends with it);
 * gauges: ``# TYPE <name> gauge`` with the latest value;
-* histograms, timers and distributions: **summaries** -- ``<name>{quantile="0.5|0.95|0.99"}``
-  over the last ``window_s`` seconds, plus ``<name>_sum`` and ``<name>_count`` of everything
-  recorded (a live collector's totals since it started: they never go down). Summaries, not
-  ``_bucket`` histograms, because the collector keeps raw points and computes exact quantiles
-  on read; buckets would need bucket bounds chosen per metric in advance.
+* histograms, timers and distributions: **histograms** by default -- ``<name>_bucket{le=...}``
+  with the cumulative count per bucket of the fixed ``buckets.BOUNDS`` (the same in every
+  process, so ``sum by (le)`` across instances and ``histogram_quantile`` work), plus
+  ``<name>_sum`` and ``<name>_count`` of everything recorded (totals that never go down).
+  ``distributions="summary"`` exposes them as **summaries** instead: exact
+  ``quantile="0.5|0.95|0.99"`` over the last ``window_s`` seconds (not aggregatable across
+  instances). A family whose buckets are unknown (points stored before the store counted
+  buckets) is exposed as a summary.
 
-Label values are escaped (``\\``, ``"`` and newlines), HELP text too (``\\`` and newlines).
+HELP texts say what each metric is (``descriptions``). Series from a store whose writer has
+stopped (stale, see ``staleness``) are left out; ``include_stale=True`` exposes them with the
+timestamp of their last point instead, so Prometheus knows how old they are. Label values are
+escaped (``\\``, ``"`` and newlines), HELP text too (``\\`` and newlines).
 ``metrics_asgi_app`` is a plain ASGI callable: mount it in any ASGI framework or run it with
 ``allele.observability.export.server``.
 """
@@ -23,8 +29,13 @@ import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from allele.errors import ValidationError
+from allele.observability import buckets
+from allele.observability.export.descriptions import describe
 from allele.observability.export.samples import DISTRIBUTIONS, Sample, by_name, sample_source
 from allele.observability.types import MetricType
+
+DISTRIBUTION_FORMATS = ("histogram", "summary")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -66,49 +77,97 @@ def family_name(name: str, kind: MetricType) -> str:
     return name
 
 
-def _help(name: str, kind: MetricType, window_s: float | None) -> str:
-    if kind in DISTRIBUTIONS:
+def _help(name: str, kind: MetricType, as_summary: bool, window_s: float | None) -> str:
+    text = describe(name, kind)
+    if kind in DISTRIBUTIONS and as_summary:
         span = f"last {window_s:g} s" if window_s is not None else "recent window"
-        return f"Allele {kind.value} {name} (quantiles over the {span})"
-    return f"Allele {kind.value} {name}"
+        text += f"; quantiles over the {span}"
+    return text
 
 
-def render(samples: list[Sample], window_s: float | None = None) -> str:
-    """The exposition text of ``samples`` (one HELP/TYPE block per metric name)."""
+def _check_format(distributions: str) -> str:
+    if distributions not in DISTRIBUTION_FORMATS:
+        raise ValidationError(
+            f"distributions={distributions!r} must be one of {', '.join(DISTRIBUTION_FORMATS)}"
+        )
+    return distributions
+
+
+def _has_buckets(sample: Sample) -> bool:
+    counts = sample.buckets
+    return counts is not None and len(counts) == buckets.SIZE and sum(counts) == sample.count
+
+
+def render(
+    samples: list[Sample], window_s: float | None = None, distributions: str = "histogram"
+) -> str:
+    """The exposition text of ``samples`` (one HELP/TYPE block per metric name).
+
+    ``distributions`` is "histogram" (buckets, the default) or "summary" (quantiles). A
+    sample marked ``stale`` carries the timestamp of its last point."""
+    _check_format(distributions)
     lines: list[str] = []
     for name, group in by_name(samples).items():
         kind = group[0].key.kind
+        group = [sample for sample in group if sample.key.kind is kind]  # one name, one type
         exposed = family_name(name, kind)
-        prom_type = (
-            "summary"
-            if kind in DISTRIBUTIONS
-            else "counter"
-            if kind is MetricType.COUNTER
-            else "gauge"
+        as_summary = kind in DISTRIBUTIONS and (
+            distributions == "summary" or not all(_has_buckets(s) for s in group)
         )
-        lines.append(f"# HELP {exposed} {_escape_help(_help(name, kind, window_s))}")
+        if kind in DISTRIBUTIONS:
+            prom_type = "summary" if as_summary else "histogram"
+        else:
+            prom_type = "counter" if kind is MetricType.COUNTER else "gauge"
+        lines.append(f"# HELP {exposed} {_escape_help(_help(name, kind, as_summary, window_s))}")
         lines.append(f"# TYPE {exposed} {prom_type}")
         for sample in group:
-            if sample.key.kind is not kind:
-                continue  # one name, one type: a store may hold both from different runs
             labels = sample.key.labels
+            at = _timestamp(sample)
             if kind in DISTRIBUTIONS:
-                for q, v in sample.quantiles:
-                    quantile = (("quantile", format_value(q)),)
-                    lines.append(f"{exposed}{_labels(labels, quantile)} {format_value(v)}")
-                lines.append(f"{exposed}_sum{_labels(labels)} {format_value(sample.sum)}")
-                lines.append(f"{exposed}_count{_labels(labels)} {sample.count}")
+                if as_summary:
+                    for q, v in sample.quantiles:
+                        quantile = (("quantile", format_value(q)),)
+                        lines.append(f"{exposed}{_labels(labels, quantile)} {format_value(v)}{at}")
+                else:
+                    assert sample.buckets is not None
+                    for le, n in buckets.cumulative(sample.buckets):
+                        bound = (("le", format_value(le)),)
+                        lines.append(f"{exposed}_bucket{_labels(labels, bound)} {n}{at}")
+                lines.append(f"{exposed}_sum{_labels(labels)} {format_value(sample.sum)}{at}")
+                lines.append(f"{exposed}_count{_labels(labels)} {sample.count}{at}")
             elif sample.value is not None:
-                lines.append(f"{exposed}{_labels(labels)} {format_value(sample.value)}")
+                lines.append(f"{exposed}{_labels(labels)} {format_value(sample.value)}{at}")
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def exposition(source: Any, window_s: float = 600.0) -> str:
+def _timestamp(sample: Sample) -> str:
+    """`` <ms>`` for a stale sample (its last point's time), else nothing: a live value is
+    stamped by the scrape."""
+    if not sample.stale or sample.timestamp is None:
+        return ""
+    return f" {round(sample.timestamp * 1000)}"
+
+
+def exposition(
+    source: Any,
+    window_s: float = 600.0,
+    distributions: str = "histogram",
+    *,
+    include_stale: bool = False,
+) -> str:
     """The exposition text of a collector, a store or a sample function."""
-    return render(sample_source(source, window_s)(None), window_s)
+    read = sample_source(source, window_s, include_stale=include_stale)
+    return render(read(None), window_s, distributions)
 
 
-def metrics_asgi_app(source: Any, window_s: float = 600.0, path: str = "/metrics") -> ASGIApp:
+def metrics_asgi_app(
+    source: Any,
+    window_s: float = 600.0,
+    path: str = "/metrics",
+    *,
+    distributions: str = "histogram",
+    include_stale: bool = False,
+) -> ASGIApp:
     """An ASGI app answering ``GET path`` with the exposition of ``source``.
 
     ``source`` is a ``MetricsCollector`` (live values), a ``Store`` (latest stored values) or a
@@ -119,7 +178,8 @@ def metrics_asgi_app(source: Any, window_s: float = 600.0, path: str = "/metrics
     itself when that is ``path`` (``app.mount("/metrics", metrics_asgi_app(c))``); frameworks
     that strip the mount prefix from ``scope["path"]`` and those that keep it both work.
     """
-    read = sample_source(source, window_s)
+    _check_format(distributions)
+    read = sample_source(source, window_s, include_stale=include_stale)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -134,7 +194,8 @@ def metrics_asgi_app(source: Any, window_s: float = 600.0, path: str = "/metrics
         if method not in ("GET", "HEAD"):
             await _respond(send, 405, b"method not allowed\n", [(b"allow", b"GET, HEAD")])
             return
-        body = (await asyncio.to_thread(lambda: render(read(None), window_s))).encode("utf-8")
+        text = await asyncio.to_thread(lambda: render(read(None), window_s, distributions))
+        body = text.encode("utf-8")
         await _respond(
             send,
             200,

@@ -16,10 +16,17 @@ What a sample holds, by kind:
 
 A live collector's counters appear from the moment their handle exists (at 0 before the first
 increment, as Prometheus clients do); its gauges from their first value.
+
+Distributions also carry ``buckets``: cumulative counts per bucket of ``buckets.BOUNDS`` (None
+when the source has none, e.g. a series stored before the store kept them). A store's samples
+carry ``timestamp`` (their newest point) and ``stale``: the writer (``instance`` label) has
+written nothing for ``stale_after_s`` (see ``allele.observability.staleness``); by default
+stale series are left out, as Prometheus expects of a target that stopped exporting them.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,6 +34,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from allele.errors import ValidationError
+from allele.observability.staleness import (
+    DEFAULT_STALE_AFTER_S,
+    instance_of,
+    is_stale,
+    last_seen,
+)
 from allele.observability.types import MetricType, SeriesKey
 
 if TYPE_CHECKING:
@@ -45,6 +58,9 @@ class Sample:
     count: int = 0
     sum: float = 0.0
     quantiles: tuple[tuple[float, float], ...] = ()
+    buckets: tuple[int, ...] | None = None
+    timestamp: float | None = None
+    stale: bool = False
 
 
 class CollectorLike(Protocol):
@@ -83,44 +99,82 @@ def collector_samples(
                 (q, float("nan") if v is None else v)
                 for q, v in zip(QUANTILES, (recent.p50, recent.p95, recent.p99), strict=True)
             )
-            samples.append(Sample(key, None, snap.count, snap.sum, quantiles))
+            counts = getattr(snap, "buckets", None)
+            samples.append(
+                Sample(
+                    key,
+                    None,
+                    snap.count,
+                    snap.sum,
+                    quantiles,
+                    None if counts is None else tuple(int(n) for n in counts),
+                    stale=bool(getattr(snap, "stale", False)),
+                )
+            )
         elif key.kind is MetricType.COUNTER:
-            samples.append(Sample(key, snap.sum, snap.count, snap.sum))
+            stale = bool(getattr(snap, "stale", False))
+            samples.append(Sample(key, snap.sum, snap.count, snap.sum, stale=stale))
         elif snap.last is not None:
-            samples.append(Sample(key, snap.last, snap.count, snap.sum))
+            stale = bool(getattr(snap, "stale", False))
+            samples.append(Sample(key, snap.last, snap.count, snap.sum, stale=stale))
     return samples
 
 
 def store_samples(
-    store: Any, name: str | None = None, window_s: float = 600.0, now: float | None = None
+    store: Any,
+    name: str | None = None,
+    window_s: float = 600.0,
+    now: float | None = None,
+    *,
+    stale_after_s: float = DEFAULT_STALE_AFTER_S,
+    include_stale: bool = False,
 ) -> list[Sample]:
     """Samples of every series (or of metric ``name``) in a ``Store``: latest values per series.
 
-    Values, counts and sums come from ``Store.latest`` (the newest chunk per series and the
-    cumulative totals: no point is decoded); only a distribution's quantiles read points, those
-    of the ``window_s`` seconds before ``now`` (default: the series' last point, so that a store
-    written by a process that has stopped still shows its last window).
+    Values, counts, sums and bucket counts come from ``Store.latest`` (the newest chunk per
+    series and the cumulative totals: no point is decoded); only a distribution's quantiles
+    read points, those of exactly that series in the ``window_s`` seconds before ``now``
+    (default: its last point, so a stopped writer's last window is still described). A
+    series whose writer (``instance``) has written nothing for ``stale_after_s`` before
+    ``now`` (default: the current time) is stale: left out unless ``include_stale``.
     """
     window = _check_window(window_s)
+    clock = time.time() if now is None else now
+    every = store.latest()
+    seen = last_seen((s.key.labels, s.last_ts) for s in every)
     samples = []
-    for stats in store.latest(name):
+    for stats in every:
+        if name is not None and stats.key.name != name:
+            continue
+        stale = is_stale(seen.get(instance_of(stats.key.labels)), clock, stale_after_s)
+        if stale and not include_stale:
+            continue
         if stats.key.kind in DISTRIBUTIONS:
             end = stats.last_ts if now is None else now
-            recent = store.query_series(
-                stats.key.name,
-                dict(stats.key.labels),
-                start=end - window,
-                end=np.nextafter(end, np.inf),
-            )
+            recent = store.series_points(stats.key, end - window, np.nextafter(end, np.inf))
+            counts = stats.buckets
             samples.append(
-                Sample(stats.key, None, stats.count, stats.sum, _quantiles(recent.values))
+                Sample(
+                    stats.key,
+                    None,
+                    stats.count,
+                    stats.sum,
+                    _quantiles(recent.values),
+                    counts,
+                    stats.last_ts,
+                    stale,
+                )
             )
         else:
-            samples.append(Sample(stats.key, stats.last_value))
+            samples.append(
+                Sample(stats.key, stats.last_value, timestamp=stats.last_ts, stale=stale)
+            )
     return samples
 
 
-def sample_source(source: Any, window_s: float = 600.0) -> SampleSource:
+def sample_source(
+    source: Any, window_s: float = 600.0, *, include_stale: bool = False
+) -> SampleSource:
     """A function ``name -> samples`` reading ``source``: a collector, a store, or such a function.
 
     Raises ``ValidationError`` naming the type when ``source`` is none of these.
@@ -129,7 +183,7 @@ def sample_source(source: Any, window_s: float = 600.0) -> SampleSource:
     if hasattr(source, "latest") and hasattr(source, "query_series"):
 
         def from_store(name: str | None = None) -> list[Sample]:
-            return store_samples(source, name, window_s)
+            return store_samples(source, name, window_s, include_stale=include_stale)
 
         return from_store
     if hasattr(source, "snapshot") and hasattr(source, "series_keys"):

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 from allele.observability.store.database import DEFAULT_URI, ENV_VAR, resolve_uri
 from allele.observability.store.faults import StoreFullError, StoreLockedError
+from allele.observability.store.repository.alerts import StoredAlert
 from allele.observability.store.repository.compaction import Compaction
-from allele.observability.store.repository.store import Aggregate, SeriesPoints, SeriesStats, Store
+from allele.observability.store.repository.components import ComponentSnapshot
+from allele.observability.store.repository.series import Aggregate, SeriesPoints, SeriesStats
+from allele.observability.store.repository.store import Store
 
 __all__ = [
     "DEFAULT_URI",
     "ENV_VAR",
     "Aggregate",
     "Compaction",
+    "ComponentSnapshot",
     "SeriesPoints",
     "SeriesStats",
     "Store",
     "StoreFullError",
     "StoreLockedError",
+    "StoredAlert",
     "open_store",
 ]
 

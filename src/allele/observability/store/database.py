@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from allele.errors import StoreError
-from allele.observability.store.faults import safe_url, store_error
+from allele.observability.store.faults import mask_secrets, safe_url, store_error
 
 ENV_VAR = "ALLELE_STORE_URI"
 DEFAULT_URI = "sqlite:///allele.db"
@@ -35,11 +36,16 @@ def parse_uri(uri: str) -> URL:
         raise StoreError(f"store URI {uri!r} is empty; expected e.g. sqlite:///allele.db")
     try:
         url = make_url(uri)
-    except ArgumentError as exc:
+        # The port is parsed lazily: a bad one must fail here, not at the first connect.
+        if url.port is not None and not 1 <= url.port <= 65535:
+            raise ValueError(f"port {url.port} is not in 1..65535")
+    except (ArgumentError, ValueError) as exc:
+        # The error names the URI masked: a URI that does not parse may still hold a password.
         raise StoreError(
-            f"invalid store URI {uri!r}: expected a SQLAlchemy URL such as sqlite:///allele.db "
-            "or postgresql+psycopg://user@host:5432/db"
-        ) from exc
+            f"invalid store URI {safe_url(uri)!r} ({mask_secrets(str(exc))}): expected a "
+            "SQLAlchemy URL such as sqlite:///allele.db or postgresql+psycopg://user@host:5432/db "
+            "(port an integer in 1..65535)"
+        ) from None
     backend = url.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
         raise StoreError(
@@ -63,7 +69,9 @@ def create_store_engine(url: URL, busy_timeout_ms: int = 5000) -> Engine:
             kwargs["poolclass"] = StaticPool
     else:
         kwargs["pool_pre_ping"] = True
-        kwargs["connect_args"] = {"connect_timeout": 10}
+        # Short: an unreachable server is retried by the flusher in the background, and a
+        # shutdown must not wait for a connection attempt.
+        kwargs["connect_args"] = {"connect_timeout": 3}
     try:
         engine = create_engine(url, **kwargs)
     except (NoSuchModuleError, ImportError, ArgumentError) as exc:
@@ -102,12 +110,20 @@ def migrate(engine: Engine, uri: str) -> None:
     """Bring the database at ``engine`` to the newest revision in ``migrations/versions``."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
+    heads = set(ScriptDirectory.from_config(config).get_heads())
     try:
-        with engine.connect() as conn:
+        # A store already at the newest revision (every start but the first) is only read:
+        # no migration lock, so opening a store that another process is writing (or holds
+        # locked) does not wait for it.
+        if _revisions(engine) == heads:
+            return
+        # Alembic's ``context`` is a module-level proxy: one migration per process at a time.
+        with _MIGRATING, engine.connect() as conn:
             restore = _lock_for_migration(conn)
             try:
                 config.attributes["connection"] = conn
@@ -118,6 +134,18 @@ def migrate(engine: Engine, uri: str) -> None:
                     conn.exec_driver_sql(restore)
     except SQLAlchemyError as exc:
         raise store_error(exc, "applying migrations", uri) from exc
+
+
+_MIGRATING = threading.Lock()
+
+
+def _revisions(engine: Engine) -> set[str]:
+    """The revisions the database is at (empty for a new database)."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return set()
+        rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        return {str(row[0]) for row in rows}
 
 
 #: How long a SQLite open waits for another process's migration (a cold start on a busy machine

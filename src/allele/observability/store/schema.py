@@ -57,6 +57,8 @@ series = Table(
     Column("kind", String(32), nullable=False),
     Column("total_count", BigInteger, nullable=False, server_default="0"),
     Column("total_sum", Double, nullable=False, server_default="0"),
+    # Histograms: cumulative counts per bucket (migration 0003_core; see ``buckets``).
+    Column("bucket_counts", LargeBinary, nullable=True),
     UniqueConstraint("name", "labels", "kind", name="uq_obs_series_identity"),
 )
 
@@ -165,4 +167,16 @@ alert_clusters = Table(
     Column("updated_at", Double, nullable=False),
     Column("payload", Text, nullable=False),
     Index("ix_obs_alert_clusters_last", "last_alert_time"),
+)
+
+# The outbox: webhook payloads a stop could not deliver (migration 0003_core), delivered at the
+# next start; ``target`` is a digest of the webhook URL, never the URL (it carries tokens).
+outbox = Table(
+    "obs_outbox",
+    metadata,
+    Column("notification_id", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(64), nullable=False),
+    Column("queued_at", Double, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_obs_outbox_target", "target"),
 )

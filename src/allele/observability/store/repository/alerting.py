@@ -21,7 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from allele.errors import ValidationError
 from allele.observability.clock import iso_utc, parse_utc, utc_datetime
 from allele.observability.store.faults import store_error
-from allele.observability.store.repository.store import Store, _dumps, _insert_for
+from allele.observability.store.repository.base import _dumps, _insert_for
+from allele.observability.store.repository.store import Store
 from allele.observability.store.schema import alert_clusters, notifications, silences
 
 

@@ -1,7 +1,7 @@
 """Routing and alert intelligence: silences, the notification log, alert clusters.
 
 Revision ID: 0004_alerts
-Revises: 0002
+Revises: 0003_core
 Create Date: 2026-12-06
 
 Timestamps are epoch seconds (UTC) as double precision, like the observability tables; the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_alerts"
-down_revision = "0002"
+down_revision = "0003_core"
 branch_labels = None
 depends_on = None
 
