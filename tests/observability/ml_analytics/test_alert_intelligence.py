@@ -174,7 +174,7 @@ async def test_auto_acknowledge_duplicates_acts_on_the_stores_alerts() -> None:
             [alert] = await manager.process_alerts(
                 [anomaly("db", "latency_ms", 0), anomaly("db", "latency_ms", 30)]
             )
-            stored = {a["alert_id"]: a for a in store.load_alerts()}
+            stored = {a.alert_id: a.to_dict() for a in store.load_alerts()}
             assert len(stored) == 2
             [dup] = [a for a in stored.values() if a.get("duplicate_of")]
             assert dup["duplicate_of"] == alert["alert_id"]
@@ -391,7 +391,7 @@ async def test_clusters_and_notifications_are_stored() -> None:
         manager.acknowledge_cluster(cluster["cluster_id"], "ana")
         assert records.load_clusters()[0]["common_attributes"]["acknowledged_by"] == "ana"
         acknowledged = {
-            a["acknowledged_by"] for a in store.load_alerts() if not a.get("duplicate_of")
+            a.acknowledged_by for a in store.load_alerts() if not a.to_dict().get("duplicate_of")
         }
         assert acknowledged == {"ana"}
 
