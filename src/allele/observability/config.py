@@ -32,8 +32,10 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from allele.errors import ConfigurationError
-from allele.observability.collector import ERROR_RATE_METRIC, HEARTBEAT_AGE_METRIC, LATENCY_METRIC
-from allele.observability.system import (
+from allele.observability.metric_names import (
+    ERROR_RATE_METRIC,
+    HEARTBEAT_AGE_METRIC,
+    LATENCY_METRIC,
     PROCESS_RSS,
     SYSTEM_CPU_PERCENT,
     SYSTEM_DISK_PERCENT,
@@ -82,6 +84,11 @@ class ObservabilitySettings(BaseSettings):
     heartbeat_timeout: float = _f(60.0, "a number of seconds in (0, 86400]", gt=0, le=86400)
     strict_metrics: bool = _f(False, _BOOL)
     console_alerts: bool = _f(False, _BOOL)
+    # Every series carries it as its ``instance`` label, so that processes sharing a store
+    # never merge into one series (None: host:pid).
+    instance: str | None = _f(
+        None, "a non-empty name of this writer, e.g. web-1 (default host:pid)"
+    )
     # Persistence and notifications
     store_uri: str = _f(
         "sqlite:///allele.db",
@@ -161,6 +168,7 @@ class ObservabilitySettings(BaseSettings):
             flush_interval_s=self.flush_interval,
             webhook_url=self.webhook_url,
             console_alerts=self.console_alerts,
+            instance=self.instance,
         )
 
     def dashboard_config(self) -> DashboardConfig:
