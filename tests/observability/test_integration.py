@@ -663,3 +663,28 @@ def test_an_evolution_engine_between_runs_is_idle_not_stale():
         assert during[1:] == [True, True] and evo.monitor.recorder.idle_since is not None
     finally:
         engine.close()
+
+
+def test_every_write_of_the_flusher_holds_what_monitors_keep_on_the_workload_thread(tmp_path):
+    # The flusher's own writes (periodic, and the last one on SIGTERM, SIGINT or exit, which
+    # call flusher.flush()) push the monitors' raw records first: nothing waits for a tick.
+    from allele.observability.store import open_store
+
+    uri = f"sqlite:///{tmp_path / 'pushed.db'}"
+    settings = ObservabilitySettings(store_uri=uri, flush_interval=3600, collection_interval=3600)
+    engine = ObservabilityEngine(settings, notifiers=[])
+    try:
+        engine.start()
+        net = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=engine, component_id="k")
+        for seq in sequences(n=7):
+            net.process_sequence(seq)
+        assert len(net.monitor.latencies) == 7  # only appended so far
+        engine._flusher.flush()  # what the signal handlers do
+        with open_store(uri) as store:
+            stored = store.query_series(
+                LATENCY_METRIC, {"component_id": "k", "operation": "sequence"}
+            )
+            assert len(stored) == 7
+            assert store.query_series(KRAKEN_SEQUENCES, {"component_id": "k"}).values[-1] == 7
+    finally:
+        engine.close()

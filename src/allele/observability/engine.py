@@ -85,6 +85,7 @@ from allele.observability.types import (
     ComponentMetrics,
     ComponentType,
     HealthStatus,
+    SeriesBatch,
     SystemMetrics,
 )
 
@@ -626,7 +627,7 @@ class ObservabilityEngine:
             self._store = open_store(uri)
             self._flusher = Flusher(
                 self._store,
-                self.collector,
+                _PushedPoints(self),
                 alert_manager=self.alerts,
                 components=self.component_snapshots,
                 interval_s=self.settings.flush_interval,
@@ -642,14 +643,11 @@ class ObservabilityEngine:
         self._persistence = f"active: {uri}"
 
     def flush(self) -> Any:
-        """Write everything recorded so far to the store now (a tick first, so that what the
-        recorders hold is folded too); returns the flusher's ``FlushStats``, or None without
-        persistence."""
+        """Write everything recorded so far to the store now, what the recorders hold
+        included (as every write of the flusher does); returns the flusher's ``FlushStats``,
+        or None without persistence."""
         flusher = self._flusher
-        if flusher is None:
-            return None
-        self.tick()
-        return flusher.flush()
+        return None if flusher is None else flusher.flush()
 
     def _pause_persistence(self) -> None:
         if self._flusher is None:
@@ -722,6 +720,25 @@ class ObservabilityEngine:
         ]
         if restart:
             logger.warning("settings %s change on the next engine restart", ", ".join(restart))
+
+
+class _PushedPoints:
+    """What the engine's flusher drains: the recorders push first, so that every write -- the
+    periodic one, and the last one on stop, SIGTERM, SIGINT or exit -- holds everything
+    recorded up to it, what monitors keep on the workload's thread included."""
+
+    def __init__(self, engine: ObservabilityEngine) -> None:
+        self._engine = weakref.ref(engine)
+        self._collector = engine.collector
+
+    def enable_drain(self) -> None:
+        self._collector.enable_drain()
+
+    def drain(self) -> list[SeriesBatch]:
+        engine = self._engine()
+        if engine is not None:
+            engine._push_recorders()
+        return self._collector.drain()
 
 
 # --- the process-wide engine --------------------------------------------------------------------
