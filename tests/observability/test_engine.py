@@ -671,3 +671,30 @@ def test_beside_a_flusher_tick_listeners_are_called_on_every_tick(tmp_path: Path
         engine.close()
     engine.collector.fold()
     assert engine.collector.summary("ticked_total", window_s=3600).last == 3.0
+
+
+def test_a_component_that_stops_heartbeating_is_stale_and_so_are_its_series() -> None:
+    clock = ManualClock()
+    engine = ObservabilityEngine(settings(heartbeat_timeout=10.0), clock=clock, notifiers=[])
+    try:
+        component = engine.register_component("k", ComponentType.KRAKEN_LNN)
+        with component.timer("step"):
+            pass
+        component.heartbeat()
+        engine.collect_once()
+        latency = "allele_component_latency_seconds"
+        assert not engine.get_component_metrics("k").stale
+        assert not engine.collector.snapshot(latency)[0].stale
+        clock.advance(31)  # past 3x the heartbeat timeout
+        engine.collect_once()
+        assert engine.get_component_metrics("k").stale
+        [snapshot] = engine.collector.snapshot(latency)
+        assert snapshot.stale and snapshot.updated_at is not None  # readers can give its age
+        component.heartbeat()  # it reports again: fresh from its next points
+        with component.timer("step"):
+            pass
+        engine.collect_once()
+        assert not engine.get_component_metrics("k").stale
+        assert not engine.collector.snapshot(latency)[0].stale
+    finally:
+        engine.close()

@@ -372,7 +372,10 @@ class ObservabilityEngine:
             logger.exception("system sampling failed")
         for component in self._component_list():
             try:
-                self._snapshots[component.component_id] = component.publish_health()
+                snapshot = component.publish_health()
+                self._snapshots[component.component_id] = snapshot
+                if snapshot.stale:  # its values are old until it reports again
+                    self.collector.mark_stale(component.labels)
             except Exception:
                 self._errors += 1
                 logger.exception("health of component %s failed", component.component_id)

@@ -103,7 +103,9 @@ class MetricsCollector:
     ``max_series``, a guard against label cardinality explosions; ``strict`` makes bad values
     raise at the call site instead of being counted; ``instance``, the writer's identity (see
     the module docstring); ``stale_after_s``, how long a series may go without a new point
-    before its snapshots say it is stale.
+    before its snapshots say it is stale (None, the default: never by age alone -- a live
+    writer's last value is its current state; its series go stale when ``mark_stale`` says so,
+    as the engine does for a detached component or one that stopped heartbeating).
     """
 
     def __init__(
@@ -116,14 +118,16 @@ class MetricsCollector:
         max_series: int = 10_000,
         strict: bool = False,
         instance: str | None = None,
-        stale_after_s: float = 300.0,
+        stale_after_s: float | None = None,
     ) -> None:
         if capacity < 1:
             raise ValidationError(f"capacity must be >= 1 point per series, got {capacity!r}")
         if retention_s <= 0:
             raise ValidationError(f"retention_s must be > 0 seconds, got {retention_s!r}")
-        if not stale_after_s > 0:
-            raise ValidationError(f"stale_after_s must be > 0 seconds, got {stale_after_s!r}")
+        if stale_after_s is not None and not stale_after_s > 0:
+            raise ValidationError(
+                f"stale_after_s must be > 0 seconds or None, got {stale_after_s!r}"
+            )
         self.instance = default_instance() if instance is None else instance
         if not isinstance(self.instance, str) or not self.instance.strip():
             raise ValidationError(
@@ -137,7 +141,7 @@ class MetricsCollector:
         self.max_pending = max_pending
         self.max_series = max_series
         self.strict = strict
-        self.stale_after_s = float(stale_after_s)
+        self.stale_after_s = None if stale_after_s is None else float(stale_after_s)
         self._lock = threading.RLock()
         self._series: dict[SeriesKey, Series] = {}
         self._kinds: dict[str, MetricType] = {}
@@ -441,7 +445,8 @@ class MetricsCollector:
 
     def mark_stale(self, match: Mapping[str, object]) -> int:
         """Mark every series whose labels include ``match`` stale until its next point (its
-        writer said it is done: a detached component); return how many were marked."""
+        writer is done or stopped reporting: a detached component, one whose heartbeat is
+        overdue); return how many were marked."""
         wanted = set(normalize_labels(match))
         with self._lock:
             marked = {k for k in self._series if wanted <= set(k.labels)}
@@ -451,7 +456,8 @@ class MetricsCollector:
     def _is_stale(self, series: Series, now: float) -> bool:
         if series.key in self._stale_keys:
             return True
-        return series.updated is not None and now - series.updated > self.stale_after_s
+        limit = self.stale_after_s
+        return limit is not None and series.updated is not None and now - series.updated > limit
 
     # reading: the state the last fold left -------------------------------------------------------
 

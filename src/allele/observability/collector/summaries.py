@@ -66,9 +66,10 @@ class SeriesSnapshot:
     first. ``window`` is the ``Summary`` of the retained points of the last ``window_s`` s.
 
     ``updated_at`` is when a fold last took points into the series (epoch seconds UTC, None
-    before the first); ``stale`` says it has not been updated for the collector's
-    ``stale_after_s`` seconds: its ``last`` is an old value, not the current state (readers
-    such as exposition omit or mark it, as Prometheus does for a vanished series).
+    before the first); ``stale`` says its writer is done or stopped reporting (see
+    ``MetricsCollector.mark_stale``, and ``stale_after_s``): its ``last`` is an old value, not
+    the current state (readers such as exposition omit it or give it its timestamp, as
+    Prometheus does for a vanished series).
     """
 
     key: SeriesKey
