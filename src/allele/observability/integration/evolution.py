@@ -217,7 +217,7 @@ class EvolutionMonitor(ComponentMonitor):
         and success, or its error's class name (the error propagates unchanged)."""
         if self._in_run or not self.attached:  # run() driving evolve(): recorded once
             return run()
-        self._in_run = True
+        self._started()
         start = time.perf_counter()
         try:
             result = run()
@@ -235,7 +235,7 @@ class EvolutionMonitor(ComponentMonitor):
         """``record_run`` for ``evolve``: awaits ``run()``."""
         if self._in_run or not self.attached:
             return await run()
-        self._in_run = True
+        self._started()
         start = time.perf_counter()
         try:
             result = await run()
@@ -246,6 +246,15 @@ class EvolutionMonitor(ComponentMonitor):
             self._in_run = False
         self.run_ended(target, time.perf_counter() - start, None)
         return result
+
+    def _started(self) -> None:
+        # A run starts: heartbeats are expected again (a run that hangs before its first
+        # generation ends goes stale instead of staying idle).
+        self._in_run = True
+        try:
+            self.recorder.heartbeat()
+        except Exception:
+            self._failed("a run's start")
 
     def run_ended(
         self, target: EvolutionEngine, seconds: float, error: BaseException | None

@@ -37,13 +37,13 @@ class KrakenMonitor(ComponentMonitor):
       timer observation) and as many successes;
     * ``allele_kraken_sequences_total`` and ``allele_kraken_steps_total``: what the network's
       own ``sequences_processed`` / ``steps_processed`` counters grew by since the previous
-      fold (batches included; counted from ``attach``);
+      tick (batches included; counted from ``attach``);
     * the memory-buffer fill ``allele_kraken_memory_size`` when the network processed anything;
     * at most once per ``state_interval_s`` seconds: reservoir state statistics (mean, std and
       max |x| of the last sequence's states, as ``get_network_state()`` reports them), the
       memory consolidations, and the heartbeat. Three reductions over a ``T x reservoir_size``
       array cost several times the rest of the recording, and a once-a-second view of the
-      activations is what a dashboard shows. ``state_interval_s=0`` takes them at every fold.
+      activations is what a dashboard shows. ``state_interval_s=0`` takes them at every tick.
 
     A batch is recorded as one operation ``batch`` (its latency and success) when it ends.
     A failed sequence or batch is recorded as an error at once.
