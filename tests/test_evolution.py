@@ -645,3 +645,41 @@ async def test_evolve_is_deterministic_per_seed(kind: str) -> None:
     a, b, c = await once(21), await once(21), await once(22)
     assert _same_result(a, b)
     assert not _same_result(a, c)
+
+
+# -- genome construction at the edges ---------------------------------------------------------
+async def test_final_population_is_built_lazily_and_each_genome_once() -> None:
+    from allele.evolution import LazyPopulation
+    from allele.fitness import vectorized
+
+    engine = EvolutionEngine(_config(generations=3))
+    population = engine.initialize_population(size=40)
+    fn = vectorized(lambda rows: 1.0 - np.abs(rows - 0.3).mean(axis=1))
+    best = await engine.evolve(population, fn)
+    result = engine.last_result
+    assert result is not None
+    final = result.population
+    assert isinstance(final, LazyPopulation) and len(final) == 40
+    assert final.built == 0  # nothing built until read
+    first = final[0]
+    assert final.built == 1 and final[0] is first and final[-1] is final[39]
+    assert final.built == 2
+    # Read back, the lazy genomes are what the run's arrays hold: fitness, traits, lineage.
+    assert np.array_equal(population_to_array(final), engine._run.values)  # type: ignore[union-attr]
+    assert [g.fitness for g in final] == result.fitness.tolist()
+    assert final.built == 40
+    assert max(g.fitness or 0.0 for g in final) <= best.fitness  # type: ignore[operator]
+    assert final[1:3] == [final[1], final[2]] and final == list(final)
+    with pytest.raises(IndexError):
+        final[40]
+
+
+def test_initial_population_genomes_have_unique_ids_and_own_rows() -> None:
+    engine = EvolutionEngine(_config())
+    population = engine.initialize_population(size=50)
+    assert len({g.genome_id for g in population}) == 50
+    before = population[1].get_trait_value("empathy")
+    population[0].set_trait_value("empathy", 0.0)
+    assert population[1].get_trait_value("empathy") == before
+    for a, b in itertools.pairwise(population):
+        assert not np.shares_memory(a._values, b._values)

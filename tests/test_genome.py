@@ -362,3 +362,26 @@ def test_population_from_array_builds_independent_genomes() -> None:
     assert population[1].get_trait_value("empathy") == 0.5
     assert array[0, 0] == 0.5
     assert len({g.genome_id for g in population}) == 3
+
+
+def test_population_from_array_checks_once_and_builds_valid_genomes() -> None:
+    array = np.random.default_rng(0).random((5, N_TRAITS))
+    population = population_from_array(array, fitness=np.arange(5.0), generation=2)
+    assert [g.fitness for g in population] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert len({g.genome_id for g in population}) == 5
+    assert all(g.generation == 2 and g.parent_ids == () for g in population)
+    # Built without per-genome checks, the genomes still behave like any other.
+    clone = ConversationalGenome.from_dict(population[3].to_dict())
+    assert clone == population[3]
+    with pytest.raises(ValidationError, match="generation must be an integer"):
+        population_from_array(array, generation=-1)
+
+
+def test_constructor_fast_paths_keep_the_checks() -> None:
+    with pytest.raises(ValidationError, match="generation must be an integer"):
+        ConversationalGenome(generation=True)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="parent_ids must be a sequence"):
+        ConversationalGenome(parent_ids="ab")
+    g = ConversationalGenome()
+    assert len(g.genome_id) == 32 and int(g.genome_id, 16) >= 0
+    assert g.values.tolist() == [0.5] * N_TRAITS

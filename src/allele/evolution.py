@@ -41,13 +41,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
 from allele.errors import ValidationError, check_int, check_real
 from allele.fitness import check_fitness_value, check_fitness_values, is_vectorized
-from allele.genome import N_TRAITS, ConversationalGenome, population_to_array
+from allele.genome import (
+    N_TRAITS,
+    ConversationalGenome,
+    population_from_array,
+    population_to_array,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +156,8 @@ class EvolutionResult:
 
     best: ConversationalGenome
     history: list[GenerationStats]
-    population: list[ConversationalGenome]
+    #: The final population, elites first; each genome is built the first time it is read.
+    population: Sequence[ConversationalGenome]
     evaluations: int
     wall_time_s: float
     callback_errors: int = 0
@@ -239,11 +245,10 @@ class _Run:
             parent_ids = tuple(self.initial_parents[serial])
         else:
             parent_ids = tuple(self.name(int(p)) for p in parents if p >= 0)
-        g = ConversationalGenome(self.name(serial), generation=born, parent_ids=parent_ids)
-        g._with_values(values)  # copies the row
-        if fitness is not None:
-            g.fitness = fitness
-        return g
+        # Every field comes from the run's own checked arrays: no per-genome validation.
+        return ConversationalGenome._trusted(
+            values.copy(), self.name(serial), fitness, born, parent_ids
+        )
 
     @property
     def born_now(self) -> int:
@@ -371,18 +376,23 @@ class _Run:
         b = self.best
         return self.genome(b.values, b.fitness, b.serial, b.parents, b.born)
 
-    def population(self) -> list[ConversationalGenome]:
-        """The current population as independent genomes (elites first, then offspring)."""
-        return [
-            self.genome(
-                self.values[i],
-                float(self.fitness[i]),
-                int(self.serial[i]),
-                self.parents[i].tolist(),
-                int(self.born[i]),
+    def population(self) -> LazyPopulation:
+        """The current population as independent genomes (elites first, then offspring),
+        each built when first read: a short run then pays nothing for genomes no one reads."""
+        # The arrays of this generation: later generations replace them, never write into them.
+        values, fitness, serial = self.values, self.fitness, self.serial
+        parents, born = self.parents, self.born
+
+        def build(i: int) -> ConversationalGenome:
+            return self.genome(
+                values[i],
+                float(fitness[i]),
+                int(serial[i]),
+                parents[i].tolist(),
+                int(born[i]),
             )
-            for i in range(len(self.values))
-        ]
+
+        return LazyPopulation(build, len(values))
 
     def pending_genomes(self, rows: np.ndarray) -> list[ConversationalGenome]:
         """Genomes for the rows awaiting evaluation, for per-genome fitness functions."""
@@ -390,6 +400,48 @@ class _Run:
             self.genome(row, None, serial, parents, born)
             for row, (serial, parents, born) in zip(rows, self.pending_lineage(), strict=True)
         ]
+
+
+class LazyPopulation(Sequence[ConversationalGenome]):
+    """A read-only sequence of genomes built on first access (then kept: the same object each
+    time), for the final population of a run. ``list(population)`` builds them all."""
+
+    __slots__ = ("_build", "_genomes")
+
+    def __init__(self, build: Callable[[int], ConversationalGenome], size: int) -> None:
+        self._build = build
+        self._genomes: list[ConversationalGenome | None] = [None] * size
+
+    def __len__(self) -> int:
+        return len(self._genomes)
+
+    @overload
+    def __getitem__(self, index: int) -> ConversationalGenome: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ConversationalGenome]: ...
+    def __getitem__(self, index: int | slice) -> ConversationalGenome | list[ConversationalGenome]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._genomes)))]
+        genome = self._genomes[index]  # IndexError for a row that does not exist
+        if genome is None:
+            genome = self._build(range(len(self._genomes))[index])
+            self._genomes[index] = genome
+        return genome
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def built(self) -> int:
+        """How many of the genomes have been built so far."""
+        return sum(g is not None for g in self._genomes)
+
+    def __repr__(self) -> str:
+        return f"LazyPopulation({len(self)} genomes, {self.built} built)"
 
 
 # -- the engine ------------------------------------------------------------------------------
@@ -458,8 +510,8 @@ class EvolutionEngine:
         drawn from the engine's seeded generator."""
         n = self.config.population_size if size is None else size
         check_int("size", n, 2, _MAX_POPULATION)
-        values = self._rng.random((n, N_TRAITS))
-        return [ConversationalGenome()._with_values(row) for row in values]
+        # Values in [0, 1) by construction; the array is checked once, not genome by genome.
+        return population_from_array(self._rng.random((n, N_TRAITS)))
 
     # -- sync -----------------------------------------------------------------------------------
     def run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +31,17 @@ N_TRAITS = len(TRAIT_NAMES)
 TRAIT_INDEX: dict[str, int] = {name: i for i, name in enumerate(TRAIT_NAMES)}
 DEFAULT_TRAIT_VALUE = 0.5
 _DICT_KEYS = frozenset({"genome_id", "traits", "fitness", "generation", "parent_ids"})
+# Copied for a genome with default traits: a copy is cheaper than np.full.
+_DEFAULT_VALUES = np.full(N_TRAITS, DEFAULT_TRAIT_VALUE)
+
+
+def new_genome_id() -> str:
+    """A fresh random genome id: 32 hex digits (128 random bits, as a uuid4 without its tags).
+
+    ``os.urandom`` directly: ``uuid.uuid4().hex`` costs several times more, most of a genome's
+    construction time.
+    """
+    return os.urandom(16).hex()
 
 
 def trait_index(name: object) -> int:
@@ -100,21 +111,52 @@ class ConversationalGenome:
     ) -> None:
         if genome_id is not None and (not isinstance(genome_id, str) or not genome_id):
             raise ValidationError(f"genome_id must be a non-empty string, got {genome_id!r}")
-        self.genome_id: str = genome_id or uuid.uuid4().hex
-        values = np.full(N_TRAITS, DEFAULT_TRAIT_VALUE)
+        self.genome_id: str = genome_id or new_genome_id()
+        values = _DEFAULT_VALUES.copy()
         if traits is not None:
             if not isinstance(traits, Mapping):
                 raise ValidationError(f"traits must be a mapping of name to value, got {traits!r}")
             for name, value in traits.items():
                 values[trait_index(name)] = validate_trait(name, value)
         self._values = values
-        self._fitness: float | None = _validate_fitness(fitness)
-        self.generation: int = _validate_generation(generation)
+        self._fitness: float | None = None if fitness is None else _validate_fitness(fitness)
+        # The common defaults skip the generic checks (a genome is built per individual).
+        self.generation: int = (
+            generation
+            if type(generation) is int and generation >= 0
+            else _validate_generation(generation)
+        )
+        if type(parent_ids) is tuple and not parent_ids:
+            self.parent_ids: tuple[str, ...] = ()
+            return
         if not isinstance(parent_ids, Sequence) or isinstance(parent_ids, str | bytes):
             raise ValidationError(f"parent_ids must be a sequence of strings, got {parent_ids!r}")
         if not all(isinstance(p, str) for p in parent_ids):
             raise ValidationError(f"parent_ids must be a sequence of strings, got {parent_ids!r}")
-        self.parent_ids: tuple[str, ...] = tuple(parent_ids)
+        self.parent_ids = tuple(parent_ids)
+
+    @classmethod
+    def _trusted(
+        cls,
+        values: np.ndarray,
+        genome_id: str,
+        fitness: float | None = None,
+        generation: int = 0,
+        parent_ids: tuple[str, ...] = (),
+    ) -> ConversationalGenome:
+        """A genome from fields the caller has already checked (a row of a validated array).
+
+        ``values`` is held, not copied: the caller hands over a row no one else holds. This is
+        the path of whole populations (``population_from_array``, the evolution engine), which
+        validate their array once instead of every genome's traits.
+        """
+        genome = object.__new__(cls)
+        genome._values = values
+        genome.genome_id = genome_id
+        genome._fitness = fitness
+        genome.generation = generation
+        genome.parent_ids = parent_ids
+        return genome
 
     # -- traits ---------------------------------------------------------------------------------
     @property
@@ -285,18 +327,35 @@ def population_from_array(
     fitness: Sequence[float] | np.ndarray | None = None,
     generation: int = 0,
 ) -> list[ConversationalGenome]:
-    """Build one independent genome per row of an ``N x 8`` array with values in [0, 1]."""
-    arr = np.asarray(array, dtype=float)
+    """Build one independent genome per row of an ``N x 8`` array with values in [0, 1].
+
+    The array and the fitness values are checked once, as arrays; each genome then holds its
+    own row of one private copy (rows never overlap, so no two genomes share a trait).
+    """
+    arr = np.array(array, dtype=float)  # the private copy whose rows the genomes hold
     if arr.ndim != 2 or arr.shape[1] != N_TRAITS:
         raise ValidationError(f"population array must have shape (N, {N_TRAITS}), got {arr.shape}")
     if not np.all(np.isfinite(arr)) or arr.min(initial=0.0) < 0 or arr.max(initial=0.0) > 1:
         raise ValidationError("population array values must be finite and in [0, 1]")
-    if fitness is not None and len(fitness) != len(arr):
-        raise ValidationError(f"fitness has {len(fitness)} values for {len(arr)} genomes")
-    genomes = []
-    for i, row in enumerate(arr):
-        g = ConversationalGenome(generation=generation)._with_values(row)
-        if fitness is not None:
-            g.fitness = float(fitness[i])
-        genomes.append(g)
-    return genomes
+    generation = _validate_generation(generation)
+    fit: list[float | None]
+    if fitness is None:
+        fit = [None] * len(arr)
+    else:
+        checked = np.asarray(fitness, dtype=float)
+        if checked.shape != (len(arr),):
+            raise ValidationError(f"fitness has {len(checked)} values for {len(arr)} genomes")
+        bad = np.flatnonzero(~np.isfinite(checked))
+        if len(bad):
+            raise ValidationError(
+                f"fitness must be a finite number; fitness[{bad[0]}] is {checked[bad[0]]!r}"
+            )
+        fit = checked.tolist()
+    # One random prefix for the batch, a serial per genome: unique ids without a system call
+    # per genome.
+    prefix = new_genome_id()[:20]
+    trusted = ConversationalGenome._trusted
+    return [
+        trusted(row, f"{prefix}-{i}", f, generation)
+        for i, (row, f) in enumerate(zip(arr, fit, strict=True))
+    ]

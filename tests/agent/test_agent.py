@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from allele.agent import AgentConfig, AgentStateError, NLPAgent, RequestRecord
+from allele.agent import agent as agent_module
 from allele.agent.history import message_tokens
+from allele.agent.ratelimit import RateLimiter
 from allele.errors import ValidationError
 from allele.genome import ConversationalGenome
 
@@ -109,7 +113,10 @@ async def test_metrics_summaries():
     assert set(metrics["tokens_per_second"]) == {"mean", "p50", "p95", "max"}
 
 
-async def test_tokens_per_minute_limit_counts_prompt_and_budget_then_settles(sleeps):
+async def test_tokens_per_minute_limit_counts_prompt_and_budget_then_settles(sleeps, monkeypatch):
+    # The buckets' clock stands still: the bucket refills only as the test says, not by however
+    # long a loaded machine takes between requests.
+    monkeypatch.setattr(agent_module, "RateLimiter", partial(RateLimiter, clock=lambda: 0.0))
     async with NLPAgent(ConversationalGenome(), config(history_length=0)) as probe:
         prompt = message_tokens(probe.system_prompt) + message_tokens("hi")
         budget = probe.sampling.max_tokens

@@ -157,7 +157,8 @@ def test_report_formats(files: dict[str, Path], tmp_path: Path) -> None:
     result = runner.invoke(app, ["bench", "report", str(files["slow"]), "--format", "md"])
     assert "## Benchmark `evo`" in result.output
     result = runner.invoke(app, ["bench", "report", str(files["slow"])])
-    assert result.exit_code == 0 and "population=200" in result.output
+    assert result.exit_code == 0
+    assert ["200", "20", "5.22", "ms"] in [line.split()[:4] for line in result.output.splitlines()]
 
 
 @pytest.fixture
@@ -247,3 +248,116 @@ def test_changes_finds_the_run_where_a_cell_stepped(store_uri: str) -> None:
     assert point["relative_change"] == pytest.approx(0.3, abs=0.03)
     text = runner.invoke(app, ["bench", "changes", "evo", "--store", store_uri])
     assert f"{SLOW}: step at run #7" in text.output
+
+
+def _stored_history(store_uri: str, count: int = 12, step_at: int = 7) -> list[str]:
+    from datetime import timedelta
+
+    from allele.observability.benchmarking.storage import save_run
+
+    first = None
+    ids = []
+    for i in range(count):
+        run = _run(1.3 if i >= step_at else 1.0, 100 + i, "")
+        run.commit = {"id": f"{i:02d}" + "ab" * 19, "dirty": False}
+        first = first or run.created_at
+        run.created_at = first + timedelta(minutes=i)
+        ids.append(save_run(store_uri, run))
+    return ids
+
+
+def test_history_shows_each_cells_median_across_runs_with_change_points(store_uri: str) -> None:
+    ids = _stored_history(store_uri)
+    result = runner.invoke(app, ["bench", "history", "evo", "--store", store_uri])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line[:1] == " "}
+    assert "#7: +" in rows["200"] and rows["50"].split()[-1] == "-"  # the step, and none
+    assert rows["200"].split()[1] == "12"  # 12 runs measured
+    one = runner.invoke(
+        app, ["bench", "history", "evo", "--cell", SLOW, "--store", store_uri, "--format", "json"]
+    )
+    assert one.exit_code == 0, one.output
+    (cell,) = json.loads(one.output)["cells"]
+    assert [p["suite_id"] for p in cell["points"]] == ids
+    steps = [i for i, p in enumerate(cell["points"]) if p["change_point"]]
+    assert steps == [7] and cell["points"][7]["commit"] == "07" + "ab" * 4
+    assert cell["points"][8]["median"] == pytest.approx(1.3 * cell["points"][0]["median"], rel=0.05)
+    text = runner.invoke(app, ["bench", "history", "evo", "--cell", SLOW, "--store", store_uri])
+    assert "new level +" in text.output and "07abababab" in text.output
+    missing = runner.invoke(app, ["bench", "history", "evo", "--cell", "x=1", "--store", store_uri])
+    assert missing.exit_code == 2 and "no cell 'x=1'" in missing.output
+
+
+def test_html_report_has_a_history_section(store_uri: str, tmp_path: Path) -> None:
+    pytest.importorskip("plotly")
+    _stored_history(store_uri)
+    out = tmp_path / "r.html"
+    result = runner.invoke(
+        app, ["bench", "report", "evo", "--format", "html", "-o", str(out), "--store", store_uri]
+    )
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "History: median time_s of each cell across 12 stored runs" in text
+    assert "change point" in text
+
+
+def test_report_of_a_suite_run_only_quick_finds_the_quick_variant(store_uri: str) -> None:
+    from allele.observability.benchmarking.storage import save_run
+
+    quick = _run(1.0, 0, "")
+    quick.name = "evo-quick"
+    save_run(store_uri, quick)
+    result = runner.invoke(app, ["bench", "report", "evo", "--store", store_uri])
+    assert result.exit_code == 0, result.output
+    assert "evo-quick" in result.output and "its --quick variant" in result.output
+    typo = runner.invoke(app, ["bench", "report", "evo-quik", "--store", store_uri])
+    assert typo.exit_code == 2 and "did you mean 'evo-quick'?" in typo.output.replace("\n", "")
+
+
+def test_baseline_list_and_how_to_set_a_missing_one(store_uri: str) -> None:
+    from allele.observability.benchmarking.storage import save_run
+
+    empty = runner.invoke(app, ["bench", "baseline", "list", "--store", store_uri])
+    assert empty.exit_code == 0 and "allele bench baseline set NAME SUITE_ID" in empty.output
+    suite_id = save_run(store_uri, _run(1.0, 0, ""))
+    # A short id, as `bench list` shows them, names the run.
+    done = runner.invoke(
+        app, ["bench", "baseline", "set", "main", suite_id[:12], "--store", store_uri]
+    )
+    assert done.exit_code == 0, done.output
+    listed = runner.invoke(app, ["bench", "baseline", "list", "--store", store_uri])
+    assert listed.exit_code == 0
+    assert ["main", suite_id[:12], "evo"] == listed.output.splitlines()[-1].split()[:3]
+    missing = runner.invoke(app, ["bench", "check", "--baseline", "v2", "--store", store_uri])
+    assert missing.exit_code == 2
+    assert "allele bench baseline set v2 SUITE_ID" in missing.output.replace("\n", "")
+
+
+def test_bench_list_reads_at_80_columns(store_uri: str) -> None:
+    from allele.observability.benchmarking.storage import save_run
+
+    ids = _stored_history(store_uri, count=3)
+    result = runner.invoke(app, ["bench", "list", "--store", store_uri], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in result.output
+    assert [ids[-1][:12], "evo"] == next(line.split()[:2] for line in lines if ids[-1][:12] in line)
+    save_run(store_uri, _run(1.0, 0, ""))
+
+
+def test_check_says_when_commit_and_machine_are_unchanged(store_uri: str) -> None:
+    from allele.observability.benchmarking.storage import save_run, set_baseline
+
+    machine = {"node": "box", "cpu": {"count": 8}, "load_average": 0.1}
+    commit = {"id": "c0ffee" * 6, "dirty": False}
+    base = _run(1.0, 0, "")
+    base.machine, base.commit = machine, commit
+    set_baseline(store_uri, "main", save_run(store_uri, base))
+    again = _run(1.0, 1, "")
+    again.machine, again.commit = machine, commit
+    again.created_at = base.created_at.replace(year=base.created_at.year + 1)
+    save_run(store_uri, again)
+    result = runner.invoke(
+        app, ["bench", "check", "--baseline", "main", "--store", store_uri], env={"COLUMNS": "200"}
+    )
+    assert "warning: unchanged: the baseline and this run measured the same commit" in result.output

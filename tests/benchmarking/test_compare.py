@@ -214,3 +214,35 @@ def test_bad_settings_are_rejected() -> None:
         compare_runs(run, run, threshold=-0.1)
     with pytest.raises(ValidationError, match="must match"):
         shift_estimates([[1.0, 2.0]], [])
+
+
+def test_the_headline_change_is_the_ratio_of_medians_and_never_contradicts_them() -> None:
+    # A skewed pair where the Hodges-Lehmann shift and the medians disagree in sign: the
+    # current median is higher (718 -> 753 us) while most pairwise differences are negative.
+    from allele.observability.benchmarking.compare import median_changes
+
+    base = [700e-6] * 10 + [718e-6] + [900e-6] * 10
+    cur = [600e-6] * 10 + [753e-6] + [760e-6] * 10
+    run_b = SuiteRun(
+        name="s", component="python", cells=[CellResult({"a": 1}, samples={"time_s": base})]
+    )
+    run_c = SuiteRun(
+        name="s", component="python", cells=[CellResult({"a": 1}, samples={"time_s": cur})]
+    )
+    cell = compare_runs(run_b, run_c).cells[0]
+    assert cell.baseline_median == pytest.approx(718e-6) and cell.current_median == pytest.approx(
+        753e-6
+    )
+    assert cell.change == pytest.approx(753 / 718 - 1)  # +4.9 %, as the medians say
+    assert cell.shift < 0  # the HL shift, shown as a detail, points the other way
+    low, high = cell.change_ci
+    assert low <= cell.change <= high
+    assert cell.verdict != "improvement"  # a verdict never contradicts the medians
+    # The interval covers the true ratio of medians at about its level (lognormal samples).
+    rng = np.random.default_rng(1)
+    b = rng.lognormal(0.0, 0.2, size=(400, 30))
+    c = rng.lognormal(np.log(1.1), 0.2, size=(400, 30))
+    change, lo, hi = median_changes(b.tolist(), c.tolist())
+    covered = np.mean((lo <= 0.1) & (hi >= 0.1))
+    assert 0.88 <= covered <= 0.995
+    assert np.allclose(change, np.median(c, axis=1) / np.median(b, axis=1) - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from allele.cli import app
@@ -112,7 +113,7 @@ def test_bench_run_list_and_baseline_set(tmp_path: Path) -> None:
     assert summary.name == "cli" and summary.n_cells == 2
 
     listed = runner.invoke(app, ["bench", "list", "--store", uri])
-    assert listed.exit_code == 0 and summary.suite_id in listed.output
+    assert listed.exit_code == 0 and summary.suite_id[:12] in listed.output  # short ids
 
     base = runner.invoke(
         app, ["bench", "baseline", "set", "main", summary.suite_id, "--store", uri]
@@ -131,11 +132,22 @@ def test_bench_run_rejects_a_malformed_suite_with_its_line(tmp_path: Path) -> No
     assert f"{suite}:3:" in result.output.replace("\n", "")
 
 
-def test_bench_run_exits_1_when_a_cell_fails(tmp_path: Path) -> None:
+def test_bench_run_exits_1_when_a_cell_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A value the suite check cannot know is bad: the workload itself raises when it runs.
+    (tmp_path / "failing_workload_fake.py").write_text(
+        "def factory(fail=False):\n"
+        "    def op():\n"
+        "        if fail:\n"
+        "            raise RuntimeError('fails on purpose')\n"
+        "    return op\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
     suite = tmp_path / "fails.toml"
     suite.write_text(
-        'name = "fails"\ncomponent = "python"\nruns = 1\nsamples = 1\n\n'
-        '[matrix]\nkernel = ["sum", "nope"]\n'
+        'name = "fails"\ncomponent = "function"\ntarget = "failing_workload_fake:factory"\n'
+        "runs = 1\nsamples = 1\n\n[matrix]\nfail = [false, true]\n"
     )
     result = runner.invoke(
         app,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +157,54 @@ def test_the_worker_module_does_not_load_numpy() -> None:
     code = "import sys, allele.observability.benchmarking.worker; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+MEGABYTES_100 = 100 * 2**20
+
+# A workload whose every call builds (and touches: bytes * n writes every byte) 100 MB.
+ALLOCATING = """
+def hundred_megabytes(**_):
+    return lambda: len(b"\\x01" * (100 * 2**20))
+"""
+
+
+def test_a_workload_allocating_100_mb_shows_about_100_mb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from allele.observability.benchmarking.runner import run_suite
+    from allele.observability.benchmarking.suites import Suite
+
+    (tmp_path / "allocating_fake.py").write_text(ALLOCATING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    suite = Suite(
+        name="mem",
+        component="function",
+        target="allocating_fake:hundred_megabytes",
+        matrix={"n": [1]},
+        runs=2,
+        samples=2,
+        warmup=0,
+        min_time=0.0,
+        max_inner_loops=1,
+        timeout=120,
+        measure_memory=True,
+    )
+    cell = run_suite(suite).cells[0]
+    assert cell.status == "ok", cell.error
+    # The workload's own memory, not the interpreter's: ~100 MB, whatever the process holds.
+    tracemalloc_peak = cell.metrics["tracemalloc_peak_bytes"]
+    assert 0.95 * MEGABYTES_100 <= tracemalloc_peak <= 1.1 * MEGABYTES_100
+    if "rss_growth_bytes" in cell.metrics:  # known wherever the kernel's peak can be read
+        assert 0.9 * MEGABYTES_100 <= cell.metrics["rss_growth_bytes"] <= 1.3 * MEGABYTES_100
+    else:
+        assert not sys.platform.startswith("linux")
+    assert cell.metrics["peak_rss_bytes"] > cell.metrics.get("rss_growth_bytes", 0.0)
+
+
+def test_rss_growth_of_a_small_workload_is_small() -> None:
+    growth = measure.RssGrowth()
+    growth.start()
+    sum(range(1000))
+    value = growth.stop()
+    if sys.platform.startswith("linux"):
+        assert value is not None and value < 5 * 2**20

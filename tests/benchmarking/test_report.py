@@ -40,7 +40,8 @@ def _grid(factor: float, seed: int, suite_id: str) -> SuiteRun:
                         "best_fitness": 0.5 + population / 1000,
                         "generations_per_s": 5000.0 / population,
                         "ops_per_s": 1000.0 / population,
-                        "peak_rss_bytes": 5e7,
+                        "peak_rss_bytes": 3e8,  # the process's: not a column
+                        "rss_growth_bytes": 5e7,
                     },
                 )
             )
@@ -76,19 +77,41 @@ def test_terminal_run_table_shows_medians_cis_and_verdicts(runs) -> None:
     text = _text(render_run(current, comparison))
     stats = describe(current.cell(SLOW_CELL).samples["time_s"])
     assert format_value(stats.median, "time_s") in text
-    low, high = (format_value(v, "time_s") for v in stats.median_ci)
-    assert f"{low} - {high}" in text
+    low, high = stats.median_ci
+    assert f"±{(high - low) / 2 / stats.median:.1%}" in text  # the CI, as a share of the median
     assert "regression" in text and "timeout: 60 s" in text
     assert "cur1" in text  # suite id in the title, not swallowed as rich markup
-    # The regressed cell is listed first.
-    assert text.index(SLOW_CELL) < text.index("mutation_rate=0.1,population=50")
+    # Parameters are columns; the regressed cell (200, 0.2) is listed first.
+    rows = [line.split() for line in text.splitlines()]
+    assert rows[1][:2] == ["population", "mutation_rate"]
+    assert rows[3][:2] == ["200", "0.2"]
+
+
+def test_terminal_tables_read_at_80_columns_without_a_terminal(runs) -> None:
+    import io
+
+    _, current, comparison = runs
+    for renderable, unit_at in (
+        (render_run(current), 4),  # parameters, n, median
+        (render_run(current, comparison), 4),
+        (render_comparison(comparison), 3),  # parameters, baseline median
+    ):
+        out = io.StringIO()
+        Console(file=out, width=80).print(renderable)  # not a TTY: what a CI log gets
+        lines = out.getvalue().splitlines()
+        assert max(len(line) for line in lines) <= 80
+        assert "…" not in out.getvalue()  # nothing cut
+        body = [line.split() for line in lines if line.strip()[:1].isdigit()]
+        # Each row starts with its parameters whole, one per column, then n and the median.
+        assert {tuple(row[:2]) for row in body} >= {("50", "0.1"), ("200", "0.2")}
+        assert all(row[unit_at] in ("us", "ms") for row in body if row[2] not in ("0", "-"))
 
 
 def test_terminal_comparison_table(runs) -> None:
     _, _, comparison = runs
     slow = comparison.cell(SLOW_CELL)
     text = _text(render_comparison(comparison))
-    assert f"{slow.shift * 100:+.1f}%" in text
+    assert f"{slow.change * 100:+.1f}%" in text
     assert "1 regression" in text and "1 failed" in text
     assert "unchanged" in text  # 7 cells: unchanged ones are listed
 
@@ -102,7 +125,9 @@ def test_markdown_report_rows(runs) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "20"
     assert cells[2] == format_value(stats.median, "time_s")
-    assert cells[6] == f"{slow.shift * 100:+.1f}%"
+    # The change shown is that of the medians shown: it cannot contradict them.
+    assert cells[6] == f"{slow.change * 100:+.1f}%"
+    assert slow.change == pytest.approx(slow.current_median / slow.baseline_median - 1)
     assert "regression" in cells[-1]
     assert md.count("\n| `") == 7  # one row per cell
     text = comparison_markdown(comparison)
@@ -183,7 +208,7 @@ def test_html_with_three_parameters_offers_one_heatmap_per_slice() -> None:
     assert "Plotly.newPlot" in html_report(run)
 
 
-def test_html_change_heatmap_holds_each_cells_shift(runs) -> None:
+def test_html_change_heatmap_holds_each_cells_change(runs) -> None:
     pytest.importorskip("plotly")
     from allele.observability.benchmarking.report import html
 
@@ -193,10 +218,10 @@ def test_html_change_heatmap_holds_each_cells_shift(runs) -> None:
     slow = comparison.cell(SLOW_CELL)
     assert slow is not None and slow.verdict == "regression"
     # population 200 is column 2, mutation_rate 0.2 row 1; values in percent.
-    assert trace.z[1][2] == pytest.approx(slow.shift * 100)
-    assert trace.text[1][2] == f"{slow.shift * 100:+.1f}% ▲"
+    assert trace.z[1][2] == pytest.approx(slow.change * 100)
+    assert trace.text[1][2] == f"{slow.change * 100:+.1f}% ▲"
     # Centred on zero and symmetric, so white means unchanged.
-    assert trace.zmid == 0 and trace.zmin == -trace.zmax and trace.zmax >= slow.shift * 100
+    assert trace.zmid == 0 and trace.zmin == -trace.zmax and trace.zmax >= slow.change * 100
     assert html._change_heatmap(summarize_run(current)) is None  # nothing to compare
 
 
@@ -226,8 +251,22 @@ def test_html_table_shows_workload_throughput_quality_and_memory(runs) -> None:
     assert figure_columns(current) == [
         ("generations_per_s", "generations/s"),
         ("best_fitness", "best fitness"),
-        ("peak_rss_bytes", "peak RSS"),
+        ("rss_growth_bytes", "RSS growth"),
     ]
     text = html_report(current, comparison)
-    assert "<th>generations/s</th><th>best fitness</th><th>peak RSS</th>" in text
+    assert "<th>generations/s</th><th>best fitness</th><th>RSS growth</th>" in text
     assert "<td>25</td><td>0.7</td><td>50 MB</td>" in text  # population 200
+
+
+def test_html_time_axes_say_ms_and_us_never_si_prefixes(runs) -> None:
+    pytest.importorskip("plotly")
+    from allele.observability.benchmarking.report import html
+
+    _, current, comparison = runs
+    summary = summarize_run(current, comparison)
+    for fig in (html._distributions(summary), html._scaling(summary)):
+        axis = fig.layout.yaxis
+        assert axis.tickformat is None and axis.ticksuffix is None  # no d3 "~s": "2m" for 2 ms
+        assert axis.ticktext and all(t.endswith((" us", " ms", " s", " ns")) for t in axis.ticktext)
+    assert html.time_ticks([0.0011, 0.0049], log=False) == [0.001, 0.002, 0.003, 0.004, 0.005]
+    assert html.time_ticks([2e-6, 3e-4], log=True)[:3] == [1e-06, 2e-06, 5e-06]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -19,7 +20,7 @@ from allele.observability.store import open_store
 
 # Workloads for the tests, imported by the worker processes through the inherited sys.path.
 WORKLOADS = """
-import os, time
+import os, signal, time
 
 def steady(delay=0.0, **_):
     # sleep(0) yields the CPU, which takes milliseconds on a busy machine: a no-op instead.
@@ -37,6 +38,17 @@ def misbehave(mode="ok", pidfile="", **_):
         return boom
     if mode == "exit":
         return lambda: os._exit(7)
+    if mode == "killed":
+        return lambda: os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer would
+    return lambda: None
+
+def flaky(counter="", fail_at=-1, **_):
+    # The process number fail_at of the cell fails (the first is 0), every other one succeeds.
+    count = int(open(counter).read()) if os.path.exists(counter) else 0
+    with open(counter, "w") as out:
+        out.write(str(count + 1))
+    if count == fail_at:
+        raise RuntimeError("second process fails once")
     return lambda: None
 """
 
@@ -87,7 +99,7 @@ def test_timeout_and_crashes_are_recorded_and_the_suite_goes_on(
         name="misbehave",
         component="function",
         target=f"{workloads}:misbehave",
-        matrix={"mode": ["hang", "raise", "exit", "ok"]},
+        matrix={"mode": ["hang", "raise", "exit", "killed", "ok"]},
         params={"pidfile": str(tmp_path / "hang.pid")},
         runs=2,
         samples=2,
@@ -110,12 +122,61 @@ def test_timeout_and_crashes_are_recorded_and_the_suite_goes_on(
     assert raised is not None and exited is not None
     assert "Traceback" in raised and "workload exploded on purpose" in raised
     assert by_mode["exit"].status == "error" and "exited with code 7" in exited
+    killed = by_mode["killed"]
+    assert killed.status == "killed" and killed.signal == signal.SIGKILL
+    assert "killed by signal 9 (SIGKILL)" in (killed.error or "")
     assert by_mode["ok"].status == "ok" and len(by_mode["ok"].samples["time_s"]) == 4
     # A failed cell's later runs are skipped, not measured.
     assert by_mode["hang"].processes == 0
     stored = storage.load_run(store, run.suite_id)
-    assert [c.status for c in stored.cells] == ["timeout", "error", "error", "ok"]
-    assert stored.status == "complete"
+    assert [c.status for c in stored.cells] == ["timeout", "error", "error", "killed", "ok"]
+    assert stored.cell("mode='killed'").signal == signal.SIGKILL  # type: ignore[union-attr]
+    # Every job ran, some cells failed: the run is "failed", and so resumable.
+    assert stored.status == "failed"
+    assert storage.latest_unfinished(store, "misbehave") is not None
+
+
+def test_resume_redoes_exactly_the_failed_jobs_of_a_failed_run(
+    workloads: str, tmp_path: Path
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'retry.db'}")
+    counter = tmp_path / "flaky.count"
+
+    def suite() -> Suite:
+        return Suite(
+            name="retry",
+            component="function",
+            target=f"{workloads}:flaky",
+            matrix={"counter": [str(counter), str(tmp_path / "steady.count")], "fail_at": [1, -1]},
+            zip=[["counter", "fail_at"]],
+            runs=3,
+            samples=2,
+            warmup=0,
+            min_time=0.0,
+            max_inner_loops=1,
+            timeout=60,
+        )
+
+    first = run_suite(suite(), store=store)
+    flaky, steady = first.cells
+    assert first.status == "failed"
+    assert flaky.status == "error" and flaky.run_indices == [0]  # run 1 failed, run 2 skipped
+    assert steady.status == "ok" and steady.run_indices == [0, 1, 2]
+    # Without retrying, a resume has nothing to run: the failed cell stays failed.
+    kept = run_suite(suite(), store=store, resume=True, retry_failed=False)
+    assert kept.suite_id == first.suite_id and kept.status == "failed"
+    assert kept.cells[0].status == "error" and counter.read_text() == "2"
+
+    again = run_suite(suite(), store=store, resume=True)
+    assert again.suite_id == first.suite_id and again.status == "complete"
+    flaky_after, steady_after = again.cells
+    assert flaky_after.status == "ok" and flaky_after.error is None
+    assert flaky_after.run_indices == [0, 1, 2]  # run 0 kept, runs 1 and 2 measured now
+    assert flaky_after.samples["time_s"][:2] == flaky.samples["time_s"]
+    assert counter.read_text() == "4"  # two more processes: exactly the missing jobs
+    assert steady_after.samples == steady.samples  # the good cell was not measured again
+    assert (tmp_path / "steady.count").read_text() == "3"
+    assert len(storage.list_runs(store, name="retry")) == 1
 
 
 RESUME_SCRIPT = """
@@ -231,6 +292,17 @@ delay = [0.05, 0.051, 0.052, 0.053, 0.054, 0.055]
 """
 
 
+# `allele` with Ctrl-C's handler set explicitly: a process started with SIGINT ignored (under
+# nohup, or `&` from a script, as a test runner may be) passes the ignoring on to its children,
+# and Python then installs no KeyboardInterrupt handler of its own.
+_CLI_WITH_SIGINT = [
+    sys.executable,
+    "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['allele', *sys.argv[1:]]; runpy.run_module('allele', run_name='__main__')",
+]
+
+
 def test_ctrl_c_stores_what_was_measured_and_resume_finishes_the_rest(
     workloads: str, tmp_path: Path
 ) -> None:
@@ -238,7 +310,7 @@ def test_ctrl_c_stores_what_was_measured_and_resume_finishes_the_rest(
     suite_file = tmp_path / "ctrlc.toml"
     suite_file.write_text(CLI_SUITE)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    command = [sys.executable, "-m", "allele", "bench", "run", str(suite_file), "--store", uri]
+    command = [*_CLI_WITH_SIGINT, "bench", "run", str(suite_file), "--store", uri]
     command.append("--no-progress")
     runner = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
@@ -331,3 +403,137 @@ def test_worker_calibrates_rounds_and_takes_median_round_samples(
     assert result.samples["time_s"] == pytest.approx([0.001] * 3)
     # calibration 2, counting sample 10, one more warmup sample 10, three samples 30
     assert calls[0] == 2 + 10 + 10 + 30
+
+
+# -- workers never outlive their runner or their timeout -------------------------------------
+HANG_SCRIPT = """
+import sys
+sys.path.insert(0, {folder!r})
+from allele.observability.benchmarking.runner import run_suite
+from allele.observability.benchmarking.suites import Suite
+suite = Suite(name="hang", component="function", target="bench_workloads_fake:misbehave",
+              params={{"pidfile": {pidfile!r}}}, matrix={{"mode": ["hang"]}}, runs=1, samples=1,
+              warmup=0, min_time=0.0, max_inner_loops=1, workers=1, timeout=600)
+run_suite(suite, store={uri!r})
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a reaper that is not its parent is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def _wait_for(predicate: Any, seconds: float = 60.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _start_hanging_runner(tmp_path: Path) -> tuple[Any, int]:
+    pidfile = tmp_path / "worker.pid"
+    uri = f"sqlite:///{tmp_path / 'hang.db'}"
+    script = HANG_SCRIPT.format(folder=str(tmp_path), pidfile=str(pidfile), uri=uri)
+    runner = subprocess.Popen([sys.executable, "-c", script])
+    assert _wait_for(lambda: pidfile.exists() and pidfile.read_text()), "the worker never started"
+    return runner, int(pidfile.read_text())
+
+
+def test_a_worker_dies_with_a_killed_runner(workloads: str, tmp_path: Path) -> None:
+    runner, worker = _start_hanging_runner(tmp_path)
+    assert _alive(worker)
+    os.kill(runner.pid, signal.SIGKILL)  # the runner alone: the worker is in its own session
+    runner.wait()
+    assert _wait_for(lambda: not _alive(worker)), "the worker outlived its killed runner"
+
+
+def test_sigterm_stops_the_run_like_ctrl_c(workloads: str, tmp_path: Path) -> None:
+    suite_file = tmp_path / "hang.toml"
+    suite_file.write_text(
+        'name = "hang"\ncomponent = "function"\ntarget = "bench_workloads_fake:misbehave"\n'
+        "runs = 1\nsamples = 1\nwarmup = 0\nmin_time = 0.0\nmax_inner_loops = 1\n"
+        f'timeout = 600\n[params]\npidfile = "{tmp_path / "worker.pid"}"\n'
+        '[matrix]\nmode = ["hang"]\n'
+    )
+    uri = f"sqlite:///{tmp_path / 'term.db'}"
+    command = [*_CLI_WITH_SIGINT, "bench", "run", str(suite_file), "--store", uri, "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    pidfile = tmp_path / "worker.pid"
+    runner = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: pidfile.exists() and pidfile.read_text()), "the worker never started"
+    worker = int(pidfile.read_text())
+    runner.send_signal(signal.SIGTERM)
+    out, _ = runner.communicate(timeout=60)
+    assert runner.returncode == 128 + signal.SIGTERM, out
+    assert "interrupted (SIGTERM)" in out and "--resume" in out
+    assert not _alive(worker)
+    stored = storage.latest_unfinished(uri, "hang")
+    assert stored is not None and stored.status == "interrupted"
+
+
+def _worker_job(timeout: float) -> bytes:
+    import json
+
+    from allele.observability.benchmarking.executors.base import Job
+
+    job = Job(
+        cell_index=0,
+        run_index=0,
+        component="function",
+        target="bench_workloads_fake:misbehave",
+        params={"mode": "hang"},
+        samples=1,
+        warmup=0,
+        min_time=0.0,
+        max_inner_loops=1,
+        timeout=timeout,
+    )
+    return json.dumps(job.to_dict()).encode()
+
+
+def _worker_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+
+
+def test_a_worker_enforces_its_timeout_itself(workloads: str, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "allele.observability.benchmarking.worker"]
+    worker = subprocess.Popen(
+        [*command, str(tmp_path / "result.json")],
+        stdin=subprocess.PIPE,
+        env=_worker_env(tmp_path),
+    )
+    worker.communicate(_worker_job(timeout=0.5), timeout=60)  # nobody but itself stops it
+    assert worker.returncode == -signal.SIGALRM
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_a_worker_ends_when_the_watchdog_pipe_closes(workloads: str, tmp_path: Path) -> None:
+    read, write = os.pipe()
+    command = [sys.executable, "-m", "allele.observability.benchmarking.worker"]
+    worker = subprocess.Popen(
+        [*command, str(tmp_path / "result.json"), str(read)],
+        stdin=subprocess.PIPE,
+        env=_worker_env(tmp_path),
+        pass_fds=(read,),
+        start_new_session=True,
+    )
+    os.close(read)
+    assert worker.stdin is not None
+    worker.stdin.write(_worker_job(timeout=600))
+    worker.stdin.close()
+    time.sleep(0.5)
+    assert worker.poll() is None  # hangs while the pipe is open
+    os.close(write)  # what the runner's death does
+    assert worker.wait(timeout=60) == -signal.SIGKILL

@@ -18,7 +18,8 @@ from allele.observability.benchmarking.suites import (
 
 VALID = """\
 name = "mine"
-component = "python"
+component = "function"
+target = "my_benchmarks:factory"
 samples = 4
 zip = [["kernel", "size"]]
 
@@ -71,36 +72,36 @@ def test_toml_syntax_error_on_a_precise_line() -> None:
 def test_wrong_type_in_the_matrix_names_the_key_line() -> None:
     text = VALID.replace("size = [10, 20, 30]", 'size = "big"')
     message = _error(text)
-    assert message.startswith("s.toml:11: ")
+    assert message.startswith("s.toml:12: ")
     assert "matrix.size" in message
 
 
 def test_unknown_key_names_its_line_and_the_allowed_keys() -> None:
     text = VALID.replace("samples = 4", "samples = 4\nrepeat = 3")
     message = _error(text)
-    assert message.startswith("s.toml:4: ")
+    assert message.startswith("s.toml:5: ")
     assert "repeat: unknown key" in message and "samples" in message
 
 
 def test_out_of_range_value_names_its_line() -> None:
     message = _error(VALID.replace("samples = 4", "samples = 0"))
-    assert message.startswith("s.toml:3: ") and "samples" in message
+    assert message.startswith("s.toml:4: ") and "samples" in message
 
 
 def test_zip_with_unknown_parameter_names_the_zip_line() -> None:
     message = _error(VALID.replace('zip = [["kernel", "size"]]', 'zip = [["kernel", "sizes"]]'))
-    assert message.startswith("s.toml:4: ")
+    assert message.startswith("s.toml:5: ")
     assert "'sizes', which is not in the matrix" in message
 
 
 def test_exclude_rule_error_names_the_line_inside_the_array_of_tables() -> None:
     message = _error(VALID.replace("loops = 2\n", "loop = 2\n"))
-    assert message.startswith("s.toml:16: ")
+    assert message.startswith("s.toml:17: ")
     assert "'loop'" in message
 
 
 def test_unknown_component_names_its_line() -> None:
-    message = _error(VALID.replace('component = "python"', 'component = "quantum"'))
+    message = _error(VALID.replace('component = "function"', 'component = "quantum"'))
     assert message.startswith("s.toml:2: ") and "unknown component 'quantum'" in message
 
 

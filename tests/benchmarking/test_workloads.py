@@ -70,7 +70,9 @@ def test_processes_of_one_cell_get_different_seeds() -> None:
 
 
 def test_unknown_parameters_and_components_are_named() -> None:
-    with pytest.raises(ConfigurationError, match=r"has no parameters \['populaton'\]"):
+    with pytest.raises(
+        ConfigurationError, match=r"has no parameter 'populaton'; did you mean 'population_size'"
+    ):
         prepare("evolution", {"populaton": 10})
     with pytest.raises(ConfigurationError, match="unknown component 'quantum'"):
         prepare("quantum", {})

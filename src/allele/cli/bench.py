@@ -1,12 +1,14 @@
 """``allele bench run | list | baseline set``: the running half of ``allele bench``.
 
-Exit codes: 0 every cell measured, 1 some cells timed out or failed (the others are stored),
-2 bad input (unknown suite, malformed suite file, unreachable store), 130 interrupted (what was
-measured is stored; continue with ``--resume``).
+Exit codes: 0 every cell measured, 1 some cells timed out, failed or were killed (the others are
+stored; ``--resume`` runs the failed jobs again), 2 bad input (unknown suite, malformed suite
+file, unreachable store), 130 interrupted by Ctrl-C and 143 by SIGTERM (what was measured is
+stored; continue with ``--resume``).
 """
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 import typer
@@ -15,6 +17,9 @@ from allele.cli import bench_app
 
 baseline_app = typer.Typer(help="Named baselines that `allele bench check` compares against.")
 bench_app.add_typer(baseline_app, name="baseline")
+
+#: Characters of a suite id shown in tables; any unique prefix names a run.
+SHORT_ID = 12
 
 _STORE = typer.Option(
     None, "--store", envvar="ALLELE_STORE_URI", help="Store URI (default sqlite:///allele.db)."
@@ -40,7 +45,12 @@ def run(
         None, "--address", help="Ray cluster address (e.g. auto); only with --executor ray."
     ),
     resume: bool = typer.Option(
-        False, "--resume", help="Continue the latest unfinished run of this suite."
+        False, "--resume", help="Continue the latest unfinished or failed run of this suite."
+    ),
+    retry_failed: bool = typer.Option(
+        True,
+        "--retry-failed/--no-retry-failed",
+        help="With --resume, run the failed, timed-out and killed jobs again too.",
     ),
     store: str | None = _STORE,
     runs: int | None = typer.Option(None, "--runs", min=1, help="Worker processes per cell."),
@@ -55,16 +65,20 @@ def run(
     ),
     quick: bool = typer.Option(False, "--quick", help="Run the suite's reduced [quick] variant."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    max_cells: int | None = typer.Option(
+        None, "--max-cells", min=1, help="Allow a grid of more cells than the suite's max_cells."
+    ),
 ) -> None:
     """Measure every cell of a suite in worker processes and store the results."""
     from allele.errors import AlleleError
+    from allele.observability.benchmarking import storage
     from allele.observability.benchmarking.runner import run_suite
     from allele.observability.benchmarking.suites import resolve_suite
     from allele.observability.store import open_store
     from allele.observability.store.faults import safe_url
 
     try:
-        chosen = resolve_suite(suite)
+        chosen = resolve_suite(suite, max_cells=max_cells)
         if quick:
             chosen = chosen.quick_variant()
         chosen = chosen.resolved(workers=workers, timeout=timeout)
@@ -72,6 +86,13 @@ def run(
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
     console = _console()
+    if chosen.target is not None:
+        # A function suite runs the user's code: say which before it runs.
+        console.print(
+            f"importing benchmark target [bold]{chosen.target}[/bold] (its code runs as you, "
+            "in every worker)",
+            highlight=False,
+        )
     cells = len(chosen.cells())
     console.print(
         f"suite [bold]{chosen.name}[/bold]: {cells} cells x {runs or chosen.runs} processes, "
@@ -79,6 +100,11 @@ def run(
         highlight=False,
     )
     try:
+        if resume and storage.latest_unfinished(opened, chosen.name) is None:
+            console.print(
+                f"no unfinished or failed run of {chosen.name} to resume: starting a new run",
+                highlight=False,
+            )
         result = run_suite(
             chosen,
             store=opened,
@@ -87,45 +113,34 @@ def run(
             resume=resume,
             progress=progress,
             runs=runs,
+            retry_failed=retry_failed,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
         console.print(
-            "[yellow]interrupted[/yellow]: what was measured is stored; continue with the "
-            f"same command plus --resume (`allele bench run {suite} ... --resume`)"
+            f"[yellow]interrupted[/yellow] ({signal.Signals(signum).name}): what was measured is "
+            "stored; continue with the same command plus --resume "
+            f"(`allele bench run {suite} ... --resume`)"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + signum) from None
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
     _print_run(console, result)
     failed = [c for c in result.cells if c.status != "ok"]
     console.print(f"stored as suite id [bold]{result.suite_id}[/bold]", highlight=False)
     if failed:
-        raise _fail(f"{len(failed)} of {len(result.cells)} cells did not finish", code=1)
+        raise _fail(
+            f"{len(failed)} of {len(result.cells)} cells did not finish; the run is stored as "
+            "failed: `--resume` runs exactly the failed jobs again",
+            code=1,
+        )
 
 
 def _print_run(console: Any, result: Any) -> None:
-    from rich.table import Table
+    from allele.observability.benchmarking.report.terminal import render_run
 
-    from allele.observability.benchmarking.report.summary import format_value
-
-    table = Table(title=f"{result.name} [{result.suite_id}]", title_justify="left")
-    table.add_column("cell", overflow="fold")
-    table.add_column("status")
-    table.add_column("time/op (p50)", justify="right")
-    table.add_column("p95", justify="right")
-    table.add_column("samples", justify="right")
-    table.add_column("node")
-    for cell in result.cells:
-        m = cell.metrics
-        table.add_row(
-            cell.key,
-            cell.status if cell.status == "ok" else f"[red]{cell.status}[/red]",
-            format_value(m.get("latency_p50_s"), "time_s"),
-            format_value(m.get("latency_p95_s"), "time_s"),
-            str(len(cell.samples.get("time_s", []))),
-            cell.node or "",
-        )
-    console.print(table)
+    # The report's table: parameters as columns, failures and noise caveats under it.
+    console.print(render_run(result))
 
 
 @bench_app.command("list")
@@ -135,7 +150,6 @@ def list_command(
     store: str | None = _STORE,
 ) -> None:
     """List the built-in suites and the stored runs, newest first."""
-    from rich.table import Table
 
     from allele.errors import AlleleError
     from allele.observability.benchmarking.storage import list_baselines, list_runs
@@ -148,25 +162,66 @@ def list_command(
         baselines = list_baselines(opened)
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
+    from allele.observability.benchmarking.report.terminal import compact_table, fit_columns
+
     console = _console()
     console.print(f"built-in suites: {', '.join(builtin_suite_names())}", highlight=False)
     marks: dict[str, list[str]] = {}
     for baseline, suite_id in baselines.items():
         marks.setdefault(suite_id, []).append(baseline)
-    table = Table(title="stored runs", title_justify="left")
-    for column in ("suite id", "suite", "component", "created (UTC)", "cells", "status"):
-        table.add_column(column, no_wrap=column in ("suite id", "created (UTC)"))
-    table.add_column("baselines")
+    # Short ids (any unique prefix names a run) so that the table reads at 80 columns.
+    table = compact_table("stored runs")
+    for column in ("id", "suite", "created (UTC)", "cells", "status"):
+        table.add_column(column, no_wrap=column != "suite", overflow="fold")
+    table.add_column("baselines", overflow="fold")
     for s in summaries:
         table.add_row(
-            s.suite_id,
+            s.suite_id[:SHORT_ID],
             s.name,
-            s.component,
-            s.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            s.created_at.strftime("%Y-%m-%d %H:%M"),
             str(s.n_cells),
             s.status,
             ", ".join(sorted(marks.get(s.suite_id, []))),
         )
+    fit_columns(table)
+    console.print(table)
+
+
+@baseline_app.command("list")
+def baseline_list(store: str | None = _STORE) -> None:
+    """List the named baselines and the runs they point at."""
+    from allele.errors import AlleleError
+    from allele.observability.benchmarking.report.terminal import compact_table, fit_columns
+    from allele.observability.benchmarking.storage import list_baselines, list_runs
+    from allele.observability.store import open_store
+
+    try:
+        opened = open_store(store)
+        baselines = list_baselines(opened)
+        runs = {s.suite_id: s for s in list_runs(opened, limit=1_000_000)}
+    except AlleleError as exc:
+        raise _fail(str(exc)) from exc
+    console = _console()
+    if not baselines:
+        console.print(
+            "no baselines; set one with `allele bench baseline set NAME SUITE_ID` "
+            "(suite ids: `allele bench list`)",
+            highlight=False,
+        )
+        return
+    table = compact_table("baselines")
+    for column in ("baseline", "id", "suite", "created (UTC)", "status"):
+        table.add_column(column, no_wrap=column not in ("baseline", "suite"), overflow="fold")
+    for name, suite_id in sorted(baselines.items()):
+        run = runs.get(suite_id)
+        table.add_row(
+            name,
+            suite_id[:SHORT_ID],
+            run.name if run else "-",
+            run.created_at.strftime("%Y-%m-%d %H:%M") if run else "-",
+            run.status if run else "missing",
+        )
+    fit_columns(table)
     console.print(table)
 
 

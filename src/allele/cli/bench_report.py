@@ -55,9 +55,18 @@ class _Inputs:
         path = Path(reference)
         if reference.endswith(".json") or path.is_file():
             return load_run_file(path)
-        from allele.observability.benchmarking.storage import load_run
+        from allele.errors import BenchmarkError
+        from allele.observability.benchmarking.storage import load_run, suite_names
 
-        return load_run(self.store, reference)
+        try:
+            return load_run(self.store, reference)
+        except BenchmarkError:
+            # `bench run NAME --quick` stores NAME-quick: a report of NAME then means that.
+            quick = f"{reference}-quick"
+            if quick not in suite_names(self.store):
+                raise
+            _note(f"no stored run of {reference!r}; using its --quick variant {quick!r}")
+            return load_run(self.store, quick)
 
     def baseline(self, reference: str) -> SuiteRun:
         """A named baseline of the store, or a JSON file."""
@@ -103,6 +112,12 @@ def load_run_file(path: Path) -> SuiteRun:
         f"{str(path)!r} is neither a suite run JSON (name, component, cells) "
         "nor a pytest-benchmark JSON file"
     )
+
+
+def _note(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"note: {message}", markup=False, highlight=False)
 
 
 def _is_file(reference: str) -> bool:
@@ -161,6 +176,7 @@ def compare(
 ) -> None:
     """Compare two runs cell by cell (Mann-Whitney + Hodges-Lehmann, BH across the grid)."""
     from allele.errors import AlleleError
+    from allele.observability.benchmarking.caveats import comparison_caveats
 
     if fmt not in ("terminal", "md", "json"):
         raise _fail(f"--format must be one of terminal, md, json; got {fmt!r}")
@@ -172,6 +188,8 @@ def compare(
     except AlleleError as exc:
         raise _fail(str(exc)) from None
     _show_comparison(comparison, fmt, output)
+    if fmt == "terminal":
+        _print_caveats(comparison_caveats(base_run, cur_run, threshold=threshold, metric=metric))
 
 
 def _show_comparison(comparison: Comparison, fmt: str, output: Path | None) -> None:
@@ -215,10 +233,11 @@ def check(
     from rich.console import Console
 
     from allele.errors import AlleleError
+    from allele.observability.benchmarking.caveats import comparison_caveats
     from allele.observability.benchmarking.report.summary import (
         comparison_headline,
+        format_change_ci,
         format_shift,
-        format_shift_ci,
         format_value,
     )
 
@@ -237,22 +256,26 @@ def check(
     except AlleleError as exc:
         raise _fail(str(exc)) from None
     console = Console()
+    caveats = comparison_caveats(base_run, cur_run, threshold=threshold, metric=metric)
     if markdown is not None:
         from allele.observability.benchmarking.report.markdown import comparison_markdown
 
         with open(markdown, "a", encoding="utf-8") as handle:
             handle.write(comparison_markdown(comparison))
+            handle.write("".join(f"\n> warning: {line}\n" for line in caveats))
     regressions = comparison.regressions
     for cell in regressions:
         console.print(
             f"[bold red]REGRESSION[/bold red] {cell.key}: "
             f"{format_value(cell.baseline_median, metric)} -> "
-            f"{format_value(cell.current_median, metric)} ({format_shift(cell.shift)}, "
-            f"CI {format_shift_ci(cell)}, q={cell.q_value:.2g}, floor {cell.floor:.1%})",
+            f"{format_value(cell.current_median, metric)} ({format_shift(cell.change)}, "
+            f"CI {format_change_ci(cell)}; HL shift {format_shift(cell.shift)}, "
+            f"q={cell.q_value:.2g}, floor {cell.floor:.1%})",
             highlight=False,
             markup=True,
         )
     console.print(comparison_headline(comparison), highlight=False, markup=False)
+    _print_caveats(caveats)
     if regressions:
         raise typer.Exit(1)
 
@@ -269,10 +292,14 @@ def report(
     ),
     alpha: float = _ALPHA,
     threshold: float = _THRESHOLD,
+    history_runs: int = typer.Option(
+        50, "--history", min=0, help="Stored runs of the suite in the HTML history section."
+    ),
     store: str | None = _STORE,
 ) -> None:
     """Report one run: statistics per cell, and verdicts when a baseline is given."""
     from allele.errors import AlleleError
+    from allele.observability.benchmarking.caveats import comparison_caveats, run_caveats
 
     if fmt not in REPORT_FORMATS:
         raise _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}; got {fmt!r}")
@@ -280,23 +307,41 @@ def report(
     try:
         run = inputs.run(suite)
         comparison = None
+        caveats = run_caveats(run, threshold=threshold)
         if baseline is not None:
             base_run = inputs.baseline(baseline)
             use_store = not (_is_file(baseline) and _is_file(suite))
             noise = inputs.noise(run.name, use_store=use_store)
             comparison = _compare(base_run, run, noise, alpha, threshold, "time_s", False)
-        _write_report(run, comparison, fmt, output)
+            caveats = comparison_caveats(base_run, run, threshold=threshold)
+        history: list[SuiteRun] = []
+        if fmt == "html" and not _is_file(suite):
+            from allele.observability.benchmarking.storage import runs_history
+
+            history = runs_history(inputs.store, run.name, limit=history_runs)
+        _write_report(run, comparison, fmt, output, caveats, history)
     except AlleleError as exc:
         raise _fail(str(exc)) from None
 
 
 def _write_report(
-    run: SuiteRun, comparison: Comparison | None, fmt: str, output: Path | None
+    run: SuiteRun,
+    comparison: Comparison | None,
+    fmt: str,
+    output: Path | None,
+    caveats: list[str] | None = None,
+    history: list[SuiteRun] | None = None,
 ) -> None:
     if fmt == "html":
         from allele.observability.benchmarking.report.html import write_html_report
 
-        path = write_html_report(run, output or Path(f"{run.name}-report.html"), comparison)
+        path = write_html_report(
+            run,
+            output or Path(f"{run.name}-report.html"),
+            comparison,
+            caveats=caveats,
+            history=history or [],
+        )
         typer.echo(f"wrote {path}")
     elif fmt == "json":
         from allele.observability.benchmarking.report.jsonreport import json_report
@@ -305,18 +350,29 @@ def _write_report(
     elif fmt == "md":
         from allele.observability.benchmarking.report.markdown import markdown_report
 
-        _emit(markdown_report(run, comparison), output)
+        _emit(markdown_report(run, comparison, caveats), output)
     else:
         from rich.console import Console
 
         from allele.observability.benchmarking.report.terminal import render_run
 
+        table = render_run(run, comparison, caveats=caveats)
         if output is None:
-            Console().print(render_run(run, comparison))
+            Console().print(table)
         else:
             with open(output, "w", encoding="utf-8") as handle:
-                Console(file=handle, width=160).print(render_run(run, comparison))
+                Console(file=handle, width=160).print(table)
             typer.echo(f"wrote {output}")
+
+
+def _print_caveats(caveats: list[str]) -> None:
+    from rich.console import Console
+
+    from allele.observability.benchmarking.report.terminal import caveat_lines
+
+    console = Console()
+    for line in caveat_lines(caveats):
+        console.print(line)
 
 
 @bench_app.command("calibrate")
@@ -407,3 +463,52 @@ def changes(
                 f"({format_shift(p.relative_change)})",
                 markup=False,
             )
+
+
+@bench_app.command("history")
+def history(
+    suite: str = typer.Argument(..., help="Suite name whose stored runs to show."),
+    cell: str | None = typer.Option(
+        None, "--cell", help="One cell, by its key (e.g. population_size=100,mutation_rate=0.1)."
+    ),
+    limit: int = typer.Option(50, "--limit", min=1, help="Latest runs to show (oldest first)."),
+    metric: str = _METRIC,
+    fmt: str = typer.Option("terminal", "--format", help="terminal or json."),
+    store: str | None = _STORE,
+) -> None:
+    """Each cell's median across the suite's stored runs and commits, change points marked."""
+    from allele.errors import AlleleError
+    from allele.observability.benchmarking.history import suite_history
+    from allele.observability.benchmarking.storage import runs_history, suite_names
+
+    if fmt not in ("terminal", "json"):
+        raise _fail(f"--format must be terminal or json; got {fmt!r}")
+    inputs = _Inputs(store)
+    try:
+        runs = runs_history(inputs.store, suite, limit=limit)
+        if not runs and f"{suite}-quick" in suite_names(inputs.store):
+            _note(f"no stored run of {suite!r}; showing its --quick variant {suite + '-quick'!r}")
+            suite = f"{suite}-quick"
+            runs = runs_history(inputs.store, suite, limit=limit)
+        if not runs:
+            inputs.run(suite)  # the error naming the stored suites
+        cells = suite_history(runs, metric=metric, cell=cell)
+    except AlleleError as exc:
+        raise _fail(str(exc)) from None
+    if fmt == "json":
+        payload = {
+            "suite": suite,
+            "metric": metric,
+            "runs": [r.suite_id for r in runs],
+            "cells": [
+                {"key": c.key, "params": c.params, "points": [p.to_dict() for p in c.points]}
+                for c in cells
+            ],
+        }
+        typer.echo(json.dumps(payload, indent=2, allow_nan=False))
+        return
+    from rich.console import Console
+
+    from allele.observability.benchmarking.report.terminal import history_table
+
+    Console().print(history_table(suite, cells, metric, one_cell=cell is not None))

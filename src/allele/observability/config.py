@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from allele.errors import ConfigurationError
@@ -110,6 +110,8 @@ class ObservabilitySettings(BaseSettings):
     dashboard_enabled: bool = _f(False, _BOOL)
     dashboard_port: int = _f(8080, "an integer in [1, 65535]", ge=1, le=65535)
     dashboard_host: str = _f("localhost", "a non-empty host name or address", min_length=1)
+    # A secret: never echoed by repr, logs or status (SecretStr).
+    dashboard_token: SecretStr | None = _f(None, "a token of at least 16 characters", min_length=16)
     # MLflow
     mlflow_enabled: bool = _f(False, _BOOL)
     mlflow_tracking_uri: str = _f("sqlite:///mlflow.db", "a non-empty URI", min_length=1)

@@ -2,16 +2,21 @@
 
 For every cell measured in both runs:
 
-- the **shift** is the Hodges-Lehmann estimate, the median of all ``n_base * n_cur`` pairwise
-  differences ``current_j - baseline_i``, divided by the baseline median (so +0.10 means 10 %
-  slower for a timing); its confidence interval is the Moses/Lehmann one, the order statistics
-  of those differences at ranks given by the Mann-Whitney U null distribution (exact for
-  ``n_base * n_cur <= 2500``, normal approximation above);
+- the **change** is the ratio of the medians, ``current_median / baseline_median - 1``, with a
+  confidence interval from each median's distribution-free interval (the order statistics of
+  ``stats``) taken as a standard error of the log median and combined (Price & Bonett, 2002);
+  it is the headline figure because it can never contradict the two medians shown beside it;
+- the **shift** (a detail) is the Hodges-Lehmann estimate, the median of all ``n_base * n_cur``
+  pairwise differences ``current_j - baseline_i``, divided by the baseline median (so +0.10
+  means 10 % slower for a timing); its confidence interval is the Moses/Lehmann one, the order
+  statistics of those differences at ranks given by the Mann-Whitney U null distribution (exact
+  for ``n_base * n_cur <= 2500``, normal approximation above);
 - the **p-value** comes from the two-sided Mann-Whitney U test, and the p-values of the whole grid
   are adjusted with Benjamini-Hochberg into **q-values** (false discovery rate control);
-- a cell **regressed** when ``q < alpha`` *and* its shift (in the worsening direction) exceeds its
-  **floor**, the larger of the user ``threshold`` and the cell's own noise measured by an A/A
-  calibration (``noise.py``); an **improvement** is the mirror image.
+- a cell **regressed** when ``q < alpha`` *and* both its change and its shift (in the worsening
+  direction) exceed its **floor**, the larger of the user ``threshold`` and the cell's own noise
+  measured by an A/A calibration (``noise.py``); an **improvement** is the mirror image. Asking
+  both means a verdict never points the other way from the medians.
 
 Both statistics are rank based, so multiplicative outliers (a sample hit by a GC pause or a
 context switch) move them very little. Everything is vectorised over cells that share sample
@@ -68,6 +73,9 @@ class CellComparison:
     current_median: float = math.nan
     shift: float = math.nan
     shift_ci: tuple[float, float] = (math.nan, math.nan)
+    #: ``current_median / baseline_median - 1`` and its interval: the headline figure.
+    change: float = math.nan
+    change_ci: tuple[float, float] = (math.nan, math.nan)
     p_value: float = math.nan
     q_value: float = math.nan
     floor: float = math.nan
@@ -83,6 +91,8 @@ class CellComparison:
             "verdict": self.verdict,
             "baseline_median": _json(self.baseline_median),
             "current_median": _json(self.current_median),
+            "change": _json(self.change),
+            "change_ci": [_json(self.change_ci[0]), _json(self.change_ci[1])],
             "shift": _json(self.shift),
             "shift_ci": [_json(self.shift_ci[0]), _json(self.shift_ci[1])],
             "p_value": _json(self.p_value),
@@ -96,6 +106,7 @@ class CellComparison:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellComparison:
         ci = data.get("shift_ci") or [None, None]
+        change_ci = data.get("change_ci") or [None, None]
         return cls(
             key=data["key"],
             params=dict(data.get("params", {})),
@@ -104,6 +115,8 @@ class CellComparison:
             current_median=_unjson(data.get("current_median")),
             shift=_unjson(data.get("shift")),
             shift_ci=(_unjson(ci[0]), _unjson(ci[1])),
+            change=_unjson(data.get("change")),
+            change_ci=(_unjson(change_ci[0]), _unjson(change_ci[1])),
             p_value=_unjson(data.get("p_value")),
             q_value=_unjson(data.get("q_value")),
             floor=_unjson(data.get("floor")),
@@ -222,15 +235,21 @@ def compare_runs(
             [cur_cells[k].samples[metric] for k in tested],
             confidence=confidence,
         )
+        changes = median_changes(
+            [base_cells[k].samples[metric] for k in tested],
+            [cur_cells[k].samples[metric] for k in tested],
+            confidence=confidence,
+        )
         q = benjamini_hochberg(shifts.p_value)
         sign = -1.0 if higher_is_better else 1.0
         for i, key in enumerate(tested):
             floor = max(threshold, float(noise.get(key, 0.0)))
             worsening = sign * float(shifts.shift[i])
+            median_worsening = sign * float(changes[0][i])
             significant = bool(q[i] < alpha)
-            if significant and worsening > floor:
+            if significant and worsening > floor and median_worsening > floor:
                 verdict = "regression"
-            elif significant and worsening < -floor:
+            elif significant and worsening < -floor and median_worsening < -floor:
                 verdict = "improvement"
             else:
                 verdict = "unchanged"
@@ -242,6 +261,8 @@ def compare_runs(
                 current_median=float(shifts.current_median[i]),
                 shift=float(shifts.shift[i]),
                 shift_ci=(float(shifts.ci_low[i]), float(shifts.ci_high[i])),
+                change=float(changes[0][i]),
+                change_ci=(float(changes[1][i]), float(changes[2][i])),
                 p_value=float(shifts.p_value[i]),
                 q_value=float(q[i]),
                 floor=floor,
@@ -317,6 +338,48 @@ def shift_estimates(
         ci_high=rel["hi"],
         p_value=cols["p"],
     )
+
+
+def median_changes(
+    baseline: Sequence[Sequence[float]],
+    current: Sequence[Sequence[float]],
+    *,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``current_median / baseline_median - 1`` per row, with its ``confidence`` interval.
+
+    Each median's distribution-free interval ``[x(l), x(u)]`` (exact level ``L``) gives the
+    standard error of the log median, ``(log x(u) - log x(l)) / (2 z_{(1+L)/2})``; the two add in
+    quadrature on the log of the ratio (Price & Bonett's interval for a ratio of medians).
+    Where a sample is not positive the same is done on the linear scale (the delta method).
+    """
+    from scipy.stats import norm
+
+    from allele.observability.benchmarking.stats import describe_many
+
+    b = describe_many(baseline, confidence=confidence)
+    c = describe_many(current, confidence=confidence)
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        zb = norm.ppf(0.5 + b.ci_level / 2.0)
+        zc = norm.ppf(0.5 + c.ci_level / 2.0)
+        ratio = c.median / b.median
+        positive = (b.ci_low > 0) & (c.ci_low > 0) & (b.median > 0) & (c.median > 0)
+        se_log = np.sqrt(
+            ((np.log(b.ci_high) - np.log(b.ci_low)) / (2 * zb)) ** 2
+            + ((np.log(c.ci_high) - np.log(c.ci_low)) / (2 * zc)) ** 2
+        )
+        rel_se = np.sqrt(
+            ((b.ci_high - b.ci_low) / (2 * zb * b.median)) ** 2
+            + ((c.ci_high - c.ci_low) / (2 * zc * c.median)) ** 2
+        )
+        low = np.where(positive, ratio * np.exp(-z * se_log), ratio * (1 - z * rel_se))
+        high = np.where(positive, ratio * np.exp(z * se_log), ratio * (1 + z * rel_se))
+    # Too few samples for a test: no interval either (as for the shift).
+    small = (b.n < MIN_SAMPLES) | (c.n < MIN_SAMPLES)
+    low[small] = np.nan
+    high[small] = np.nan
+    return ratio - 1.0, low - 1.0, high - 1.0
 
 
 def hodges_lehmann(

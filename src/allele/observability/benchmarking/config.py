@@ -15,13 +15,12 @@ default matrices are those of the built-in suites, so one file states each of th
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from allele.errors import ConfigurationError
 from allele.observability.benchmarking.matrix import expand
+from allele.observability.benchmarking.model import ParameterSet
 
 Matrix = dict[str, list[bool | int | float | str]]
 
@@ -55,8 +54,9 @@ class MatrixBenchmarkSettings(BaseSettings):
             "agent": self.agent_matrix,
         }
 
-    def create_matrix_combinations(self, component: str | None = None) -> list[dict[str, Any]]:
-        """Every parameter combination of the default matrices, each tagged with its component.
+    def create_matrix_combinations(self, component: str | None = None) -> list[ParameterSet]:
+        """Every parameter combination of the default matrices, each tagged with its component
+        (a ``ParameterSet``, which ``runner.run_benchmark`` measures).
 
         ``component`` ("evolution", "kraken" or "agent") keeps that component's only.
         """
@@ -65,10 +65,10 @@ class MatrixBenchmarkSettings(BaseSettings):
             raise ConfigurationError(
                 f"no default matrix for component {component!r}; known: {', '.join(matrices)}"
             )
-        combinations: list[dict[str, Any]] = []
+        combinations: list[ParameterSet] = []
         for name, matrix in matrices.items():
             if component is None or name == component:
-                combinations.extend({"component": name, **cell} for cell in expand(matrix))
+                combinations.extend(ParameterSet(component=name, **cell) for cell in expand(matrix))
         return combinations
 
 

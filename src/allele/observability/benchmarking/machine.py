@@ -34,7 +34,17 @@ def machine_info() -> dict[str, Any]:
         "release": platform.release(),
         "system": platform.system(),
         "cpu": cpu_info(),
+        # How busy the machine already was (1-minute load average; see caveats).
+        "load_average": load_average(),
     }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, or None where the system has none (Windows)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
 
 
 def cpu_info() -> dict[str, Any]:

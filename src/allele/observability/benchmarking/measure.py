@@ -171,6 +171,87 @@ def measure_calls(
     return Timing(n, rounds, wall, cpu)
 
 
+@dataclass(frozen=True)
+class ResourceMeasurement:
+    """What one process run of a cell used, besides time (bytes; None where not measured).
+
+    ``rss_growth_bytes`` and ``tracemalloc_peak_bytes`` are the workload's own (see
+    ``RssGrowth`` and ``tracemalloc_peak_bytes``); ``peak_rss_bytes`` is the whole process's,
+    interpreter and imports included. CPU time is a timing sample (``cpu_time_s``), not here.
+    """
+
+    rss_growth_bytes: float | None = None
+    tracemalloc_peak_bytes: float | None = None
+    peak_rss_bytes: float | None = None
+    gpu_memory_used_bytes: float | None = None
+
+    def to_metrics(self) -> dict[str, float]:
+        """The measured figures as cell metrics (names as the fields; unmeasured left out)."""
+        return {k: float(v) for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, float]) -> ResourceMeasurement:
+        """The figures a cell's (or a job's) metrics hold."""
+        return cls(**{k: metrics[k] for k in cls.__dataclass_fields__ if k in metrics})
+
+
+class RssGrowth:
+    """How far the resident set grew above its level at ``start()``, at its highest, until
+    ``stop()``: the memory the measured phase itself used, not the interpreter's and imports'.
+
+    On Linux the kernel's high-water mark (``VmHWM``) is reset at the start (``clear_refs``
+    5), so the peak read at the end is the phase's own. Elsewhere, or where the reset is
+    refused, the process's lifetime peak (``ru_maxrss``) stands in, which is the phase's peak
+    only when the phase raised it; otherwise the growth is unknown (None).
+    """
+
+    def __init__(self) -> None:
+        self._base = 0.0
+        self._reset = False
+        self._peak_before = 0.0
+
+    def start(self) -> None:
+        self._reset = _reset_peak_rss()
+        self._peak_before = peak_rss_bytes()
+        self._base = current_rss_bytes()
+
+    def stop(self) -> float | None:
+        if self._reset:
+            return max(0.0, _proc_status_bytes("VmHWM") - self._base)
+        peak = peak_rss_bytes()
+        if peak <= self._peak_before:
+            return None  # the phase stayed under an earlier peak: its own is not known
+        return max(0.0, peak - self._base)
+
+
+def _reset_peak_rss() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with open("/proc/self/clear_refs", "w") as out:
+            out.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _proc_status_bytes(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) * 1024.0  # reported in kB
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def current_rss_bytes() -> float:
+    """The resident set size of this process now, in bytes."""
+    if sys.platform.startswith("linux"):
+        return _proc_status_bytes("VmRSS")
+    import psutil
+
+    return float(psutil.Process().memory_info().rss)
+
+
 def peak_rss_bytes() -> float:
     """The peak resident set size of this process in bytes (``ru_maxrss``)."""
     import resource
@@ -181,7 +262,8 @@ def peak_rss_bytes() -> float:
 
 
 def tracemalloc_peak_bytes(fn: Callable[[], object]) -> float:
-    """Peak bytes allocated by the Python heap during one call of ``fn`` (tracemalloc)."""
+    """Peak bytes allocated during one call of ``fn`` above what was allocated before it
+    (tracemalloc: the Python heap, and numpy's buffers, which numpy reports to it)."""
     import tracemalloc
 
     tracemalloc.start()

@@ -13,13 +13,18 @@ instead of biasing the last ones. A job that times out or crashes ends its cell 
 
 With a store, the run is stored when it starts and each cell is written after every one of its
 jobs (status ``partial`` until all runs are in), so a run killed at any point keeps everything it
-measured; ``resume=True`` continues the latest unfinished run of the suite and measures only the
-missing process runs.
+measured. A run ends ``complete`` when every cell is measured, ``failed`` when some cells timed
+out, crashed or were killed, ``interrupted`` after Ctrl-C or SIGTERM (handled alike: the
+workers are stopped, what was measured is stored). ``resume=True`` continues the latest run of
+the suite that is not complete and runs exactly its missing jobs, and the failed ones too
+unless ``retry_failed=False``; the process runs a failed cell had finished are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,13 +38,18 @@ from allele.observability.benchmarking.executors.base import (
     JobResult,
     create_executor,
 )
-from allele.observability.benchmarking.machine import code_commit_info, machine_info
-from allele.observability.benchmarking.model import CellResult, SuiteRun
+from allele.observability.benchmarking.machine import code_commit_info, load_average, machine_info
+from allele.observability.benchmarking.model import FAILED_CELL_STATUSES, CellResult, SuiteRun
 from allele.observability.benchmarking.progress import Progress, RichProgress, SilentProgress
 from allele.observability.benchmarking.suites import Suite
 
 # Figures measured once per process run (not per timing sample); stored as per-run samples.
-_MEMORY_FIGURES = ("peak_rss_bytes", "tracemalloc_peak_bytes", "gpu_memory_used_bytes")
+_MEMORY_FIGURES = (
+    "rss_growth_bytes",
+    "peak_rss_bytes",
+    "tracemalloc_peak_bytes",
+    "gpu_memory_used_bytes",
+)
 _TIMINGS = ("time_s", "cpu_time_s")
 
 
@@ -69,11 +79,13 @@ def run_suite(
     resume: bool = False,
     progress: bool | Progress = False,
     runs: int | None = None,
+    retry_failed: bool = True,
 ) -> SuiteRun:
     """Measure every cell of ``suite``; store each result in ``store`` (a Store or URI) if given.
 
-    ``runs`` overrides the suite's process runs per cell. Raises KeyboardInterrupt after
-    marking the stored run ``interrupted`` when interrupted.
+    ``runs`` overrides the suite's process runs per cell. Raises KeyboardInterrupt (an
+    ``Interrupted`` carrying the signal) after marking the stored run ``interrupted`` when
+    interrupted by Ctrl-C or SIGTERM.
     """
     from allele.observability.benchmarking.config import get_matrix_benchmark_settings
 
@@ -91,7 +103,7 @@ def run_suite(
             executor, workers=0 if cluster_wide else suite.workers, address=address
         )
     )
-    run, cells = _start_run(suite, store, resume, runner.name)
+    run, cells = _start_run(suite, store, resume, runner.name, retry_failed)
     reporter: Progress = (
         progress
         if not isinstance(progress, bool)
@@ -105,6 +117,7 @@ def run_suite(
     )
     reporter.start(suite.name, total, done)
     results = runner.run(_jobs(suite, cells))
+    restore = _stop_on_sigterm()
     try:
         for result in results:
             cell = cells[result.cell_index]
@@ -125,16 +138,94 @@ def run_suite(
             storage.set_run_status(store, run.suite_id, "interrupted")
         raise
     finally:
+        restore()
         reporter.stop()
     run.cells = [c.result for c in cells]
-    run.status = "complete"
+    failed = any(c.result.status in FAILED_CELL_STATUSES for c in cells)
+    # A run with failed cells stays resumable: ``--resume`` runs their failed jobs again.
+    run.status = "failed" if failed else "complete"
+    run.machine["load_average_end"] = load_average()  # for the caveats
     if store is not None:
-        storage.set_run_status(store, run.suite_id, "complete")
+        storage.set_run_status(store, run.suite_id, run.status, machine=run.machine)
     return run
 
 
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (``signum``: SIGINT for Ctrl-C, or SIGTERM)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Handle SIGTERM like Ctrl-C while the run lasts; returns the function restoring it.
+
+    Only the main thread can set handlers; elsewhere SIGTERM keeps its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+async def run_benchmark(
+    combo: Mapping[str, Any],
+    *,
+    store: Any = None,
+    executor: str | Executor = "local",
+    runs: int | None = None,
+    quick: bool = False,
+) -> CellResult:
+    """Measure one parameter combination (a ``ParameterSet``: ``component`` and parameters).
+
+    The design documents' loop::
+
+        for combo in get_matrix_benchmark_settings().create_matrix_combinations():
+            result = await run_benchmark(combo)
+
+    The combination is a one-cell suite with the run settings of the component's built-in
+    suite (its ``[quick]`` ones with ``quick=True``) and the ``ALLELE_BENCHMARK_*`` variables;
+    its fixed parameters fill what the combination leaves out. It runs in worker processes
+    like any suite, off the event loop (a thread waits for them), stored under
+    ``<component>.cell`` when ``store`` is given. Returns the measured cell.
+    """
+    import asyncio
+
+    from allele.observability.benchmarking.suites import builtin_suite, builtin_suite_names
+
+    params = dict(combo)
+    component = str(params.pop("component", ""))
+    if component in builtin_suite_names():
+        base = builtin_suite(component)
+        base = base.quick_variant() if quick else base
+    else:
+        base = Suite(name=component or "benchmark", component=component)
+    data = base.model_dump()
+    fixed = {**base.params, **params}
+    data.update(
+        name=f"{base.name}.cell",
+        params={},
+        matrix={name: [value] for name, value in fixed.items()},
+        zip=[],
+        exclude=[],
+        quick={},
+    )
+    suite = Suite(**data)
+    run = await asyncio.to_thread(run_suite, suite, store=store, executor=executor, runs=runs)
+    return run.cells[0]
+
+
 def _start_run(
-    suite: Suite, store: Any, resume: bool, executor_name: str
+    suite: Suite, store: Any, resume: bool, executor_name: str, retry_failed: bool = True
 ) -> tuple[SuiteRun, list[_Cell]]:
     assert suite.runs is not None
     fingerprint = suite.fingerprint()
@@ -152,6 +243,10 @@ def _start_run(
             _Cell(i, stored.get(_key(params)) or _empty_cell(params), suite.runs)
             for i, params in enumerate(suite.cells())
         ]
+        if retry_failed:
+            for cell in cells:
+                if cell.result.status in FAILED_CELL_STATUSES:
+                    _reopen(cell.result)
         previous.status = "running"
         storage.set_run_status(store, previous.suite_id, "running")
         return previous, cells
@@ -168,6 +263,14 @@ def _start_run(
         storage.create_run(store, run, fingerprint)
     cells = [_Cell(i, _empty_cell(params), suite.runs) for i, params in enumerate(suite.cells())]
     return run, cells
+
+
+def _reopen(cell: CellResult) -> None:
+    """A failed cell made ready to run again: its finished process runs stay, the failed job
+    and the ones skipped after it are missing again."""
+    cell.status = "partial"
+    cell.error = None
+    cell.signal = None
 
 
 def _key(params: dict[str, Any]) -> str:
@@ -213,6 +316,7 @@ def _absorb(cell: _Cell, result: JobResult) -> None:
     if result.status != "ok":
         c.status = result.status
         c.error = result.error
+        c.signal = result.signal
         return
     c.run_indices.append(result.run_index)
     c.processes = len(c.run_indices)

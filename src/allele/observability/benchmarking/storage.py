@@ -5,12 +5,13 @@
 >>> suite_id = save_run(store, run)           # doctest: +SKIP
 >>> latest = load_run(store, "evolution")    # the latest run of that suite  # doctest: +SKIP
 
-Tables (migration ``0002``): ``bench_suites`` (one row per run), ``bench_cells`` (one row per
-cell; every raw sample packed into one ``samples`` blob of little-endian float64, metric after
-metric, described by the ``sample_index`` JSON ``[[name, count], ...]``), ``bench_baselines``
-and ``bench_calibrations``. JSON columns are text written with ``json.dumps`` (NaN allowed), so
-values round-trip exactly on SQLite and PostgreSQL. Every function takes the ``Store`` returned
-by ``open_store`` or a store URI.
+Tables (migrations ``0002``, ``0005_bench``): ``bench_suites`` (one row per run), ``bench_cells``
+(one row per cell, with the signal that killed its worker if one did; every raw sample packed
+into one ``samples`` blob of little-endian float64, metric after metric, described by the
+``sample_index`` JSON ``[[name, count], ...]``), ``bench_baselines`` and ``bench_calibrations``.
+JSON columns are text written with ``json.dumps`` (NaN allowed), so values round-trip exactly on
+SQLite and PostgreSQL. Every function takes the ``Store`` returned by ``open_store`` or a store
+URI.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ cells_table = Table(
     Column("node", String(255), nullable=True),
     Column("started_at", Double, nullable=True),
     Column("finished_at", Double, nullable=True),
+    Column("signal", Integer, nullable=True),  # migration 0005_bench
 )
 
 baselines_table = Table(
@@ -181,9 +183,14 @@ def save_cell(store: Any, suite_id: str, cell: CellResult, position: int | None 
         _upsert_cells(conn, [row])
 
 
-def set_run_status(store: Any, suite_id: str, status: str) -> None:
-    """Mark a stored run ``running``, ``interrupted`` or ``complete``."""
+def set_run_status(
+    store: Any, suite_id: str, status: str, machine: dict[str, Any] | None = None
+) -> None:
+    """Mark a stored run ``running``, ``interrupted``, ``failed`` or ``complete`` (and replace
+    its machine description, which gains the load at the end of the run)."""
     values: dict[str, Any] = {"status": status}
+    if machine is not None:
+        values["machine"] = json.dumps(machine)
     if status == "complete":
         values["finished_at"] = datetime.now(UTC).timestamp()
     with engine_of(store).begin() as conn:
@@ -261,6 +268,7 @@ def _cell_row(suite_id: str, cell: CellResult, position: int) -> dict[str, Any]:
         "node": cell.node,
         "started_at": _epoch(cell.started_at),
         "finished_at": _epoch(cell.finished_at),
+        "signal": cell.signal,
     }
 
 
@@ -271,9 +279,8 @@ def load_run(store: Any, id_or_name: str) -> SuiteRun:
     """The run with suite id ``id_or_name``, else the latest run of the suite of that name."""
     engine = engine_of(store)
     with engine.connect() as conn:
-        row = conn.execute(
-            select(suites_table).where(suites_table.c.suite_id == id_or_name)
-        ).first()
+        suite_id = _full_suite_id(conn, id_or_name)
+        row = conn.execute(select(suites_table).where(suites_table.c.suite_id == suite_id)).first()
         if row is None:
             row = conn.execute(
                 select(suites_table)
@@ -282,12 +289,55 @@ def load_run(store: Any, id_or_name: str) -> SuiteRun:
                 .limit(1)
             ).first()
         if row is None:
+            names = conn.execute(select(suites_table.c.name).distinct()).scalars().all()
             raise BenchmarkError(
-                f"no stored benchmark run with suite id or suite name {id_or_name!r}; "
-                "see `allele bench list`"
+                f"no stored benchmark run with suite id or suite name {id_or_name!r}"
+                f"{_name_hint(id_or_name, list(names))}; see `allele bench list`"
             )
         runs = _runs_with_cells(conn, [row])
     return runs[0]
+
+
+def _full_suite_id(conn: Connection, reference: str) -> str:
+    """The suite id ``reference`` is, or is the unique prefix of (six characters or more, as
+    tables show ids shortened); ``reference`` itself otherwise."""
+    exact = conn.execute(
+        select(suites_table.c.suite_id).where(suites_table.c.suite_id == reference)
+    ).first()
+    if (
+        exact is not None
+        or len(reference) < 6
+        or not all(c in "0123456789abcdef" for c in reference)
+    ):
+        return reference
+    found = (
+        conn.execute(
+            select(suites_table.c.suite_id)
+            .where(suites_table.c.suite_id.startswith(reference, autoescape=True))
+            .limit(2)
+        )
+        .scalars()
+        .all()
+    )
+    if len(found) > 1:
+        raise BenchmarkError(f"suite id prefix {reference!r} names several runs; give more of it")
+    return found[0] if found else reference
+
+
+def suite_names(store: Any) -> list[str]:
+    """The names of the suites with stored runs, sorted."""
+    with engine_of(store).connect() as conn:
+        return sorted(conn.execute(select(suites_table.c.name).distinct()).scalars().all())
+
+
+def _name_hint(name: str, names: list[str]) -> str:
+    """`` (did you mean ...?)`` for a suite name, the ``--quick`` variant first."""
+    import difflib
+
+    if f"{name}-quick" in names:
+        return f"; its --quick variant is stored as {name + '-quick'!r}"
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def latest_unfinished(store: Any, name: str) -> SuiteRun | None:
@@ -393,6 +443,7 @@ def _cell_of(row: Row[Any]) -> CellResult:
         node=row.node,
         started_at=_datetime_of(row.started_at),
         finished_at=_datetime_of(row.finished_at),
+        signal=row.signal,
     )
 
 
@@ -403,6 +454,7 @@ def set_baseline(store: Any, baseline_name: str, suite_id: str) -> None:
     """Point baseline ``baseline_name`` at the stored run ``suite_id`` (replacing any previous)."""
     engine = engine_of(store)
     with engine.begin() as conn:
+        suite_id = _full_suite_id(conn, suite_id)
         exists = conn.execute(
             select(suites_table.c.suite_id).where(suites_table.c.suite_id == suite_id)
         ).first()
@@ -426,7 +478,9 @@ def get_baseline(store: Any, baseline_name: str) -> SuiteRun:
         names = conn.execute(select(baselines_table.c.name)).scalars().all()
     if suite_id is None:
         raise BenchmarkError(
-            f"no baseline named {baseline_name!r}; stored baselines: {sorted(names) or 'none'}"
+            f"no baseline named {baseline_name!r} (stored baselines: "
+            f"{', '.join(sorted(names)) or 'none'}); set it with `allele bench baseline set "
+            f"{baseline_name} SUITE_ID`, a suite id from `allele bench list`"
         )
     return load_run(store, suite_id)
 

@@ -24,16 +24,65 @@ Components:
 
 from __future__ import annotations
 
+import difflib
+import enum
+import functools
 import importlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from allele.errors import BenchmarkError, ConfigurationError
+from allele.errors import AlleleError, BenchmarkError, ConfigurationError, check_int
 
-COMPONENTS = ("evolution", "kraken", "agent", "python", "function")
+
+class BenchmarkType(enum.StrEnum):
+    """The kinds of benchmark, one per component a suite can measure (``suite.component``)."""
+
+    EVOLUTION = "evolution"
+    KRAKEN_PROCESSING = "kraken"
+    AGENT_CHAT = "agent"
+    PYTHON = "python"
+    FUNCTION = "function"
+
+
+COMPONENTS = tuple(t.value for t in BenchmarkType)
+
+
+@dataclass(frozen=True)
+class ComponentUnderTest:
+    """A component a benchmark measures: its kind and, for ``function``, the target factory.
+
+    >>> ComponentUnderTest("evolution").check({"population_size": 1})
+    'population_size must be an integer in [2, 10000000], got 1'
+    """
+
+    type: BenchmarkType
+    target: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in COMPONENTS:
+            raise ConfigurationError(
+                f"unknown component {self.type!r}; known: {', '.join(COMPONENTS)}"
+            )
+        object.__setattr__(self, "type", BenchmarkType(self.type))
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The parameters the component takes and their defaults (empty for ``function``)."""
+        return dict(PARAMETERS.get(self.type, {}))
+
+    def check(self, params: dict[str, Any]) -> str | None:
+        """Why ``params`` would fail (unknown names first), or None (``check_params``)."""
+        unknown = unknown_parameters(self.type, params)
+        if unknown:
+            return "; ".join(problem for _, problem in unknown)
+        return check_params(self.type, params)
+
+    def prepare(self, params: dict[str, Any], run_index: int = 0) -> Prepared:
+        """The workload ready to measure (``prepare``)."""
+        return prepare(self.type, params, self.target, run_index)
 
 
 @dataclass
@@ -91,21 +140,139 @@ def _prepare_function(target: str, params: dict[str, Any]) -> Prepared:
     )
 
 
+#: The parameters of each built-in component and their defaults (``function`` takes whatever
+#: its factory takes).
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "evolution": {"population_size": 100, "mutation_rate": 0.1, "generations": 10, "seed": 0},
+    "kraken": {"reservoir_size": 100, "connectivity": 0.1, "sequence_length": 100, "seed": 0},
+    "agent": {
+        "temperature": 0.7,
+        "provider": "synthetic",
+        "model": "",
+        "max_tokens": 64,
+        "ttft_s": 0.0,
+        "per_token_s": 0.0,
+        "seed": 0,
+    },
+    "python": {"kernel": "sort", "size": 1000, "seed": 0},
+}
+PYTHON_KERNELS = ("sort", "sum", "json")
+
+
+def unknown_parameters(component: str, names: Iterable[str]) -> list[tuple[str, str]]:
+    """``(name, problem)`` for each of ``names`` that ``component`` does not take, with the
+    closest known name as a suggestion ("did you mean ..."); empty for ``function``."""
+    allowed = PARAMETERS.get(component)
+    if allowed is None:
+        return []
+    problems = []
+    for name in names:
+        if name in allowed:
+            continue
+        close = difflib.get_close_matches(name, list(allowed), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        problems.append(
+            (
+                name,
+                f"component {component!r} has no parameter {name!r}; {hint}"
+                f"its parameters: {', '.join(sorted(allowed))}",
+            )
+        )
+    return problems
+
+
+def check_params(component: str, params: dict[str, Any]) -> str | None:
+    """The component's own verdict on one cell's parameters: None, or the reason it would fail.
+
+    Runs the same checks as building the workload (``EvolutionConfig``, ``KrakenLNN``'s
+    argument checks, ``AgentConfig``...) without building it, so a suite can be checked cell
+    by cell before any worker starts. Names the component does not take are
+    ``unknown_parameters``' business and are ignored here.
+    """
+    checker = _CHECKS.get(component)
+    if checker is None:
+        return None
+    key = (component, tuple(sorted((k, type(v).__name__, v) for k, v in params.items())))
+    return _cached_check(key, checker)
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_check(key: tuple[str, tuple[tuple[str, str, Any], ...]], checker: Any) -> str | None:
+    # Keyed with each value's type: True == 1 and 1 == 1.0, but they are different parameters.
+    params = {name: value for name, _, value in key[1]}
+    allowed = PARAMETERS[key[0]]
+    try:
+        checker({**allowed, **{k: v for k, v in params.items() if k in allowed}})
+    except (AlleleError, ValueError, TypeError) as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
 def _take(params: dict[str, Any], allowed: dict[str, Any], component: str) -> dict[str, Any]:
     """``allowed`` (name -> default) filled from ``params``; unknown names are an error."""
-    unknown = sorted(set(params) - set(allowed))
+    unknown = unknown_parameters(component, params)
     if unknown:
-        raise ConfigurationError(
-            f"component {component!r} has no parameters {unknown}; allowed: {sorted(allowed)}"
-        )
+        raise ConfigurationError("; ".join(problem for _, problem in unknown))
     return {**allowed, **params}
 
 
+def _check_python(p: dict[str, Any]) -> None:
+    check_int("size", p["size"], 1, 100_000_000)
+    check_int("seed", p["seed"], 0, 2**63 - 1)
+    if p["kernel"] not in PYTHON_KERNELS:
+        raise ConfigurationError(
+            f"python kernel {p['kernel']!r} is unknown; allowed: {', '.join(PYTHON_KERNELS)}"
+        )
+
+
+def _evolution_config(p: dict[str, Any]) -> Any:
+    from allele.evolution import EvolutionConfig
+
+    return EvolutionConfig(
+        population_size=p["population_size"],
+        mutation_rate=p["mutation_rate"],
+        generations=p["generations"],
+        seed=p["seed"],
+    )
+
+
+def _kraken_arguments(p: dict[str, Any]) -> dict[str, Any]:
+    check_int("sequence_length", p["sequence_length"], 1, 10_000_000)
+    return {
+        "reservoir_size": p["reservoir_size"],
+        "connectivity": p["connectivity"],
+        "seed": p["seed"],
+    }
+
+
+def _check_kraken(p: dict[str, Any]) -> None:
+    from allele.kraken import KrakenLNN
+
+    class _ArgumentsOnly(KrakenLNN):
+        # KrakenLNN checks every argument before it draws its weights; skip the drawing.
+        def _build_weights(self) -> None:
+            pass
+
+    _ArgumentsOnly(**_kraken_arguments(p))
+
+
+def _agent_config(p: dict[str, Any]) -> Any:
+    from allele.agent import AgentConfig
+    from allele.agent.config import SyntheticConfig
+
+    return AgentConfig(
+        provider=p["provider"],
+        model=p["model"],
+        temperature=p["temperature"],
+        max_tokens=p["max_tokens"],
+        synthetic=SyntheticConfig(seed=p["seed"], ttft_s=p["ttft_s"], per_token_s=p["per_token_s"]),
+    )
+
+
 def _prepare_python(params: dict[str, Any]) -> Prepared:
-    p = _take(params, {"kernel": "sort", "size": 1000, "seed": 0}, "python")
+    p = _take(params, PARAMETERS["python"], "python")
+    _check_python(p)
     size = int(p["size"])
-    if size < 1:
-        raise ConfigurationError(f"python kernel size={size} must be at least 1")
     rng = random.Random(p["seed"])
     data = [rng.random() for _ in range(size)]
     kernel = p["kernel"]
@@ -114,35 +281,23 @@ def _prepare_python(params: dict[str, Any]) -> Prepared:
         operation = lambda: sorted(data)  # noqa: E731
     elif kernel == "sum":
         operation = lambda: sum(x * x for x in data)  # noqa: E731
-    elif kernel == "json":
+    else:  # json, the last of PYTHON_KERNELS
         document = {f"k{i}": x for i, x in enumerate(data)}
         operation = lambda: json.loads(json.dumps(document))  # noqa: E731
-    else:
-        raise ConfigurationError(f"python kernel {kernel!r} is unknown; allowed: sort, sum, json")
     return Prepared(operation=operation, units={"items": float(size)})
 
 
 def _prepare_evolution(params: dict[str, Any]) -> Prepared:
     import numpy as np
 
-    from allele.evolution import EvolutionConfig, EvolutionEngine
+    from allele.evolution import EvolutionEngine
     from allele.fitness import TargetPersonality
     from allele.genome import TRAIT_NAMES
 
-    p = _take(
-        params,
-        {"population_size": 100, "mutation_rate": 0.1, "generations": 10, "seed": 0},
-        "evolution",
-    )
-    generations = int(p["generations"])
-    engine = EvolutionEngine(
-        EvolutionConfig(
-            population_size=int(p["population_size"]),
-            mutation_rate=float(p["mutation_rate"]),
-            generations=generations,
-            seed=int(p["seed"]),
-        )
-    )
+    p = _take(params, PARAMETERS["evolution"], "evolution")
+    config = _evolution_config(p)
+    generations = config.generations
+    engine = EvolutionEngine(config)
     # A fixed target personality away from the centre of the trait cube, the same in every cell.
     fitness = TargetPersonality(dict(zip(TRAIT_NAMES, np.linspace(0.15, 0.85, 8), strict=True)))
     last: dict[str, float] = {}
@@ -163,16 +318,8 @@ def _prepare_kraken(params: dict[str, Any]) -> Prepared:
 
     from allele.kraken import KrakenLNN, memory_capacity_score
 
-    p = _take(
-        params,
-        {"reservoir_size": 100, "connectivity": 0.1, "sequence_length": 100, "seed": 0},
-        "kraken",
-    )
-    lnn = KrakenLNN(
-        reservoir_size=int(p["reservoir_size"]),
-        connectivity=float(p["connectivity"]),
-        seed=int(p["seed"]),
-    )
+    p = _take(params, PARAMETERS["kraken"], "kraken")
+    lnn = KrakenLNN(**_kraken_arguments(p))
     rng = np.random.default_rng(int(p["seed"]))
     sequence = rng.uniform(-1.0, 1.0, size=int(p["sequence_length"]))
 
@@ -189,34 +336,13 @@ def _prepare_kraken(params: dict[str, Any]) -> Prepared:
 def _prepare_agent(params: dict[str, Any]) -> Prepared:
     import asyncio
 
-    from allele.agent import AgentConfig, NLPAgent
-    from allele.agent.config import SyntheticConfig
+    from allele.agent import NLPAgent
     from allele.genome import ConversationalGenome
 
-    p = _take(
-        params,
-        {
-            "temperature": 0.7,
-            "provider": "synthetic",
-            "model": "",
-            "max_tokens": 64,
-            "ttft_s": 0.0,
-            "per_token_s": 0.0,
-            "seed": 0,
-        },
-        "agent",
-    )
+    p = _take(params, PARAMETERS["agent"], "agent")
     # The synthetic provider's simulated latency defaults to zero here: the suite then measures
     # the agent's own work per turn (prompt, history, streaming, accounting), not sleeps.
-    config = AgentConfig(
-        provider=p["provider"],
-        model=str(p["model"]),
-        temperature=float(p["temperature"]),
-        max_tokens=int(p["max_tokens"]),
-        synthetic=SyntheticConfig(
-            seed=int(p["seed"]), ttft_s=float(p["ttft_s"]), per_token_s=float(p["per_token_s"])
-        ),
-    )
+    config = _agent_config(p)
     agent = NLPAgent(ConversationalGenome(), config)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(agent.initialize())
@@ -244,6 +370,13 @@ def _prepare_agent(params: dict[str, Any]) -> Prepared:
 
     return Prepared(operation=operation, units=units, quality=quality, close=close)
 
+
+_CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "evolution": _evolution_config,
+    "kraken": _check_kraken,
+    "agent": _agent_config,
+    "python": _check_python,
+}
 
 _ADAPTERS: dict[str, Callable[[dict[str, Any]], Prepared]] = {
     "evolution": _prepare_evolution,

@@ -56,6 +56,7 @@ class JobResult:
     node: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    signal: int | None = None  # the signal that killed the worker (status "killed")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,9 +75,15 @@ class JobResult:
 
     @classmethod
     def failed(
-        cls, job: Job, status: str, error: str, started_at: datetime, node: str | None = None
+        cls,
+        job: Job,
+        status: str,
+        error: str,
+        started_at: datetime,
+        node: str | None = None,
+        signal: int | None = None,
     ) -> JobResult:
-        """A result for a job that timed out or crashed before reporting."""
+        """A result for a job that timed out, crashed or was killed before reporting."""
         return cls(
             cell_index=job.cell_index,
             run_index=job.run_index,
@@ -85,6 +92,7 @@ class JobResult:
             node=node or socket.gethostname(),
             started_at=started_at,
             finished_at=datetime.now(UTC),
+            signal=signal,
         )
 
 

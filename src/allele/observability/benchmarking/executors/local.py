@@ -1,7 +1,11 @@
 """The local executor: a fresh Python process per job, ``workers`` of them at once.
 
 Each job starts ``python -m allele.observability.benchmarking.worker`` in a session of its own
-(so a timeout kills the worker and anything it started), with the job as JSON on stdin. BLAS and
+(so a timeout kills the worker and anything it started), with the job as JSON on stdin and the
+read end of a watchdog pipe whose write end only this executor holds: when the runner dies, by
+SIGKILL or otherwise, every worker sees the pipe close and ends (see ``worker``). A worker
+ended by a signal is reported as ``killed`` with that signal, except the ``SIGALRM`` of its own
+timer, which is a ``timeout``. BLAS and
 OpenMP pools are pinned to one thread unless the caller set them: jobs run side by side and
 oversubscribed thread pools would make the timings say more about scheduling than the code.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from allele.observability.benchmarking.executors.base import Executor, Job, JobResult
+from allele.observability.benchmarking.worker import PARENT_PID_VARIABLE
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _STDERR_TAIL = 4000
@@ -55,6 +60,7 @@ class LocalExecutor(Executor):
         pending = iter(jobs)
         running: list[_Running] = []
         exhausted = False
+        watch_read, watch_write = os.pipe()  # both ends are not inherited unless passed
         with tempfile.TemporaryDirectory(prefix="allele-bench-") as folder:
             try:
                 while True:
@@ -63,7 +69,7 @@ class LocalExecutor(Executor):
                         if job is None:
                             exhausted = True
                             break
-                        running.append(self._start(job, Path(folder)))
+                        running.append(self._start(job, Path(folder), watch_read))
                     if not running:
                         return
                     finished = self._reap(running)
@@ -76,8 +82,10 @@ class LocalExecutor(Executor):
                 for item in running:
                     _kill(item.process)
                     item.stderr.close()
+                os.close(watch_read)
+                os.close(watch_write)
 
-    def _start(self, job: Job, folder: Path) -> _Running:
+    def _start(self, job: Job, folder: Path, watchdog: int) -> _Running:
         result_path = folder / f"job-{job.cell_index}-{job.run_index}.json"
         # Closed in _collect (or on shutdown): it must outlive this function.
         stderr = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115
@@ -86,14 +94,17 @@ class LocalExecutor(Executor):
             env.setdefault(name, "1")
         # The worker sees the caller's import path, so suites may name modules it can import.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        env[PARENT_PID_VARIABLE] = str(os.getpid())
         started = datetime.now(UTC)
+        command = [self.python, "-m", "allele.observability.benchmarking.worker", str(result_path)]
         process = subprocess.Popen(
-            [self.python, "-m", "allele.observability.benchmarking.worker", str(result_path)],
+            [*command, str(watchdog)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env=env,
             start_new_session=True,
+            pass_fds=(watchdog,),
         )
         assert process.stdin is not None
         process.stdin.write(json.dumps(job.to_dict()).encode())
@@ -128,16 +139,43 @@ class LocalExecutor(Executor):
                 return JobResult.from_dict(data)
             item.stderr.seek(0)
             tail = item.stderr.read().decode(errors="replace")[-_STDERR_TAIL:]
+            code = item.process.returncode
+            if code == -signal.SIGALRM:
+                return JobResult.failed(
+                    job,
+                    "timeout",
+                    f"stopped by its own timer after the {job.timeout:g} s timeout",
+                    item.started,
+                    self.node,
+                )
+            if code < 0:
+                name = _signal_name(-code)
+                hint = " (the out-of-memory killer sends it)" if -code == signal.SIGKILL else ""
+                return JobResult.failed(
+                    job,
+                    "killed",
+                    f"worker killed by signal {-code} ({name}){hint}\n{tail}",
+                    item.started,
+                    self.node,
+                    signal=-code,
+                )
             return JobResult.failed(
                 job,
                 "error",
-                f"worker exited with code {item.process.returncode} without a result\n{tail}",
+                f"worker exited with code {code} without a result\n{tail}",
                 item.started,
                 self.node,
             )
         finally:
             item.stderr.close()
             item.result_path.unlink(missing_ok=True)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -13,8 +13,13 @@ It shows, for the primary metric's median:
 - the sample distribution of every cell (box plots), regressed cells in red;
 - scaling curves: the median (with its CI as error bars) against the numeric parameter with the
   most values, one line per combination of the others, regressions marked with a red cross;
+- with the suite's stored runs, its history: each cell's median across runs and commits, the
+  change points (where a cell's level stepped) marked;
 - a table of every cell with its statistics, its throughput in the workload's own units, its
-  quality figures and peak memory, and its verdict; and the machine and commit of the run.
+  quality figures and its own memory, and its verdict; and the machine and commit of the run.
+
+The noise caveats of ``caveats`` (spread, load, parallel workers, unchanged code) stand under
+the headline, as in the terminal and ``bench check``.
 
 Axes switch to a log scale where the values span more than a factor of ten.
 
@@ -26,10 +31,12 @@ from __future__ import annotations
 import html
 import itertools
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from allele.errors import require
+from allele.observability.benchmarking.caveats import run_or_default_caveats
 from allele.observability.benchmarking.compare import Comparison
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
@@ -38,10 +45,10 @@ from allele.observability.benchmarking.report.summary import (
     RunSummary,
     comparison_headline,
     figure_columns,
+    format_change_ci,
     format_figure,
     format_q,
     format_shift,
-    format_shift_ci,
     format_value,
     stat_cells,
     summarize_run,
@@ -54,17 +61,32 @@ _LOG_SPAN = 10.0
 
 
 def write_html_report(
-    run: SuiteRun, path: str | Path, comparison: Comparison | None = None
+    run: SuiteRun,
+    path: str | Path,
+    comparison: Comparison | None = None,
+    *,
+    caveats: Sequence[str] | None = None,
+    history: Sequence[SuiteRun] = (),
 ) -> Path:
     """Write the self-contained HTML report of ``run`` to ``path`` and return the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html_report(run, comparison), encoding="utf-8")
+    out.write_text(html_report(run, comparison, caveats=caveats, history=history), "utf-8")
     return out
 
 
-def html_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
-    """The HTML text of the report (a full document with plotly.js inline)."""
+def html_report(
+    run: SuiteRun,
+    comparison: Comparison | None = None,
+    *,
+    caveats: Sequence[str] | None = None,
+    history: Sequence[SuiteRun] = (),
+) -> str:
+    """The HTML text of the report (a full document with plotly.js inline).
+
+    ``caveats`` (default: the run's own) are shown under the headline; ``history`` (the
+    suite's stored runs, oldest first) adds the history section.
+    """
     require("plotly", "report")
     summary = summarize_run(run, comparison)
     figures = [
@@ -74,6 +96,7 @@ def html_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
             _heatmap(summary),
             _distributions(summary),
             _scaling(summary),
+            _history(history, summary.metric),
         )
         if fig is not None
     ]
@@ -86,7 +109,7 @@ def html_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
                 config={"displaylogo": False, "responsive": True},
             )
         )
-    return _page(summary, divs)
+    return _page(summary, divs, run_or_default_caveats(run, comparison, caveats))
 
 
 def _labels(summary: RunSummary, exclude: tuple[str, ...] = ()) -> dict[str, str]:
@@ -186,6 +209,9 @@ def _heatmap(summary: RunSummary) -> Any:
         low, high = math.log10(min(medians)), math.log10(max(medians))
         ticks = [low + (high - low) * k / 4 for k in range(5)]
         colorbar.update(tickvals=ticks, ticktext=[format_value(10**t, metric) for t in ticks])
+    elif metric.endswith("_s") and not metric.endswith("_per_s"):
+        ticks = time_ticks(medians, log=False)
+        colorbar.update(tickvals=ticks, ticktext=[format_value(t, metric) for t in ticks])
     style = {"colorscale": "Viridis", "colorbar": colorbar}
     scale = " (log colour scale)" if log else ""
     x_name, y_name = summary.varying_params[:2]
@@ -200,9 +226,9 @@ def _change_heatmap(summary: RunSummary) -> Any:
     if summary.comparison is None or len(summary.varying_params) < 2:
         return None
     shifts = [
-        abs(row.comparison.shift)
+        abs(row.comparison.change)
         for row in summary.rows
-        if row.comparison is not None and not math.isnan(row.comparison.shift)
+        if row.comparison is not None and not math.isnan(row.comparison.change)
     ]
     if not shifts:
         return None
@@ -212,12 +238,12 @@ def _change_heatmap(summary: RunSummary) -> Any:
 
     def value_of(row: CellRow) -> float | None:
         c = row.comparison
-        return None if c is None or math.isnan(c.shift) else c.shift * 100
+        return None if c is None or math.isnan(c.change) else c.change * 100
 
     def text_of(row: CellRow) -> str:
         assert row.comparison is not None
         mark = _MARKS.get(row.verdict, "")
-        return f"{format_shift(row.comparison.shift)} {mark}".strip()
+        return f"{format_shift(row.comparison.change)} {mark}".strip()
 
     sign = -1 if summary.comparison.higher_is_better else 1
     style = {
@@ -266,7 +292,7 @@ def _distributions(summary: RunSummary) -> Any:
     all_values = [v for r in measured for v in samples[r.key]]
     fig.update_layout(
         title=f"Distribution of {summary.metric} per cell (points: outliers, flagged not dropped)",
-        yaxis=_value_axis(summary.metric, _spans_decades(all_values)),
+        yaxis=_value_axis(summary.metric, _spans_decades(all_values), all_values),
         xaxis={
             "title": " / ".join(varying),
             "categoryorder": "array",
@@ -339,17 +365,110 @@ def _scaling(summary: RunSummary) -> Any:
         title=f"Scaling: median {summary.metric} (95% CI bars) against {x_name}"
         + (" (log-log)" if log_x and log_y else ""),
         xaxis={"title": x_name, "type": "log" if log_x else "linear"},
-        yaxis=_value_axis(f"median {summary.metric}", log_y),
+        yaxis=_value_axis(f"median {summary.metric}", log_y, ys),
     )
     return fig
 
 
-def _value_axis(title: str, log: bool) -> dict[str, Any]:
-    """A y axis of seconds: SI-prefixed ticks (``500µs``, ``2ms``) rather than bare decimals."""
+def _history(history: Sequence[SuiteRun], metric: str) -> Any:
+    """Each cell's median (95% CI bars) across the suite's stored runs, change points marked."""
+    if len(history) < 2:
+        return None
+    from allele.observability.benchmarking.history import suite_history
+
+    go: Any = require("plotly.graph_objects", "report")
+    cells = suite_history(history, metric=metric)
+    labels = [f"#{i} {run.created_at:%m-%d %H:%M} {run.commit.get('id', '')[:8]}" for i, run in
+              enumerate(history)]  # fmt: skip
+    position = {run.suite_id: i for i, run in enumerate(history)}
+    fig = go.Figure()
+    steps_x: list[str] = []
+    steps_y: list[float] = []
+    steps_text: list[str] = []
+    for cell in cells:
+        measured = [p for p in cell.points if not math.isnan(p.median)]
+        if not measured:
+            continue
+        fig.add_trace(
+            go.Scatter(
+                x=[labels[position[p.suite_id]] for p in measured],
+                y=[p.median for p in measured],
+                mode="lines+markers",
+                name=cell.key,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [p.ci[1] - p.median for p in measured],
+                    "arrayminus": [p.median - p.ci[0] for p in measured],
+                },
+            )
+        )
+        for p in measured:
+            if p.change_point is not None:
+                steps_x.append(labels[position[p.suite_id]])
+                steps_y.append(p.median)
+                steps_text.append(
+                    f"{cell.key}: {format_value(p.change_point.before, metric)} -> "
+                    f"{format_value(p.change_point.after, metric)} "
+                    f"({format_shift(p.change_point.relative_change)})"
+                )
+    if steps_x:
+        fig.add_trace(
+            go.Scatter(
+                x=steps_x,
+                y=steps_y,
+                text=steps_text,
+                mode="markers",
+                name="change point",
+                hovertemplate="%{text}<extra>change point</extra>",
+                marker={"symbol": "star", "size": 16, "color": _COLOURS["regression"]},
+            )
+        )
+    values = [p.median for c in cells for p in c.points if not math.isnan(p.median)]
+    fig.update_layout(
+        title=f"History: median {metric} of each cell across {len(history)} stored runs "
+        "(95% CI bars; stars: change points, where a cell's level stepped)",
+        xaxis={"title": "run (date, commit)", "type": "category"},
+        yaxis=_value_axis(f"median {metric}", _spans_decades(values), values),
+    )
+    return fig
+
+
+def _value_axis(title: str, log: bool, values: Sequence[float] = ()) -> dict[str, Any]:
+    """A y axis; for seconds, ticks written as the tables write times (``500 us``, ``2 ms``),
+    never d3's SI prefixes (``500µ``, ``2m``, where "m" reads as minutes or metres)."""
     axis: dict[str, Any] = {"title": title, "type": "log" if log else "linear"}
-    if title.endswith("_s") and not title.endswith("_per_s"):
-        axis.update(tickformat="~s", ticksuffix="s")
+    metric = title.split()[-1]
+    if metric.endswith("_s") and not metric.endswith("_per_s"):
+        ticks = time_ticks(values, log)
+        if ticks:
+            axis.update(tickvals=ticks, ticktext=[format_value(t, metric) for t in ticks])
     return axis
+
+
+def time_ticks(values: Sequence[float], log: bool) -> list[float]:
+    """Round tick values (1, 2, 5 times a power of ten) spanning ``values``."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if log:
+        finite = [v for v in finite if v > 0]
+    if not finite:
+        return []
+    low, high = min(finite), max(finite)
+    if log:
+        ticks = [
+            m * 10.0**e
+            for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+            for m in (1.0, 2.0, 5.0)
+        ]
+        ticks = [t for t in ticks if low / 2 <= t <= high * 2]
+        return [float(f"{t:.3g}") for t in ticks]
+    span = high - low if high > low else abs(high) or 1.0
+    raw = span / 5.0
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1.0, 2.0, 5.0, 10.0) if m * power >= raw)
+    start = math.floor(low / step) * step
+    count = math.ceil((high - start) / step) + 1
+    return [float(f"{start + k * step:.6g}") for k in range(count) if start + k * step >= 0]
 
 
 def _group(row: CellRow) -> str:
@@ -378,7 +497,7 @@ def _provenance(run: SuiteRun) -> str:
     return "; ".join(parts)
 
 
-def _page(summary: RunSummary, divs: list[str]) -> str:
+def _page(summary: RunSummary, divs: list[str], caveats: Sequence[str] = ()) -> str:
     run = summary.run
     esc = html.escape
     comparison = summary.comparison
@@ -395,10 +514,12 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
     if comparison is not None:
         cls = "bad" if comparison.has_regressions else "good"
         head.append(f'<p class="{cls}"><b>{esc(comparison_headline(comparison))}</b></p>')
+    for line in caveats:
+        head.append(f'<p class="warn">warning: {esc(line)}</p>')
     figures = figure_columns(run)
     columns = ["cell", "status", *STAT_COLUMNS, *(label for _, label in figures)]
     if comparison is not None:
-        columns += ["change", "change CI", "q", "verdict"]
+        columns += ["change", "change CI", "HL shift", "q", "verdict"]
     metrics_of = {c.key: c.metrics for c in run.cells}
     rows_html = []
     for row in summary.rows:
@@ -408,9 +529,15 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
         if comparison is not None:
             c = row.comparison
             values += (
-                [format_shift(c.shift), format_shift_ci(c), format_q(c.q_value), c.verdict]
+                [
+                    format_shift(c.change),
+                    format_change_ci(c),
+                    format_shift(c.shift),
+                    format_q(c.q_value),
+                    c.verdict,
+                ]
                 if c
-                else ["-", "-", "-", "-"]
+                else ["-", "-", "-", "-", "-"]
             )
         cells = "".join(f"<td>{esc(v)}</td>" for v in values)
         rows_html.append(f'<tr class="{esc(row.verdict)}">{cells}</tr>')
@@ -428,7 +555,7 @@ def _page(summary: RunSummary, divs: list[str]) -> str:
         ".cells{overflow-x:auto;}"
         "td:first-child{text-align:left;font-family:monospace;}"
         "tr.regression{background:#fdd;}tr.improvement{background:#dfd;}"
-        ".bad{color:#b00;}.good{color:#070;}.dim{color:#555;}"
+        ".bad{color:#b00;}.good{color:#070;}.dim{color:#555;}.warn{color:#8a5a00;}"
     )
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'

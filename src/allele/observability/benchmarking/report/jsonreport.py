@@ -22,8 +22,9 @@ Schema ``allele.bench.report/1``::
                             "alpha", "threshold", "confidence", "higher_is_better",
                             "counts": {verdict: n},
                             "cells": [{"key", "params", "verdict", "baseline_median",
-                                       "current_median", "shift" (relative HL shift),
-                                       "shift_ci": [low, high], "p_value", "q_value",
+                                       "current_median", "change" (ratio of the medians
+                                       - 1), "change_ci": [low, high], "shift" (relative
+                                       HL shift), "shift_ci": [low, high], "p_value", "q_value",
                                        "floor", "n_baseline", "n_current", "note"}]}
     }
 

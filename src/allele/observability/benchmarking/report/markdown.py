@@ -6,13 +6,16 @@ interval, the q-value and the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from allele.observability.benchmarking.caveats import run_or_default_caveats
 from allele.observability.benchmarking.compare import Comparison
 from allele.observability.benchmarking.model import SuiteRun
 from allele.observability.benchmarking.report.summary import (
     comparison_headline,
+    format_change_ci,
     format_q,
     format_shift,
-    format_shift_ci,
     format_value,
     stat_cells,
     summarize_run,
@@ -21,8 +24,11 @@ from allele.observability.benchmarking.report.summary import (
 _VERDICT_MARKS = {"regression": "🔴 regression", "improvement": "🟢 improvement"}
 
 
-def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
-    """The Markdown text of a run's report (with verdict columns when ``comparison`` is given)."""
+def markdown_report(
+    run: SuiteRun, comparison: Comparison | None = None, caveats: Sequence[str] | None = None
+) -> str:
+    """The Markdown text of a run's report (with verdict columns when ``comparison`` is given);
+    ``caveats`` default to the run's own."""
     summary = summarize_run(run, comparison)
     metric = summary.metric
     level = round((comparison.confidence if comparison else 0.95) * 100)
@@ -36,6 +42,9 @@ def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
     lines.append("")
     if comparison is not None:
         lines += [f"**{_escape(comparison_headline(comparison))}**", ""]
+    warnings = run_or_default_caveats(run, comparison, caveats)
+    if warnings:
+        lines += [f"> warning: {_escape(line)}" for line in warnings] + [""]
     header = ["cell", "n", "median", f"{level}% CI", "p95", "CV"]
     if comparison is not None:
         header += ["change", f"change {level}% CI", "q", "verdict"]
@@ -52,8 +61,8 @@ def markdown_report(run: SuiteRun, comparison: Comparison | None = None) -> str:
                 values += ["-", "-", "-", "-"]
             else:
                 values += [
-                    format_shift(c.shift),
-                    format_shift_ci(c),
+                    format_shift(c.change),
+                    format_change_ci(c),
                     format_q(c.q_value),
                     _VERDICT_MARKS.get(c.verdict, c.verdict),
                 ]
@@ -67,7 +76,7 @@ def comparison_markdown(comparison: Comparison) -> str:
     level = round(comparison.confidence * 100)
     lines = [f"## Benchmark comparison `{comparison.current_name}`", ""]
     lines += [f"**{_escape(comparison_headline(comparison))}**", ""]
-    header = ["cell", "baseline", "current", "change", f"{level}% CI", "q", "verdict"]
+    header = ["cell", "baseline", "current", "change", f"{level}% CI", "HL shift", "q", "verdict"]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     order = {"regression": 0, "improvement": 1}
@@ -79,8 +88,9 @@ def comparison_markdown(comparison: Comparison) -> str:
                     f"`{_escape(c.key)}`",
                     format_value(c.baseline_median, metric),
                     format_value(c.current_median, metric),
+                    format_shift(c.change),
+                    format_change_ci(c),
                     format_shift(c.shift),
-                    format_shift_ci(c),
                     format_q(c.q_value),
                     _VERDICT_MARKS.get(c.verdict, c.verdict),
                 ]

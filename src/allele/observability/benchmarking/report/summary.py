@@ -136,8 +136,11 @@ def stat_cells(stats: SampleStats | None, metric: str) -> list[str]:
 
 # Scalar figures every cell has that are not the workload's own (latency is in the stats).
 _TIMING_FIGURES = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "ops_per_s")
+# The workload's own memory; the process's peak RSS (``peak_rss_bytes``: interpreter and
+# imports included, the same in every cell of a component) is stored but not a column.
+_HIDDEN_FIGURES = ("peak_rss_bytes",)
 _MEMORY_FIGURES = {
-    "peak_rss_bytes": "peak RSS",
+    "rss_growth_bytes": "RSS growth",
     "tracemalloc_peak_bytes": "tracemalloc peak",
     "gpu_memory_used_bytes": "GPU memory",
     "gpu_utilization_pct": "GPU use",
@@ -151,7 +154,11 @@ def figure_columns(run: SuiteRun) -> list[tuple[str, str]]:
     its quality figures (best fitness, memory capacity...), then memory and GPU figures; only
     those some cell of ``run`` has.
     """
-    present = list(dict.fromkeys(name for cell in run.cells for name in cell.metrics))
+    present = list(
+        dict.fromkeys(
+            name for cell in run.cells for name in cell.metrics if name not in _HIDDEN_FIGURES
+        )
+    )
     throughput = [
         (n, n[: -len("_per_s")] + "/s")
         for n in present
@@ -194,8 +201,17 @@ def format_shift(value: float | None) -> str:
 
 
 def format_shift_ci(cell: CellComparison) -> str:
-    """The shift's confidence interval as ``[-1.0%, +2.3%]``."""
-    low, high = cell.shift_ci
+    """The Hodges-Lehmann shift's confidence interval as ``[-1.0%, +2.3%]``."""
+    return _format_interval(cell.shift_ci)
+
+
+def format_change_ci(cell: CellComparison) -> str:
+    """The change of the medians' confidence interval as ``[-1.0%, +2.3%]``."""
+    return _format_interval(cell.change_ci)
+
+
+def _format_interval(bounds: tuple[float, float]) -> str:
+    low, high = bounds
     if math.isnan(low) or math.isnan(high):
         return "-"
     return f"[{format_shift(low)}, {format_shift(high)}]"
