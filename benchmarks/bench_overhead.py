@@ -61,7 +61,7 @@ forced serially onto the workload's thread, timed with it. This overstates the c
 sees, deliberately. A third, low-noise figure there times the recording on the workload's
 own thread alone (what one run's worth of it costs, with warm caches) against a plain run:
 for evolution, handing the run's history over (its generations turned into columns) and
-recording the run's latency; for Kraken, the per-sequence timing and the fold hook.
+recording the run's latency; for Kraken, the per-sequence timing and the tick's push.
 
 DECOMPOSITION (the second "detail" line of each workload). On a shared machine a block's CPU
 time per run drifts by a few percent from one block to the next (other programs share the
@@ -580,14 +580,14 @@ def run_evolution(
     assert generations.size > 0 and generations[-1] == GENERATIONS
     history = observed.last_result.history
 
-    def record_run() -> None:  # what the evolving thread pays per run: it hands the run's
-        # history over (a fresh list each time, as every run makes one: the monitor takes the
-        # unrecorded generations as the columns the engine kept), and records the run's latency
-        monitor.run_ended(list(history), observed)
-        monitor.run_finished(0.01, None)
+    def record_run() -> None:  # what the evolving thread pays per run: the monitor takes the
+        # run's generations (a fresh history list each time, as every run makes one) as one
+        # table of columns, and records the run's latency
+        observed.history = list(history)
+        monitor.run_ended(observed, 0.01, None)
 
     hot = hot_path_share(record_run, statistics.median(b.wall for b in pla))
-    monitor.flush()
+    obs.tick()
     report(f"evolution pop={POPULATION} gens={GENERATIONS}{label}", mon, pla, hot)
 
 
@@ -618,10 +618,10 @@ def run_kraken(
     def done(sequence: object, continue_state: bool) -> ReservoirResult:
         return result
 
-    def record_run() -> None:  # per sequence: two clock reads and one append; then the fold
-        for _ in range(SEQUENCES):  # hook derives the rest in bulk
+    def record_run() -> None:  # per sequence: two clock reads and one append; then the tick's
+        for _ in range(SEQUENCES):  # push derives the rest in bulk
             monitor.time_sequence(observed, done, None, False)
-        monitor.flush()
+        monitor.push()
 
     hot = hot_path_share(record_run, statistics.median(b.wall for b in pla))
     report(f"kraken seqs={SEQUENCES} steps={STEPS} reservoir={RESERVOIR}{label}", mon, pla, hot)

@@ -15,7 +15,6 @@ import pytest
 
 from allele.errors import ValidationError
 from allele.evolution import (
-    HISTORY_COLUMNS,
     EvolutionConfig,
     EvolutionEngine,
     EvolutionResult,
@@ -260,45 +259,6 @@ def test_statistics_match_the_population() -> None:
     }
 
 
-def test_history_columns_hold_exactly_the_generation_statistics() -> None:
-    engine = EvolutionEngine(_config(generations=6))
-    assert engine.history_columns().shape == (len(HISTORY_COLUMNS), 0)  # before any run
-    result = engine.run(TargetPersonality(TARGET))
-    columns = engine.history_columns()
-    assert columns.dtype == np.float64 and columns.shape == (len(HISTORY_COLUMNS), 7)
-    assert all(row.flags.c_contiguous for row in columns)
-    for name, row in zip(HISTORY_COLUMNS, columns, strict=True):
-        # Exact equality: the same floats, integers as float64.
-        assert row.tolist() == [float(getattr(s, name)) for s in result.history], name
-    part = engine.history_columns(2, 5)
-    np.testing.assert_array_equal(part, columns[:, 2:5])
-    assert engine.history_columns(5, 2).shape == (len(HISTORY_COLUMNS), 0)
-    np.testing.assert_array_equal(engine.history_columns(-2), columns[:, -2:])
-
-
-def test_history_columns_follow_the_current_run_and_check_bounds() -> None:
-    engine = EvolutionEngine(_config(generations=3))
-    seen: list[int] = []
-
-    def watch(stats: GenerationStats) -> None:  # mid-run: the generations taken so far
-        seen.append(engine.history_columns().shape[1])
-
-    engine.run(TargetPersonality(TARGET), callback=watch)
-    assert seen == [1, 2, 3, 4]
-    second = engine.run(TargetPersonality(TARGET), callback=None)  # a new run starts afresh
-    assert engine.history_columns()[HISTORY_COLUMNS.index("generation")].tolist() == [
-        0.0,
-        1.0,
-        2.0,
-        3.0,
-    ]
-    assert engine.history_columns()[0].tolist() == [s.timestamp for s in second.history]
-    with pytest.raises(ValidationError, match="start must be an int"):
-        engine.history_columns(1.5)  # type: ignore[arg-type]
-    with pytest.raises(ValidationError, match="stop must be an int"):
-        engine.history_columns(0, "3")  # type: ignore[arg-type]
-
-
 def test_generation_timestamps_are_wall_clock_end_times_in_order() -> None:
     engine = EvolutionEngine(_config(generations=20))
     before = time.time()
@@ -484,6 +444,19 @@ def test_failing_callbacks_are_counted_and_do_not_stop_evolution(
     engine.remove_callback(broken)
     engine.run(TargetPersonality(TARGET))
     assert engine.callback_errors == 5
+
+
+def test_a_results_callback_errors_count_only_its_own_run() -> None:
+    def broken(stats: GenerationStats) -> None:
+        raise RuntimeError("observer down")
+
+    engine = EvolutionEngine(_config(generations=2), callback=broken)
+    first = engine.run(TargetPersonality(TARGET))
+    second = engine.run(TargetPersonality(TARGET))
+    assert (first.callback_errors, second.callback_errors) == (3, 3)  # not 3 then 6
+    engine.remove_callback(broken)
+    assert engine.run(TargetPersonality(TARGET)).callback_errors == 0
+    assert engine.callback_errors == 6  # the engine's own count covers its whole life
 
 
 async def test_async_callbacks_are_awaited_under_evolve() -> None:

@@ -61,19 +61,6 @@ logger = logging.getLogger(__name__)
 Callback = Callable[["GenerationStats"], Any]
 FitnessFn = Callable[..., Any]
 
-#: The statistics ``EvolutionEngine.history_columns`` returns, one row each, in this order
-#: (the ``GenerationStats`` fields of the same names).
-HISTORY_COLUMNS = (
-    "timestamp",
-    "best_fitness",
-    "mean_fitness",
-    "worst_fitness",
-    "diversity",
-    "generation",
-    "duration_s",
-    "evaluations",
-)
-
 _MAX_POPULATION = 10_000_000
 _MAX_GENERATIONS = 10_000_000
 
@@ -237,8 +224,6 @@ class _Run:
         self._off_parents = np.empty((0, 2), dtype=np.int64)
         self._started = 0.0
         self._initial = True  # the next accept() records the initial population's fitness
-        #: Every generation's statistics, flat: ``len(HISTORY_COLUMNS)`` numbers each.
-        self.table: list[float] = []
 
     # -- naming ---------------------------------------------------------------------------------
     def name(self, serial: int) -> str:
@@ -371,13 +356,6 @@ class _Run:
         diversity = float(self.values.std(axis=0).mean())
         duration_s = time.perf_counter() - self._started
         timestamp = time.time()
-        # The same numbers once more, flat in HISTORY_COLUMNS order: one list extend per
-        # generation (floats are not tracked by the cyclic garbage collector), turned into
-        # columns in one conversion when a recorder asks (``history_columns``).
-        self.table.extend(
-            (timestamp, best_fitness, mean_fitness, worst_fitness, diversity, self.generation,
-             duration_s, evaluated)
-        )  # fmt: skip
         return GenerationStats(
             generation=self.generation,
             best_fitness=best_fitness,
@@ -491,7 +469,8 @@ class EvolutionEngine:
         self._callbacks: list[Callback] = []
         if callback is not None:
             self.add_callback(callback)
-        self.callback_errors = 0
+        self.callback_errors = 0  # over the engine's life; a result counts its own run's
+        self._errors_at_start = 0
         self.history: list[GenerationStats] = []
         self.last_result: EvolutionResult | None = None
         self._run: _Run | None = None
@@ -524,30 +503,6 @@ class EvolutionEngine:
     def best_genome(self) -> ConversationalGenome | None:
         """An independent copy of the best genome seen so far, or None before any evolution."""
         return self._run.best_genome() if self._run and self._run.best else None
-
-    def history_columns(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """The current (or last) run's per-generation statistics as a float64 array of
-        ``len(HISTORY_COLUMNS)`` contiguous rows, row ``i`` holding statistic
-        ``HISTORY_COLUMNS[i]`` of generations ``start`` to ``stop`` (entries of
-        :attr:`history`, slice semantics; ``stop=None``: every generation so far).
-
-        The values equal the ``GenerationStats`` fields exactly (integers as float64): the
-        engine keeps them flat as it takes each generation's statistics, so recorders get a
-        whole run as arrays without touching its ``GenerationStats`` objects. Empty
-        (``len(HISTORY_COLUMNS) x 0``) before any run.
-        """
-        width = len(HISTORY_COLUMNS)
-        run = self._run
-        if run is None:
-            return np.empty((width, 0))
-        for name, value in (("start", start), ("stop", stop)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValidationError(f"{name} must be an int or None, got {value!r}")
-        table = run.table
-        # A run in progress may extend the table meanwhile: read whole generations only.
-        rows = slice(start, stop).indices(len(table) // width)
-        flat = np.array(table[rows[0] * width : rows[1] * width], dtype=np.float64)
-        return flat.reshape(-1, width).T.copy()
 
     # -- population -----------------------------------------------------------------------------
     def initialize_population(self, size: int | None = None) -> list[ConversationalGenome]:
@@ -679,6 +634,7 @@ class EvolutionEngine:
     def _start(self, population: Sequence[ConversationalGenome]) -> _Run:
         population = _check_population(population, self.config)
         self.history = []
+        self._errors_at_start = self.callback_errors  # the result counts this run's errors
         self._run = _Run(self.config, self._rng, population)
         return self._run
 
@@ -696,7 +652,7 @@ class EvolutionEngine:
             population=run.population(),
             evaluations=run.evaluations,
             wall_time_s=wall_time,
-            callback_errors=self.callback_errors,
+            callback_errors=self.callback_errors - self._errors_at_start,
             fitness=run.fitness.copy(),
         )
         return self.last_result

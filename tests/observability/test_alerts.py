@@ -49,7 +49,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def collector(clock: ManualClock) -> MetricsCollector:
-    return MetricsCollector(clock=clock)
+    return MetricsCollector(clock=clock, instance="t")
 
 
 @pytest.fixture
@@ -107,7 +107,10 @@ def test_pending_then_firing_after_for_then_auto_resolve(
     [firing] = manager.evaluate()
     assert firing.state is AlertState.FIRING and firing.alert_id == pending.alert_id
     assert firing.fired_at is not None and firing.fired_at.timestamp() == clock.time()
-    assert firing.labels == {"component_id": "evo"} and "mean(latency_seconds" in firing.message
+    assert (
+        firing.labels == {"component_id": "evo", "instance": "t"}
+        and "mean(latency_seconds" in firing.message
+    )
     assert [e for e, _ in notifier.events] == ["firing"]
     clock.advance(61)  # every point leaves the window: the condition cannot hold
     [resolved] = manager.evaluate()
@@ -233,6 +236,7 @@ def test_each_series_gets_its_own_alert_and_component_type_scopes(
     for cid, ctype in (("a1", "nlp_agent"), ("a2", "nlp_agent"), ("k1", "kraken_lnn")):
         labels = {"component_id": cid, "component_type": ctype}
         collector.histogram("latency_seconds", labels).observe(5.0)
+    collector.fold()
     alerts = manager.evaluate()
     assert sorted(a.labels["component_id"] for a in alerts) == ["a1", "a2"]
     assert [a.component_id for a in manager.active_alerts(component_id="a2")] == ["a2"]
@@ -250,6 +254,7 @@ def test_operators_below_thresholds(manager: AlertManager, collector: MetricsCol
         )
     )
     collector.gauge("throughput").set(3.0)
+    collector.fold()
     assert [a.rule_name for a in manager.evaluate()] == ["idle"]
 
 

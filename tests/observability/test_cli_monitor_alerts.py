@@ -62,6 +62,7 @@ def store_uri(tmp_path):
         evo.run(TargetPersonality({"empathy": 0.5}))
         kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-cli")
         kraken.process_sequence([0.1, 0.2, 0.3])
+        obs.tick()  # fold what was recorded, then judge it
         obs.alerts.evaluate()
     finally:
         obs.stop()  # flushes points, alert changes and component snapshots

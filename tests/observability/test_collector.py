@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 
@@ -26,7 +27,10 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def collector(clock: ManualClock) -> MetricsCollector:
-    return MetricsCollector(clock=clock)
+    return MetricsCollector(clock=clock, instance="test-1")
+
+
+ME = (("instance", "test-1"),)  # every series carries the writer's identity
 
 
 def test_percentiles_are_exact_against_numpy(collector: MetricsCollector) -> None:
@@ -34,6 +38,7 @@ def test_percentiles_are_exact_against_numpy(collector: MetricsCollector) -> Non
     handle = collector.histogram("latency_seconds", {"op": "chat"})
     for value in data:
         handle.observe(float(value))
+    collector.fold()
     summary = collector.summary("latency_seconds", {"op": "chat"}, window_s=60)
     assert summary.count == 5000
     assert summary.p50 == pytest.approx(np.percentile(data, 50), rel=1e-12)
@@ -59,15 +64,46 @@ def test_name_kind_and_label_errors_at_handle_creation(collector: MetricsCollect
     with pytest.raises(ValidationError, match="already a counter; cannot also be a gauge"):
         collector.gauge("requests_total")
     with pytest.raises(ValidationError, match="no metric named 'never_recorded'"):
+        collector.fold()
         collector.summary("never_recorded")
 
 
-def test_series_cardinality_is_bounded(clock: ManualClock) -> None:
-    collector = MetricsCollector(clock=clock, max_series=3)
+def test_series_cardinality_is_bounded_without_raising_into_the_workload(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    collector = MetricsCollector(clock=clock, max_series=3, instance="test-1")
     for i in range(3):
-        collector.counter("c_total", {"id": i})
-    with pytest.raises(ValidationError, match="too many series"):
-        collector.counter("c_total", {"id": 99})
+        collector.counter("c_total", {"id": i}).inc()
+    with caplog.at_level(logging.WARNING, logger="allele.observability.collector"):
+        over = collector.counter("c_total", {"id": 99})  # dropped, not raised
+        over.inc()
+        collector.histogram("h", {"id": 100}).observe(float("nan"))  # a bad value at the cap
+        collector.fold()
+        collector.fold()  # later folds keep working
+    assert collector.dropped() == {"series_limit": 2}  # a refused series keeps no values
+    assert len(collector.series_keys("c_total")) == 3
+    assert "cap of 3 series" in caplog.text and caplog.text.count("cap of 3 series") == 1
+    # The drop counter itself is exempt from the cap, and a bad value still counts.
+    collector.gauge("c_gauge_at_cap").set(float("nan"))
+    collector.fold()
+    assert collector.dropped()["series_limit"] == 3
+    [(_, drops)] = collector.query(DROPPED_METRIC, {"reason": "series_limit"})
+    assert drops.last == 3.0
+
+
+def test_a_component_timer_at_the_series_cap_never_raises_into_the_workload(
+    clock: ManualClock,
+) -> None:
+    collector = MetricsCollector(clock=clock, max_series=2, instance="test-1")
+    component = ComponentMetricsCollector(collector, "evo", ComponentType.EVOLUTION_ENGINE)
+    collector.counter("filler_total")  # the heartbeat counter and this fill the cap
+    with pytest.raises(KeyError, match="the workload's own"), component.timer("new_op"):
+        raise KeyError("the workload's own")  # propagates unchanged, not replaced
+    with component.timer("other_op"):
+        pass
+    collector.fold()
+    assert collector.dropped()["series_limit"] >= 3  # latency, outcome and error series
+    assert component.recording_errors == 0
 
 
 def test_bad_values_are_dropped_and_counted_never_raised(collector: MetricsCollector) -> None:
@@ -79,6 +115,7 @@ def test_bad_values_are_dropped_and_counted_never_raised(collector: MetricsColle
     counter.inc(-5)
     counter.inc(float("nan"))
     counter.inc(2.5)
+    collector.fold()
     summary = collector.summary("h", window_s=60)
     assert summary.count == 3 and summary.sum == 7.0
     assert collector.summary("c_total", window_s=60).last == 3.5
@@ -102,6 +139,7 @@ def test_strict_mode_raises_at_the_call_site(clock: ManualClock) -> None:
     with pytest.raises(ValidationError, match="not_a_number"):
         collector.gauge("g").set("high")  # type: ignore[arg-type]
     hist.observe(0.5)
+    collector.fold()
     assert collector.summary("h").count == 1
 
 
@@ -123,6 +161,7 @@ def test_threads_record_an_exact_total(collector: MetricsCollector) -> None:
         t.start()
     for t in pool:
         t.join()
+    collector.fold()
     assert collector.summary("work_total").last == threads * per_thread
     observed = [b.values for b in collector.drain() if b.key.name == "work_seconds"]
     assert np.concatenate(observed).size == threads * per_thread
@@ -181,13 +220,16 @@ def test_enable_drain_is_idempotent_and_queues_from_then_on(clock: ManualClock) 
     gauge = collector.gauge("g")
     for value in range(10):
         gauge.set(value)
+    collector.fold()  # retained: the newest 4
     collector.enable_drain()
     assert collector.pending_points() == 4  # the retained history
     gauge.set(10.0)
     collector.enable_drain()  # attaching again neither re-queues nor drops anything
+    collector.fold()
     assert collector.pending_points() == 5
     (batch,) = collector.drain()
     assert batch.values.tolist() == [6.0, 7.0, 8.0, 9.0, 10.0]
+    collector.fold()
     assert collector.pending_points() == 0
 
 
@@ -201,7 +243,7 @@ def test_drain_batches_carry_keys_and_cumulative_counters(
     assert first["req_total"].values.tolist() == [3.0]
     assert first["req_total"].timestamps.tolist() == [clock.time()]
     assert first["req_total"].key.kind is MetricType.COUNTER
-    assert first["req_total"].key.labels == (("route", "a"),)
+    assert first["req_total"].key.labels == (*ME, ("route", "a"))
     clock.advance(5)
     counter.inc()
     second = {b.key.name: b for b in collector.drain()}
@@ -218,6 +260,7 @@ def test_windows_select_points_by_fold_time(
     clock.advance(120)
     hist.observe(1.0)
     hist.observe(3.0)
+    collector.fold()
     last_minute = collector.summary("h", window_s=60)
     assert (last_minute.count, last_minute.mean, last_minute.max) == (2, 2.0, 3.0)
     assert collector.summary("h", window_s=300).count == 3
@@ -244,12 +287,14 @@ def test_ring_capacity_bounds_memory_and_marks_truncation(clock: ManualClock) ->
     hist = collector.histogram("h")
     for i in range(250):
         hist.observe(float(i))
+    collector.fold()
     summary = collector.summary("h", window_s=60)
     assert summary.count == 100 and summary.min == 150.0 and summary.truncated
     _, values = collector.points("h")
     assert values.tolist() == [float(i) for i in range(150, 250)]
     for i in range(30):  # wrap around the ring
         hist.observe(1000.0 + i)
+    collector.fold()
     assert collector.points("h")[1][-1] == 1029.0
     assert collector.points("h")[1][0] == 180.0
 
@@ -262,6 +307,7 @@ def test_retention_cleanup_forgets_old_points(clock: ManualClock) -> None:
     clock.advance(61)
     gauge.set(2)
     assert collector.cleanup() == 1
+    collector.fold()
     assert collector.points("g")[1].tolist() == [2.0]
 
 
@@ -277,6 +323,7 @@ def test_snapshot_totals_cover_everything_ever_recorded(clock: ManualClock) -> N
         gauge.set(float(i))
         collector.fold()
         clock.advance(1.0)
+        collector.fold()
         seen.append(collector.snapshot("h", window_s=5)[0].count)
     assert seen == list(range(1, 26))  # the ring holds 10, the totals keep counting
     by_name = {s.key.name: s for s in collector.snapshot(window_s=5)}
@@ -292,6 +339,7 @@ def test_snapshot_totals_cover_everything_ever_recorded(clock: ManualClock) -> N
     # Retention forgets every point; the totals and a gauge's last value stay.
     clock.advance(1000)
     collector.cleanup()
+    collector.fold()
     assert collector.points("h", {"op": "a"})[1].size == 0
     by_name = {s.key.name: s for s in collector.snapshot()}
     assert (by_name["h"].count, by_name["h"].window.count) == (25, 0)
@@ -305,8 +353,9 @@ def test_snapshot_totals_cover_everything_ever_recorded(clock: ManualClock) -> N
 
 def test_snapshot_counts_drops_of_the_same_fold(collector: MetricsCollector) -> None:
     collector.gauge("g").set(float("nan"))
+    collector.fold()
     [drops] = collector.snapshot(DROPPED_METRIC)
-    assert (drops.key.labels, drops.sum) == ((("reason", "nan"),), 1.0)
+    assert (drops.key.labels, drops.sum) == ((*ME, ("reason", "nan")), 1.0)
     assert collector.snapshot("g")[0].count == 0 and collector.snapshot("g")[0].last is None
     with pytest.raises(ValidationError, match="window_s=0"):
         collector.snapshot(window_s=0)
@@ -316,6 +365,7 @@ def test_gauge_last_and_query_pooling(collector: MetricsCollector) -> None:
     collector.gauge("temp", {"room": "a"}).set(20)
     collector.gauge("temp", {"room": "a"}).set(21)
     collector.gauge("temp", {"room": "b"}).set(30)
+    collector.fold()
     per_room = {dict(k.labels)["room"]: s.last for k, s in collector.query("temp")}
     assert per_room == {"a": 21.0, "b": 30.0}
     [(key, pooled)] = collector.query("temp", pool=True)
@@ -339,6 +389,7 @@ def test_timer_context_manager_and_decorators(collector: MetricsCollector) -> No
 
     assert step(4) == 8
     assert asyncio.run(astep()) == "ok"
+    collector.fold()
     summary = collector.summary("step_seconds")
     assert summary.count == 3 and summary.min is not None and summary.min >= 0
 
@@ -352,6 +403,7 @@ async def test_recording_from_many_coroutines(collector: MetricsCollector) -> No
             await asyncio.sleep(0) if _ % 100 == 0 else None
 
     await asyncio.gather(*(task() for _ in range(20)))
+    collector.fold()
     assert collector.summary("async_total").last == 20_000
 
 
@@ -373,6 +425,7 @@ def test_component_timer_records_latency_success_and_errors(
         return 1
 
     assert plan() == 1
+    component.collector.fold()
     perf = component.performance(window_s=60)
     assert perf.operation_count == 5 and perf.error_count == 1
     assert perf.error_rate == pytest.approx(0.2)
@@ -389,6 +442,7 @@ def test_component_latency_percentiles_and_resources(collector: MetricsCollector
         component.record_success("process")
     component.record_resource_usage(cpu_percent=55.0, memory_bytes=1e6, reservoir_size=100)
     component.record_custom_metric("kraken_spectral_radius", 0.9)
+    component.collector.fold()
     perf = component.performance(window_s=60)
     assert perf.latency_p99_s == pytest.approx(np.percentile(latencies, 99))
     assert (perf.cpu_percent, perf.memory_bytes) == (55.0, 1e6)
@@ -407,23 +461,30 @@ def test_health_follows_heartbeat_age_and_error_rate(
         heartbeat_timeout_s=30,
         health_window_s=60,
     )
+    component.collector.fold()
     assert component.health() is HealthStatus.UNKNOWN
     component.heartbeat()
+    component.collector.fold()
     assert component.health() is HealthStatus.HEALTHY
     clock.advance(31)
+    component.collector.fold()
     assert component.health() is HealthStatus.DEGRADED
     clock.advance(60)
+    component.collector.fold()
     assert component.health() is HealthStatus.UNHEALTHY
     component.heartbeat()
     for _ in range(19):
         component.record_success()
     component.record_error()
+    component.collector.fold()
     assert component.health() is HealthStatus.DEGRADED  # 5% errors
     for _ in range(10):
         component.record_error()
+    component.collector.fold()
     assert component.health() is HealthStatus.UNHEALTHY  # 11 / 30
     clock.advance(61)  # the errors leave the window
     component.heartbeat()
+    component.collector.fold()
     assert component.health() is HealthStatus.HEALTHY
 
 
@@ -432,10 +493,12 @@ def test_component_snapshot_is_json_ready(collector: MetricsCollector) -> None:
         collector, "g", ComponentType.GENOME, metadata={"traits": 8}
     )
     component.heartbeat()
+    component.collector.fold()
     snapshot = component.publish_health()
     data = snapshot.to_dict()
     assert data["component_type"] == "genome" and data["health"] == "healthy"
     assert data["metadata"] == {"traits": 8}
+    collector.fold()
     assert collector.summary("allele_component_error_rate", component.labels).last == 0.0
     with pytest.raises(ValidationError, match="component_id"):
         ComponentMetricsCollector(collector, "", ComponentType.GENOME)
@@ -445,11 +508,13 @@ def test_bulk_recording_equals_one_call_per_value(clock: ManualClock) -> None:
     collector = MetricsCollector(clock=clock)
     collector.gauge("g").set_many([1.0, 2.0, 3.0])
     collector.histogram("h").observe_many(v * 0.5 for v in range(4))
+    collector.fold()
     assert collector.points("g")[1].tolist() == [1.0, 2.0, 3.0]
     assert collector.summary("h").sum == 3.0
     strict = MetricsCollector(clock=clock, strict=True)
     with pytest.raises(ValidationError, match="nan"):
         strict.gauge("g").set_many([1.0, float("nan")])
+    strict.fold()
     assert strict.points("g")[1].size == 0  # a batch with a bad value is refused whole
 
 
@@ -464,6 +529,7 @@ def test_gauge_points_carry_the_time_they_were_set(
     clock.advance(0.5)
     gauge.set(3.0)
     clock.advance(10)  # folded well after: the points keep their own times
+    collector.fold()
     ts, values = collector.points("temperature")
     assert values.tolist() == [1.0, 2.0, 3.0]
     assert ts.tolist() == [start, start + 0.25, start + 0.75]
@@ -479,6 +545,7 @@ def test_gauge_timestamps_are_real_wall_time_with_the_system_clock() -> None:
     time.sleep(0.002)
     gauge.set(2.0)
     after = time.time()
+    collector.fold()
     ts, _ = collector.points("g")
     assert before - 1e-3 <= ts[0] < ts[1] <= after + 1e-3
 
@@ -494,6 +561,7 @@ def test_counter_and_histogram_points_carry_the_fold_time(
     counter.inc()
     collector.fold()
     folded_at = clock.time()
+    collector.fold()
     ts, values = collector.points("h")
     assert values.tolist() == [1.0, 2.0] and ts.tolist() == [folded_at, folded_at]
     assert collector.points("c_total")[0].tolist() == [folded_at]
@@ -506,6 +574,7 @@ def test_bulk_recording_at_explicit_timestamps(
     collector.gauge("g").set_many([1.0, 2.0, 3.0], [t0 + 2, t0 + 1, t0 + 3])
     collector.histogram("h").observe_many([0.5, 0.25], np.array([t0, t0 + 5]))
     collector.histogram("h").observe(9.0)  # no timestamp: the fold's
+    collector.fold()
     ts, values = collector.points("g")
     assert ts.tolist() == [t0 + 1, t0 + 2, t0 + 3]  # put in time order
     assert values.tolist() == [2.0, 1.0, 3.0]
@@ -526,6 +595,7 @@ def test_bad_values_and_timestamps_in_timed_points_are_dropped_and_counted(
     collector.gauge("g").set("high")  # type: ignore[arg-type]
     collector.gauge("g").set("1.5")  # type: ignore[arg-type]  # numpy would parse it
     collector.gauge("g").set(5.0)
+    collector.fold()
     ts, values = collector.points("g")
     assert values.tolist() == [1.0, 5.0, 4.0]  # in time order; equal times: bulk first
     assert ts.tolist() == [t, t, t + 1]
@@ -543,6 +613,7 @@ def test_many_timed_appends_between_folds_keep_every_point_and_its_time(
         gauge.set_many([float(i), float("nan")], [t0 + i, t0 + i + 0.5])
         timer.observe_many(np.array([0.1 * i]), [t0 + i])
     timer.observe_many(["slow"], [t0 + 60])  # type: ignore[list-item]
+    collector.fold()
     ts, values = collector.points("g")
     assert values.tolist() == [float(i) for i in range(50)]
     assert ts.tolist() == [t0 + i for i in range(50)]
@@ -554,31 +625,17 @@ def test_many_timed_appends_between_folds_keep_every_point_and_its_time(
     assert drained["g"].timestamps.tolist() == [t0 + i for i in range(50)]
 
 
-def test_fold_hooks_feed_points_into_the_fold_that_calls_them(
-    collector: MetricsCollector,
-) -> None:
+def test_reads_never_fold_they_read_what_the_last_fold_left(collector: MetricsCollector) -> None:
     hist = collector.histogram("h")
-    pending = [1.0, 2.0]
-
-    class Feeder:
-        calls = 0
-
-        def feed(self) -> None:
-            self.calls += 1
-            hist.observe_many(pending)
-            pending.clear()
-
-    feeder = Feeder()
-    collector.add_fold_hook(feeder.feed)
-    assert collector.summary("h").count == 2  # the read's fold took the fed points in
-    collector.remove_fold_hook(feeder.feed)
-    pending.append(3.0)
-    assert collector.summary("h").count == 2
-    calls = feeder.calls
-    collector.add_fold_hook(feeder.feed)
-    del feeder  # held weakly: a collected recorder's hook goes with it
+    hist.observe(1.0)
     collector.fold()
-    assert calls >= 1 and collector.summary("h").count == 2
+    hist.observe(2.0)  # recorded, not yet folded
+    assert collector.summary("h").count == 1
+    assert collector.points("h")[1].tolist() == [1.0]
+    assert [s.count for s in collector.snapshot("h")] == [1]
+    assert collector.query("h")[0][1].count == 1
+    collector.fold()
+    assert collector.summary("h").count == 2
 
 
 def test_bulk_arrays_are_recorded_whole_and_copied_at_the_call(
@@ -595,6 +652,7 @@ def test_bulk_arrays_are_recorded_whole_and_copied_at_the_call(
     gauge.set_many(np.array([True]), [t0 + 7])
     values[:] = 99
     times[:] = 0.0
+    collector.fold()
     ts, got = collector.points("g")
     assert got.tolist() == [1.0, 2.0, 3.0, 4.0, 1.0]
     assert ts.tolist() == [t0 + 1, t0 + 2, t0 + 3, t0 + 4, t0 + 7]
@@ -627,5 +685,137 @@ def test_a_clean_buffer_is_vouched_for_by_its_sum_and_a_dirty_one_still_checked(
     assert batches["c_total"].values.tolist() == [11.0]
     assert batches["huge"].values.tolist() == [1e308, 1e308]
     assert batches["opposite"].values.tolist() == [4.0]
+    collector.fold()
     assert collector.dropped() == {"negative_increment": 1, "inf": 2}
     assert collector.summary("h", window_s=60).sum == 6.0
+
+
+# --- validation at handle creation ----------------------------------------------------------------
+
+
+def test_names_and_label_names_with_a_trailing_newline_are_refused(
+    collector: MetricsCollector,
+) -> None:
+    with pytest.raises(ValidationError, match="invalid metric name"):
+        collector.counter("requests_total\n")
+    with pytest.raises(ValidationError, match="invalid label name"):
+        collector.gauge("g", {"route\n": "a"})
+
+
+def test_a_lone_surrogate_label_value_is_refused_when_the_handle_is_made(
+    collector: MetricsCollector,
+) -> None:
+    with pytest.raises(ValidationError, match="not valid Unicode text"):
+        collector.counter("c_total", {"op": "\ud800"})
+    assert collector.series_keys() == []  # nothing half-made that a store would choke on
+
+
+@pytest.mark.parametrize("label", ["quantile", "le", "instance"])
+def test_reserved_label_names_are_refused(collector: MetricsCollector, label: str) -> None:
+    with pytest.raises(ValidationError, match=f"'{label}'.*reserved"):
+        collector.histogram("h", {label: "0.5"})
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "exposed"),
+    [
+        (("counter", "x"), ("gauge", "x_total"), "x_total"),
+        (("gauge", "x_total"), ("counter", "x"), "x_total"),
+        (("counter", "x"), ("counter", "x_total"), "x_total"),
+        (("histogram", "y"), ("gauge", "y_sum"), "y_sum"),
+        (("timer", "y"), ("gauge", "y_count"), "y_count"),
+        (("gauge", "y_bucket"), ("distribution", "y"), "y_bucket"),
+    ],
+)
+def test_names_whose_exposed_samples_collide_are_refused(
+    collector: MetricsCollector, first: tuple[str, str], second: tuple[str, str], exposed: str
+) -> None:
+    getattr(collector, first[0])(first[1])
+    with pytest.raises(ValidationError, match=f"exposed as '{exposed}'.*'{first[1]}'"):
+        getattr(collector, second[0])(second[1])
+    getattr(collector, first[0])(first[1], {"more": "labels"})  # the same metric is fine
+
+
+def test_every_series_carries_the_writers_instance(
+    clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import socket
+
+    monkeypatch.delenv("ALLELE_INSTANCE", raising=False)
+    default = MetricsCollector(clock=clock)
+    default.counter("c_total").inc()
+    [key] = default.series_keys()
+    assert dict(key.labels) == {"instance": f"{socket.gethostname()}:{os.getpid()}"}
+    monkeypatch.setenv("ALLELE_INSTANCE", "web-2")
+    named = MetricsCollector(clock=clock)
+    named.gauge("g", {"a": "1"}).set(1.0)
+    named.fold()
+    [key] = named.series_keys()
+    assert key.labels == (("a", "1"), ("instance", "web-2"))
+    assert named.summary("g", {"a": "1"}).last == 1.0  # readers may leave the instance out
+    with pytest.raises(ValidationError, match="instance must be a non-empty string"):
+        MetricsCollector(instance=" ")
+
+
+# --- time order -------------------------------------------------------------------------------
+
+
+def test_retention_forgets_points_in_time_order_not_fold_order(
+    clock: ManualClock,
+) -> None:
+    collector = MetricsCollector(clock=clock, capacity=3, retention_s=100, instance="test-1")
+    gauge = collector.gauge("g")
+    now = clock.time()
+    gauge.set_many([1.0, 2.0], [now - 10, now - 5])  # fresh points, folded first
+    collector.fold()
+    gauge.set_many([9.0], [now - 500])  # a stale point arriving late
+    collector.fold()
+    ts, values = collector.points("g")
+    assert ts.tolist() == [now - 500, now - 10, now - 5]  # in time order
+    assert values.tolist() == [9.0, 1.0, 2.0]
+    assert collector.cleanup() == 1  # the stale one, not the oldest folded
+    assert collector.points("g")[1].tolist() == [1.0, 2.0]
+    gauge.set_many([3.0, 0.5], [now - 1, now - 20])
+    collector.fold()
+    # At capacity the oldest in time go: the fresh points stay.
+    assert collector.points("g")[1].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_a_summarys_last_is_the_last_in_time(
+    collector: MetricsCollector, clock: ManualClock
+) -> None:
+    gauge = collector.gauge("g")
+    now = clock.time()
+    gauge.set_many([5.0], [now - 1])
+    collector.fold()
+    gauge.set_many([7.0], [now - 30])  # older, folded later
+    collector.fold()
+    assert collector.summary("g", window_s=60).last == 5.0
+    assert collector.snapshot("g")[0].last == 5.0
+
+
+# --- staleness --------------------------------------------------------------------------------
+
+
+def test_snapshots_say_when_a_series_went_stale(clock: ManualClock) -> None:
+    collector = MetricsCollector(clock=clock, stale_after_s=60, instance="test-1")
+    gauge = collector.gauge("g", {"component_id": "a"})
+    other = collector.gauge("g", {"component_id": "b"})
+    gauge.set(1.0)
+    other.set(1.0)
+    collector.fold()
+    folded_at = clock.time()
+    [a, b] = collector.snapshot("g")
+    assert (a.stale, a.updated_at) == (False, folded_at)
+    clock.advance(61)
+    other.set(2.0)
+    collector.fold()
+    [a, b] = collector.snapshot("g")
+    assert a.stale and a.updated_at == folded_at and not b.stale
+    # A writer that says it is done marks its series stale at once, until a new point.
+    assert collector.mark_stale({"component_id": "b"}) == 1
+    assert [s.stale for s in collector.snapshot("g")] == [True, True]
+    other.set(3.0)
+    collector.fold()
+    assert [s.stale for s in collector.snapshot("g")] == [True, False]

@@ -52,23 +52,25 @@ def test_a_table_records_what_set_many_per_row_records(clock: ManualClock) -> No
 
 
 def test_a_table_is_copied_unless_handed_over(clock: ManualClock) -> None:
-    collector = MetricsCollector(clock=clock)
+    collector = MetricsCollector(clock=clock, instance="t")
     gauge = collector.gauge("g")
     times, table = T0 + np.arange(3.0), np.array([[1.0, 2.0, 3.0]])
     collector.record_table([gauge], times, table)
     table[:] = 99.0
     times[:] = 0.0
+    collector.fold()
     ts, values = collector.points("g")
     assert values.tolist() == [1.0, 2.0, 3.0] and ts.tolist() == [T0, T0 + 1, T0 + 2]
 
 
 def test_a_table_with_bad_values_or_disorder_goes_point_by_point(clock: ManualClock) -> None:
-    collector = MetricsCollector(clock=clock)
+    collector = MetricsCollector(clock=clock, instance="t")
     collector.enable_drain()
     a, b = collector.gauge("a"), collector.gauge("b")
     times = np.array([T0 + 2, T0 + 1, T0 + 3])  # out of order
     table = np.array([[1.0, np.nan, 3.0], [4.0, 5.0, np.inf]])
     collector.record_table([a, b], times, table)
+    collector.fold()
     ts, values = collector.points("a")
     assert ts.tolist() == [T0 + 2, T0 + 3] and values.tolist() == [1.0, 3.0]
     ts, values = collector.points("b")
@@ -93,6 +95,7 @@ def test_record_table_refuses_what_it_cannot_record(clock: ManualClock) -> None:
     with pytest.raises(ValidationError, match=r"'s'.*nan"):
         strict.record_table([strict.gauge("s")], [T0, T0 + 1], [[1.0, np.nan]])
     collector.record_table([gauge], [], np.empty((1, 0)))  # nothing to record
+    collector.fold()
     assert collector.points("g")[1].size == 0
 
 
@@ -106,16 +109,18 @@ def test_the_ring_keeps_the_newest_points_across_many_pieces(clock: ManualClock)
         gauge.set_many(values, times)
         collector.fold()
         expected.extend(values)
+        collector.fold()
         ts, got = collector.points("g")
         assert got.tolist() == expected[-100:] and ts.tolist() == [T0 + v for v in got]
     big = np.arange(1000.0, 1250.0)
     collector.record_table([gauge], T0 + big, big[None, :])
+    collector.fold()
     assert collector.points("g")[1].tolist() == big[-100:].tolist()
     assert collector.summary("g", window_s=1e6).truncated
 
 
 def test_pieces_out_of_time_order_are_drained_unvouched(clock: ManualClock) -> None:
-    collector = MetricsCollector(clock=clock)
+    collector = MetricsCollector(clock=clock, instance="t")
     collector.enable_drain()
     gauge = collector.gauge("g")
     gauge.set_many([1.0, 2.0], [T0 + 10, T0 + 11])
@@ -133,7 +138,7 @@ def test_pieces_out_of_time_order_are_drained_unvouched(clock: ManualClock) -> N
 
 
 def test_the_store_writes_vouched_batches_exactly(clock: ManualClock, tmp_path) -> None:
-    collector = MetricsCollector(clock=clock)
+    collector = MetricsCollector(clock=clock, instance="t")
     collector.enable_drain()
     gauges = [collector.gauge("g", {"i": str(i)}) for i in range(3)]
     times = T0 + np.arange(1000.0) / 10
@@ -152,7 +157,7 @@ def test_the_store_writes_vouched_batches_exactly(clock: ManualClock, tmp_path) 
         # The written totals are the vouched sums (one UPDATE for every series).
         totals = {(s.key.name, s.key.labels): (s.count, s.sum) for s in store.latest()}
         for i in range(3):
-            count, total = totals[("g", (("i", str(i)),))]
+            count, total = totals[("g", (("i", str(i)), ("instance", "t")))]
             assert count == 1000 and total == pytest.approx(float(table[i].sum()), abs=1e-9)
-        assert totals[("c", ())] == (1, 5.0)
+        assert totals[("c", (("instance", "t"),))] == (1, 5.0)
         assert collector.kind_of("c") is MetricType.COUNTER

@@ -54,11 +54,14 @@ def test_start_samples_in_the_background_and_stop_ends_it(engine: ObservabilityE
     assert engine.running
     assert engine.start() is engine  # idempotent
     cpu = "allele_system_cpu_percent"
+    engine.collector.fold()
     assert wait_for(lambda: engine.collector.summary(cpu, window_s=3600).count >= 3)
     engine.stop()
     assert not engine.running
+    engine.collector.fold()
     count = engine.collector.summary(cpu, window_s=3600).count
     time.sleep(0.2)
+    engine.collector.fold()
     assert engine.collector.summary(cpu, window_s=3600).count == count
 
 
@@ -91,6 +94,7 @@ def test_system_metrics_are_plausible(engine: ObservabilityEngine) -> None:
     sample = engine.get_system_metrics()
     assert 0 <= sample.process_cpu_percent <= 100 * (psutil.cpu_count() or 1)
     assert sample.process_rss_bytes > 0
+    engine.collector.fold()
     assert engine.collector.summary("allele_process_rss_bytes").last == sample.process_rss_bytes
     engine.collect_once()
     # the second sample turns cumulative I/O totals into counter increments
@@ -106,6 +110,7 @@ def test_register_component_records_and_reports(engine: ObservabilityEngine) -> 
         pass
     evo.record_error("generation", "ValueError")
     evo.heartbeat()
+    engine.tick()
     snapshot = engine.get_component_metrics("evo-1")
     assert snapshot.performance.operation_count == 2
     assert snapshot.performance.error_rate == 0.5
@@ -188,6 +193,7 @@ def test_unusable_store_keeps_monitoring_in_memory(caplog: pytest.LogCaptureFixt
         assert engine.get_status()["persistence"].startswith("unavailable")
         assert "keeping metrics in memory" in caplog.text
         engine.collector.counter("still_recording_total").inc()
+        engine.collector.fold()
         assert engine.collector.summary("still_recording_total").last == 1.0
     finally:
         engine.close()
@@ -260,6 +266,7 @@ def test_first_system_sample_after_start_measures_a_busy_loop() -> None:
     assert sample.cpu_percent > 0.0
     assert sample.process_cpu_percent > 0.0
     # The sample start() took is the one reported and the first point recorded.
+    engine.collector.fold()
     assert engine.collector.points("allele_process_cpu_percent")[1].tolist() == [
         sample.process_cpu_percent
     ]
@@ -275,6 +282,7 @@ def test_background_retention_cleanup_forgets_old_points() -> None:
         assert engine.collector.points("queue_depth")[1].tolist() == [5.0]
         clock.advance(3601)  # the point is now older than the retention period
         engine.start()
+        engine.collector.fold()
         assert wait_for(lambda: engine.collector.points("queue_depth")[1].size == 0)
     finally:
         engine.close()
@@ -392,6 +400,7 @@ def test_gpu_from_nvml_is_sampled_and_recorded(monkeypatch: pytest.MonkeyPatch) 
         )
         engine.collector.fold()
         labels = {"gpu": "0", "name": "Fake A100"}
+        engine.collector.fold()
         used = engine.collector.points("allele_gpu_memory_used_bytes", labels)[1]
         assert used.tolist() == [3.0 * 2**30]
         assert engine.get_status()["gpu"]["source"] == "nvml"
@@ -571,29 +580,81 @@ def test_resuming_after_the_store_uri_changed_opens_the_new_store(tmp_path: Path
         engine.close()
 
 
-def test_the_tick_leaves_the_fold_to_a_flusher_that_drains_at_least_as_often(
-    tmp_path: Path,
-) -> None:
-    memory_only = ObservabilityEngine(settings(), notifiers=[])
-    assert not memory_only._flusher_folds(1.0)  # no store: the tick must fold
-    memory_only.close()
-    uri = f"sqlite:///{tmp_path / 'fold.db'}"
-    engine = ObservabilityEngine(settings(store_uri=uri, flush_interval=0.5), notifiers=[])
+def test_a_collection_folds_once_and_reads_never_fold() -> None:
+    engine = ObservabilityEngine(settings(), clock=ManualClock(), notifiers=[])
     try:
-        assert not engine._flusher_folds(1.0)  # not started
-        engine.start()
-        assert engine._flusher_folds(1.0)  # drains every 0.5 s: once per 1 s tick suffices
-        assert not engine._flusher_folds(0.1)  # ticks more often than the flusher drains
-        engine.stop(keep_store=True)
-        assert not engine._flusher_folds(1.0)  # paused flusher: no drains
+        for i in range(3):
+            component = engine.register_component(f"c{i}", ComponentType.KRAKEN_LNN)
+            with component.timer("step"):
+                pass
+            component.heartbeat()
+        folds = []
+        fold = engine.collector.fold
+        engine.collector.fold = lambda: (folds.append(1), fold())[1]  # type: ignore[method-assign]
+        engine.collect_once()
+        assert len(folds) == 1  # sampling, health of three components and alerts: one fold
+        engine.get_component_metrics()
+        engine.get_status()
+        engine.component_snapshots()
+        engine.collector.snapshot()
+        assert len(folds) == 1  # reads read the state the last fold left
+        engine.tick()
+        assert len(folds) == 2
     finally:
         engine.close()
 
 
-def test_beside_a_folding_flusher_tick_listeners_are_still_called(tmp_path: Path) -> None:
-    # With a flusher doing the folds and no listener, the engine's thread sleeps from one
-    # collection to the next; a listener added meanwhile is called from the next one on, and
-    # then on every tick.
+def test_recorders_push_before_the_fold_of_every_tick_and_are_held_weakly() -> None:
+    engine = ObservabilityEngine(settings(), clock=ManualClock(), notifiers=[])
+    hist = engine.collector.histogram("h")
+    pending = [1.0, 2.0]
+
+    class Feeder:
+        calls = 0
+
+        def push(self) -> None:
+            self.calls += 1
+            hist.observe_many(pending)
+            pending.clear()
+
+    def broken() -> None:
+        raise RuntimeError("recorder bug")
+
+    try:
+        feeder = Feeder()
+        engine.add_recorder(feeder.push)
+        engine.add_recorder(feeder.push)  # a no-op
+        engine.add_recorder(broken)
+        engine.tick()
+        assert engine.collector.summary("h").count == 2  # pushed, then folded by that tick
+        assert feeder.calls == 1 and engine.get_status()["background_errors"] == 1
+        engine.remove_recorder(broken)
+        pending.append(3.0)
+        del feeder  # held weakly: a collected monitor's recorder goes with it
+        engine.tick()
+        assert engine.collector.summary("h").count == 2
+        assert engine.get_status()["background_errors"] == 1
+    finally:
+        engine.close()
+
+
+def test_alerts_judge_the_health_published_in_the_same_tick() -> None:
+    clock = ManualClock()
+    engine = ObservabilityEngine(settings(heartbeat_timeout=10.0), clock=clock, notifiers=[])
+    try:
+        component = engine.register_component("k", ComponentType.KRAKEN_LNN)
+        component.heartbeat()
+        clock.advance(100)  # the heartbeat is 10x the timeout old
+        engine.collect_once()
+        [age] = engine.collector.query(
+            "allele_component_heartbeat_age_seconds", {"component_id": "k"}
+        )
+        assert age[1].last == pytest.approx(100.0)  # folded by the collection that published it
+    finally:
+        engine.close()
+
+
+def test_beside_a_flusher_tick_listeners_are_called_on_every_tick(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'ticks.db'}"
     engine = ObservabilityEngine(
         settings(store_uri=uri, flush_interval=0.2, collection_interval=0.5), notifiers=[]
@@ -601,8 +662,6 @@ def test_beside_a_folding_flusher_tick_listeners_are_still_called(tmp_path: Path
     calls: list[float] = []
     try:
         engine.start()
-        assert engine._flusher_folds(0.5)
-        time.sleep(0.3)  # the thread is asleep until the next collection
         engine.add_tick_listener(lambda: calls.append(time.monotonic()))
         assert wait_for(lambda: len(calls) >= 3, timeout=10.0)
         counter = engine.collector.counter("ticked_total")
@@ -611,6 +670,7 @@ def test_beside_a_folding_flusher_tick_listeners_are_still_called(tmp_path: Path
         assert stats is not None and stats.failed_writes == 0
     finally:
         engine.close()
+    engine.collector.fold()
     assert engine.collector.summary("ticked_total", window_s=3600).last == 3.0
 
 
@@ -633,3 +693,30 @@ async def test_astart_installs_the_signal_handlers_that_start_cannot_off_the_mai
     finally:
         await engine.astop()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_a_component_that_stops_heartbeating_is_stale_and_so_are_its_series() -> None:
+    clock = ManualClock()
+    engine = ObservabilityEngine(settings(heartbeat_timeout=10.0), clock=clock, notifiers=[])
+    try:
+        component = engine.register_component("k", ComponentType.KRAKEN_LNN)
+        with component.timer("step"):
+            pass
+        component.heartbeat()
+        engine.collect_once()
+        latency = "allele_component_latency_seconds"
+        assert not engine.get_component_metrics("k").stale
+        assert not engine.collector.snapshot(latency)[0].stale
+        clock.advance(31)  # past 3x the heartbeat timeout
+        engine.collect_once()
+        assert engine.get_component_metrics("k").stale
+        [snapshot] = engine.collector.snapshot(latency)
+        assert snapshot.stale and snapshot.updated_at is not None  # readers can give its age
+        component.heartbeat()  # it reports again: fresh from its next points
+        with component.timer("step"):
+            pass
+        engine.collect_once()
+        assert not engine.get_component_metrics("k").stale
+        assert not engine.collector.snapshot(latency)[0].stale
+    finally:
+        engine.close()

@@ -45,6 +45,7 @@ from allele.observability.integration import (
     create_observable_nlp_agent,
     observe,
 )
+from allele.observability.integration.evolution import generation_columns
 from allele.observability.types import ComponentType, HealthStatus
 
 TARGET = TargetPersonality({"empathy": 0.9, "conciseness": 0.2})
@@ -59,12 +60,14 @@ def obs():
 
 
 def values(obs, name, monitor, **labels):
-    """The recorded values of one series of ``monitor``'s component."""
+    """The recorded values of one series of ``monitor``'s component, after a tick (reads see
+    what the last tick folded)."""
+    obs.tick()
     return obs.collector.points(name, {**monitor.recorder.labels, **labels})[1]
 
 
 def counter_total(obs, name, monitor, **labels):
-    found = obs.collector.points(name, {**monitor.recorder.labels, **labels})[1]
+    found = values(obs, name, monitor, **labels)
     return float(found[-1]) if found.size else 0.0
 
 
@@ -148,10 +151,10 @@ def test_generations_recorded_late_keep_their_own_end_times(obs):
     m = engine.monitor
     EvolutionEngine.run(engine, TARGET)  # the base method: nothing is recorded at its end
     time.sleep(0.02)
-    before_flush = time.time()
-    m.flush()  # what the next tick does
+    before_push = time.time()
+    obs.tick()  # the monitor pushes the run its run() wrapper did not see end
     stamps = [s.timestamp for s in engine.history]
-    assert stamps[-1] < before_flush  # the points were not stamped when they were recorded
+    assert stamps[-1] < before_push  # the points were not stamped when they were recorded
     for name in (EVOLUTION_BEST, EVOLUTION_WORST, EVOLUTION_GENERATION):
         ts, _ = obs.collector.points(name, m.recorder.labels)
         assert ts.tolist() == stamps
@@ -172,7 +175,7 @@ def test_observable_engine_is_an_evolution_engine_with_the_same_results(obs):
     assert len(seen) == 13  # user callbacks still run alongside the monitor
 
 
-def test_batched_generations_are_recorded_by_folds_not_by_the_evolving_thread(obs):
+def test_generations_are_recorded_at_the_runs_end_and_on_ticks_not_per_generation(obs):
     engine = ObservableEvolutionEngine(config(generations=25), engine=obs)
     m = engine.monitor
     pending = m.recorder.collector._series  # peek: nothing may be queued per generation
@@ -184,14 +187,14 @@ def test_batched_generations_are_recorded_by_folds_not_by_the_evolving_thread(ob
         series = pending[best_key]
         queued_at[stats.generation] = len(series.buf) + len(series.tbuf)
         if stats.generation in (9, 19):
-            # A read folds first, and the fold records every generation run so far.
+            # A tick pushes the run in progress: every generation run so far.
             read_at[stats.generation] = values(obs, EVOLUTION_BEST, m).size
 
     engine.run(TARGET, callback=watch)
     assert set(queued_at.values()) == {0}  # the evolving thread recorded nothing itself
     assert read_at == {9: 10, 19: 20}
-    # The run's end only hands the history over: the next fold records the rest.
-    assert pending[best_key].tbuf == [] and len(m._ended) == 1
+    # The run's end hands the rest over as one table: the next fold takes it in.
+    assert pending[best_key].tbuf == [] and len(obs.collector._tables) == 1
     assert values(obs, EVOLUTION_BEST, m).tolist() == [s.best_fitness for s in engine.history]
     for _ in range(3):  # runs ending between two folds are all recorded, in order
         engine.run(TARGET)
@@ -202,37 +205,20 @@ def test_batched_generations_are_recorded_by_folds_not_by_the_evolving_thread(ob
     assert engine.callback_errors == 0 and m.errors == 0
 
 
-def test_run_end_takes_the_engines_columns_or_the_statistics_objects(obs):
-    # With the engine as source, from its columns; without, from the objects: same points.
-    for use_source in (True, False):
-        engine = EvolutionEngine(config(generations=5))
-        m = EvolutionMonitor(engine=obs).attach(engine, batched=True)
-        engine.run(TARGET)  # the plain run: it hands nothing over itself
-        history = engine.history
-        m.run_ended(history, engine if use_source else None)
-        assert len(m._ended) == 1 and isinstance(m._ended[0], np.ndarray)
-        ts, best = obs.collector.points(EVOLUTION_BEST, m.recorder.labels)
-        assert best.tolist() == [s.best_fitness for s in history]
-        assert ts.tolist() == [s.timestamp for s in history]
-        gens = values(obs, EVOLUTION_GENERATION, m)
-        assert gens.tolist() == [float(s.generation) for s in history]
-        latency = values(obs, LATENCY_METRIC, m, operation="generation")
-        assert latency.tolist() == [s.duration_s for s in history]
-        assert counter_total(obs, EVOLUTION_EVALUATIONS, m) == sum(s.evaluations for s in history)
-        assert m.errors == 0
-    # A source whose run does not match the history handed over: the objects are used.
-    engine = EvolutionEngine(config(generations=5))
-    m = EvolutionMonitor(engine=obs).attach(engine, batched=True)
-    engine.run(TARGET)
-    other = EvolutionEngine(config(generations=2))
-    other.run(TARGET)
-    m.run_ended(engine.history, other)
-    ts, best = obs.collector.points(EVOLUTION_BEST, m.recorder.labels)
-    assert best.tolist() == [s.best_fitness for s in engine.history]
-    assert ts.tolist() == [s.timestamp for s in engine.history] and m.errors == 0
+def test_generation_columns_hold_exactly_the_generation_statistics(obs):
+    engine = EvolutionEngine(config(generations=6))
+    result = engine.run(TARGET)
+    columns = generation_columns(result.history)
+    assert columns.dtype == np.float64 and columns.shape == (8, 7)
+    assert all(row.flags.c_contiguous for row in columns)
+    fields = ("timestamp", "best_fitness", "mean_fitness", "worst_fitness", "diversity")
+    fields += ("generation", "duration_s", "evaluations")
+    for name, row in zip(fields, columns, strict=True):
+        # Exact equality: the same floats, integers as float64.
+        assert row.tolist() == [float(getattr(s, name)) for s in result.history], name
 
 
-def test_a_batched_monitor_does_not_keep_its_engine_alive(obs):
+def test_a_monitor_does_not_keep_its_engine_alive(obs):
     import gc
     import weakref
 
@@ -242,7 +228,7 @@ def test_a_batched_monitor_does_not_keep_its_engine_alive(obs):
     del engine
     gc.collect()
     assert alive() is None
-    obs.tick()  # the orphaned tick listener does nothing
+    obs.tick()  # the orphaned recorder is gone with its monitor
 
 
 async def test_async_evolve_and_async_fitness_record_every_generation_once(obs):
@@ -296,10 +282,14 @@ def test_observe_attaches_to_a_plain_engine_and_detach_stops_it(obs):
     np.testing.assert_array_equal(
         values(obs, EVOLUTION_BEST, monitor), [s.best_fitness for s in result.history]
     )
+    assert values(obs, LATENCY_METRIC, monitor, operation="run").size == 1
+    assert obs.get_component_metrics("evo-plain").component_type is ComponentType.EVOLUTION_ENGINE
     monitor.detach()
+    assert "run" not in vars(plain) and "_allele_monitor" not in vars(plain)
     plain.run(TARGET)
     assert values(obs, EVOLUTION_BEST, monitor).size == 6
-    assert obs.get_component_metrics("evo-plain").component_type is ComponentType.EVOLUTION_ENGINE
+    with pytest.raises(ValidationError, match="unknown component 'evo-plain'"):
+        obs.get_component_metrics("evo-plain")  # detached: unregistered
 
 
 def test_a_raising_recorder_does_not_break_evolution(obs, caplog):
@@ -320,16 +310,18 @@ def test_a_raising_recorder_does_not_break_evolution(obs, caplog):
     assert "collector broken" in caplog.text
 
 
-def test_plain_engine_recorder_failures_are_counted_per_generation(obs):
+def test_plain_engine_recorder_failures_are_counted_per_run(obs):
     plain = EvolutionEngine(config(generations=4))
     monitor = observe(plain, engine=obs)
 
-    def broken(value):
-        raise ValueError("bad gauge")
+    def broken(handles, timestamps, table, copy=True):
+        raise ValueError("bad table")
 
-    monitor._mean = broken
+    monitor._record_table = broken
+    reference = EvolutionEngine(config(generations=4)).run(TARGET)
+    assert plain.run(TARGET).best_fitness == reference.best_fitness
     plain.run(TARGET)
-    assert monitor.errors == 5 and plain.callback_errors == 0
+    assert monitor.errors == 2 and plain.callback_errors == 0
 
 
 # -- kraken --------------------------------------------------------------------------------------
@@ -363,6 +355,7 @@ def test_kraken_records_one_latency_per_sequence_and_the_memory_fill(obs):
     assert values(obs, KRAKEN_ACTIVATION_MAX_ABS, m)[-1] == pytest.approx(
         state["max_abs_activation"]
     )
+    obs.tick()
     assert obs.get_component_metrics(m.component_id).health is HealthStatus.HEALTHY
 
 
@@ -511,6 +504,7 @@ async def test_agent_errors_are_recorded_by_kind(obs):
         for kind in by_kind
     }
     assert recorded == by_kind
+    obs.tick()
     perf = obs.get_component_metrics(agent.monitor.component_id).performance
     assert perf.error_count == sum(by_kind.values()) and perf.operation_count == 30
 
@@ -554,13 +548,14 @@ def test_generations_with_non_numeric_statistics_are_validated_one_by_one(obs):
     # parse as a number) takes the per-value path and is dropped and counted by the fold.
     from allele.evolution import GenerationStats
 
-    monitor = EvolutionMonitor(engine=obs)
+    plain = EvolutionEngine(config())
+    monitor = EvolutionMonitor(engine=obs).attach(plain)
     t0 = time.time() - 10
-    stats = [
+    plain.history = [
         GenerationStats(0, 0.5, 0.25, 0.0, 0.2, 50, 0.001, 50, t0),
         GenerationStats(1, "0.75", 0.5, 0.1, 0.2, 40, 0.002, 50, t0 + 1),  # type: ignore[arg-type]
     ]
-    monitor.record_generations(stats)
+    obs.tick()  # the monitor pushes the history it has not recorded
     ts, best = obs.collector.points(EVOLUTION_BEST, monitor.recorder.labels)
     assert best.tolist() == [0.5] and ts.tolist() == [t0]
     _, mean = obs.collector.points(EVOLUTION_MEAN, monitor.recorder.labels)
@@ -571,7 +566,7 @@ def test_generations_with_non_numeric_statistics_are_validated_one_by_one(obs):
 
 
 def test_an_ended_runs_statistics_are_not_kept_alive_until_the_next_fold(obs):
-    # run_ended turns the run's statistics into columns at once: the GenerationStats objects
+    # A run's end turns the run's statistics into columns at once: the GenerationStats objects
     # die with the run (freed by reference counting, with the garbage collector off), yet
     # every generation is recorded at the next fold with its values and times.
     import gc
@@ -590,8 +585,106 @@ def test_an_ended_runs_statistics_are_not_kept_alive_until_the_next_fold(obs):
     finally:
         gc.enable()
     expected += [(s.timestamp, s.best_fitness) for s in second]
+    obs.tick()
     ts, best = obs.collector.points(EVOLUTION_BEST, engine.monitor.recorder.labels)
     assert list(zip(ts.tolist(), best.tolist(), strict=True)) == expected
     evaluations += sum(s.evaluations for s in second)
     assert counter_total(obs, EVOLUTION_EVALUATIONS, engine.monitor) == evaluations
     assert engine.monitor.errors == 0
+
+
+# -- detaching and idle batch workloads ------------------------------------------------------
+def stale_alerts(engine, component_id):
+    return [
+        a
+        for a in engine.get_active_alerts(include_pending=True)
+        if a.rule_name.endswith("_heartbeat_stale") and a.component_id == component_id
+    ]
+
+
+def test_a_detached_component_never_fires_heartbeat_stale():
+    from allele.observability.clock import ManualClock
+
+    clock = ManualClock()
+    engine = ObservabilityEngine(
+        ObservabilitySettings(store_uri="none", heartbeat_timeout=10.0), clock=clock, notifiers=[]
+    )
+    try:
+        net = KrakenLNN(reservoir_size=10, seed=1)
+        monitor = observe(net, engine=engine)
+        net.process_sequence(sequences(n=1)[0])
+        engine.tick()  # the push heartbeats
+        monitor.detach()
+        for _ in range(10):
+            clock.advance(30)
+            engine.collect_once()
+        assert stale_alerts(engine, monitor.component_id) == []
+        assert all(
+            s.stale
+            for s in engine.collector.snapshot()
+            if dict(s.key.labels).get("component_id") == monitor.component_id
+        )
+        # Still registered, the same silence fires the alert (the rule is live).
+        other = observe(KrakenLNN(reservoir_size=10, seed=1), engine=engine)
+        other._target.process_sequence(sequences(n=1)[0])
+        engine.tick()
+        for _ in range(10):
+            clock.advance(30)
+            engine.collect_once()
+        assert stale_alerts(engine, other.component_id) != []
+    finally:
+        engine.close()
+
+
+def test_an_evolution_engine_between_runs_is_idle_not_stale():
+    from allele.observability.clock import ManualClock
+
+    clock = ManualClock()
+    engine = ObservabilityEngine(
+        ObservabilitySettings(store_uri="none", heartbeat_timeout=10.0), clock=clock, notifiers=[]
+    )
+    try:
+        evo = ObservableEvolutionEngine(config(generations=2), engine=engine)
+        evo.run(TARGET)
+        for _ in range(10):  # five minutes without a run
+            clock.advance(30)
+            engine.collect_once()
+        assert stale_alerts(engine, evo.monitor.component_id) == []
+        snapshot = engine.get_component_metrics(evo.monitor.component_id)
+        assert snapshot.idle and not snapshot.stale
+        assert snapshot.health is HealthStatus.HEALTHY
+        during = []
+
+        def watch(stats):
+            engine.tick()  # the tick pushes the run in progress, which heartbeats
+            during.append(evo.monitor.recorder.idle_since is None)
+
+        evo.run(TARGET, callback=watch)  # a run in progress is not idle; its end is again
+        assert during == [True, True, True] and evo.monitor.recorder.idle_since is not None
+    finally:
+        engine.close()
+
+
+def test_every_write_of_the_flusher_holds_what_monitors_keep_on_the_workload_thread(tmp_path):
+    # The flusher's own writes (periodic, and the last one on SIGTERM, SIGINT or exit, which
+    # call flusher.flush()) push the monitors' raw records first: nothing waits for a tick.
+    from allele.observability.store import open_store
+
+    uri = f"sqlite:///{tmp_path / 'pushed.db'}"
+    settings = ObservabilitySettings(store_uri=uri, flush_interval=3600, collection_interval=3600)
+    engine = ObservabilityEngine(settings, notifiers=[])
+    try:
+        engine.start()
+        net = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=engine, component_id="k")
+        for seq in sequences(n=7):
+            net.process_sequence(seq)
+        assert len(net.monitor.latencies) == 7  # only appended so far
+        engine._flusher.flush()  # what the signal handlers do
+        with open_store(uri) as store:
+            stored = store.query_series(
+                LATENCY_METRIC, {"component_id": "k", "operation": "sequence"}
+            )
+            assert len(stored) == 7
+            assert store.query_series(KRAKEN_SEQUENCES, {"component_id": "k"}).values[-1] == 7
+    finally:
+        engine.close()

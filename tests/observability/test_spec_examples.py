@@ -50,6 +50,7 @@ async def test_basic_monitoring_setup(store_uri):
     assert isinstance(engine, EvolutionEngine)
     result = engine.run(TargetPersonality({"empathy": 0.8, "creativity": 0.3}))
     component_id = engine.monitor.component_id
+    global_engine.tick()  # reads see the last tick's fold (the background one is <= 1 s away)
     assert global_engine.get_component_metrics(component_id).performance.operation_count == 10
 
     await teardown_observability_monitoring()

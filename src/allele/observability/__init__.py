@@ -5,7 +5,8 @@ The main entry points load lazily (``import allele.observability`` stays cheap):
 * ``get_observability_engine()`` -- the process-wide ``ObservabilityEngine``; ``start()`` it,
   ``register_component(component_id, ComponentType.X)`` to get a ``ComponentMetricsCollector``.
 * ``MetricsCollector`` -- handles for recording (``counter``, ``gauge``, ``histogram``,
-  ``timer``), ``summary``/``query`` for reading, ``drain`` for the store.
+  ``timer``), ``fold`` (once per engine tick), ``summary``/``query`` for reading what the last
+  fold left, ``drain`` for the store.
 * ``AlertManager``, ``AlertRule``, ``Alert`` -- rules over windows and the alert lifecycle.
 * ``get_settings()`` / ``ObservabilitySettings`` -- the ALLELE_* settings.
 """

@@ -32,7 +32,6 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from allele.errors import ConfigurationError
-from allele.observability.collector import ERROR_RATE_METRIC, HEARTBEAT_AGE_METRIC, LATENCY_METRIC
 from allele.observability.intervals import (
     MIN_COLLECTION_INTERVAL_S,
     MIN_FLUSH_INTERVAL_S,
@@ -42,13 +41,16 @@ from allele.observability.intervals import (
     check_seconds,
     describe_range,
 )
-from allele.observability.redact import mask_secrets, mask_webhook_url
-from allele.observability.system import (
+from allele.observability.metric_names import (
+    ERROR_RATE_METRIC,
+    HEARTBEAT_AGE_METRIC,
+    LATENCY_METRIC,
     PROCESS_RSS,
     SYSTEM_CPU_PERCENT,
     SYSTEM_DISK_PERCENT,
     SYSTEM_MEMORY_PERCENT,
 )
+from allele.observability.redact import mask_secrets, mask_webhook_url
 from allele.observability.types import (
     Aggregation,
     AlertRule,
@@ -103,6 +105,11 @@ class ObservabilitySettings(BaseSettings):
     heartbeat_timeout: float = _seconds(60.0, MIN_TIMEOUT_S, 86400)
     strict_metrics: bool = _f(False, _BOOL)
     console_alerts: bool = _f(False, _BOOL)
+    # Every series carries it as its ``instance`` label, so that processes sharing a store
+    # never merge into one series (None: host:pid).
+    instance: str | None = _f(
+        None, "a non-empty name of this writer, e.g. web-1 (default host:pid)"
+    )
     # Persistence and notifications
     store_uri: str = _f(
         "sqlite:///allele.db",
@@ -185,6 +192,7 @@ class ObservabilitySettings(BaseSettings):
             flush_interval_s=self.flush_interval,
             webhook_url=self.webhook_url,
             console_alerts=self.console_alerts,
+            instance=self.instance,
         )
 
     def dashboard_config(self) -> DashboardConfig:

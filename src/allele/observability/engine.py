@@ -17,16 +17,18 @@ persistence, behind one object -- and the process-wide instance.
 
 What runs in the background (one daemon thread, started by ``start()``):
 
-* every tick (1 s, or the collection interval if shorter): fold recorded points into the
-  collector, then call the tick listeners (``add_tick_listener``; e.g. the OpenTelemetry
-  bridge's ``sync``). Gauge points and points recorded with explicit timestamps keep the time
-  they carry; counter increments and histogram / timer observations take the fold's time, so
-  theirs are accurate to about one tick (see ``allele.observability.collector``). While a
-  store's flusher drains at least once a tick, the tick leaves the fold to it (each drain
-  folds first), so the points are folded once per flush rather than twice;
-* every ``collection_interval`` seconds: sample the process, the machine and the GPUs (recorded
-  as ``allele_system_*``, ``allele_process_*`` and ``allele_gpu_*`` series), publish each
-  component's error rate and heartbeat age as gauges, and evaluate the alert rules;
+* every tick (1 s, or the collection interval if shorter), in this order: the recorders
+  (``add_recorder``: monitors that keep cheap raw records on the workload's thread) push what
+  they hold into their handles; on a collection tick (every ``collection_interval`` seconds)
+  the process, the machine and the GPUs are sampled (``allele_system_*``, ``allele_process_*``
+  and ``allele_gpu_*`` series) and each component's error rate and heartbeat age published as
+  gauges; then the collector folds -- once per tick, the only periodic fold; then, on a
+  collection tick, the alert rules are evaluated over the folded state; last the tick
+  listeners run (``add_tick_listener``; e.g. the OpenTelemetry bridge's ``sync``). Reads
+  (queries, health, snapshots, exposition) never fold: they see the state the last tick left.
+  Gauge points and points recorded with explicit timestamps keep the time they carry; counter
+  increments and histogram / timer observations take the fold's time, so theirs are accurate
+  to about one tick (see ``allele.observability.collector``);
 * every minute: forget points older than the retention period.
 
 With a store URI (``ALLELE_STORE_URI``, default ``sqlite:///allele.db``; set it to ``none`` to
@@ -43,9 +45,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, overload
 
@@ -62,9 +66,7 @@ from allele.observability.config import (
     remove_settings_listener,
     set_settings,
 )
-from allele.observability.notify import ConsoleNotifier, LogNotifier, Notifier, WebhookNotifier
-from allele.observability.redact import mask_secrets as safe_uri
-from allele.observability.system import (
+from allele.observability.metric_names import (
     GPU_MEMORY_USED,
     GPU_UTILIZATION,
     PROCESS_CPU_PERCENT,
@@ -78,14 +80,17 @@ from allele.observability.system import (
     SYSTEM_MEMORY_USED,
     SYSTEM_NET_RECV,
     SYSTEM_NET_SENT,
-    SystemSampler,
 )
+from allele.observability.notify import ConsoleNotifier, LogNotifier, Notifier, WebhookNotifier
+from allele.observability.redact import mask_secrets as safe_uri
+from allele.observability.system import SystemSampler
 from allele.observability.types import (
     Alert,
     AlertState,
     ComponentMetrics,
     ComponentType,
     HealthStatus,
+    SeriesBatch,
     SystemMetrics,
 )
 
@@ -131,6 +136,7 @@ class ObservabilityEngine:
             capacity=config.series_capacity,
             retention_s=config.retention_hours * 3600.0,
             strict=config.strict,
+            instance=config.instance,
         )
         self._own_notifiers = notifiers is None
         self.alerts = AlertManager(
@@ -166,6 +172,8 @@ class ObservabilityEngine:
         self._errors = 0
         self.cleanup_interval_s = CLEANUP_INTERVAL_S
         self._tick_listeners: tuple[Callable[[], object], ...] = ()
+        # Pushed on every tick before the fold (see add_recorder); weak for bound methods.
+        self._recorders: tuple[Callable[[], Callable[[], object] | None], ...] = ()
         if follow_global_settings:
             add_settings_listener(self._on_global_settings)
 
@@ -216,6 +224,7 @@ class ObservabilityEngine:
                 # The engine's thread never waits on the store; a collection in progress
                 # (sampling, alert rules) is short. Bounded all the same: stop answers in time.
                 thread.join(timeout=STOP_JOIN_S)
+            self.tick()  # what the recorders hold reaches the collector before the last flush
             if self._watcher is not None:
                 self._watcher.stop()
                 self._watcher = None
@@ -277,34 +286,48 @@ class ObservabilityEngine:
         tick = min(1.0, interval)
         next_collect = time.monotonic() + interval
         next_cleanup = time.monotonic() + self.cleanup_interval_s
-        wait = tick
-        while not stop.wait(wait):
-            # The flusher's drain folds at least as often as this tick would: a second fold
-            # would only split the same work in two (twice the fixed cost, and twice the thread
-            # switches with a workload holding the GIL). With no tick listener either, this
-            # thread sleeps until the next collection or cleanup: each wake-up takes the GIL
-            # from the workload, which costs it some 0.1-0.2 ms.
-            idle = self._flusher_folds(tick)
-            if not idle:
-                self.tick()
-            elif self._tick_listeners:
-                self._notify_tick_listeners()
-            try:
-                now = time.monotonic()
-                if now >= next_collect:
-                    self.collect_once()
-                    interval = self.settings.collection_interval  # may change on reload
-                    next_collect = now + interval
-                    tick = min(1.0, interval)
-                if now >= next_cleanup:
+        while not stop.wait(tick):
+            now = time.monotonic()
+            collect = now >= next_collect
+            self.tick(collect=collect)
+            if collect:
+                interval = self.settings.collection_interval  # may change on reload
+                next_collect = now + interval
+                tick = min(1.0, interval)
+            if now >= next_cleanup:
+                try:
                     self.collector.cleanup()
-                    next_cleanup = now + self.cleanup_interval_s
-            except Exception:  # the monitor must outlive its own bugs
-                self._errors += 1
-                logger.exception("observability background tick failed")
-            wait = tick
-            if idle and not self._tick_listeners:
-                wait = max(tick, min(next_collect, next_cleanup) - time.monotonic())
+                except Exception:  # the monitor must outlive its own bugs
+                    self._errors += 1
+                    logger.exception("observability cleanup failed")
+                next_cleanup = now + self.cleanup_interval_s
+
+    def add_recorder(self, push: Callable[[], object]) -> None:
+        """Have ``push()`` called on every tick, before the fold: for a monitor that keeps
+        cheap raw records of its own on the workload's thread (a list append per operation)
+        and turns them into points in bulk, through its handles. The same tick's fold takes
+        them in. ``push`` runs on the engine's thread holding no lock of the engine or the
+        collector; its exceptions are logged and counted, never raised. A bound method is
+        held weakly (a finished workload's monitor goes with it); adding it twice is a no-op.
+        """
+        ref: Callable[[], Callable[[], object] | None]
+        if inspect.ismethod(push):
+            ref = weakref.WeakMethod(push)
+        else:
+
+            def ref() -> Callable[[], object]:
+                return push
+
+        if any(found() == push for found in self._recorders):
+            return
+        # Replaced, never mutated: the tick iterates the tuple it read without a lock.
+        self._recorders = (*self._recorders, ref)
+
+    def remove_recorder(self, push: Callable[[], object]) -> None:
+        """Stop calling ``push`` on ticks (and forget recorders whose object is gone)."""
+        self._recorders = tuple(
+            ref for ref in self._recorders if (found := ref()) is not None and found != push
+        )
 
     def add_tick_listener(self, listener: Callable[[], object]) -> None:
         """Have ``listener()`` called on every tick, right after the fold.
@@ -313,9 +336,6 @@ class ObservabilityEngine:
         may read the collector or wait on other locks (``OtelBridge.sync`` registers new
         instruments this way, outside any OpenTelemetry collection). Its exceptions are logged
         and counted in the status, never raised. Adding the same listener twice is a no-op.
-        While a store's flusher does the folding and no listener is registered, the engine's
-        thread sleeps between collections, so a first listener added then starts being called
-        at the latest one collection interval later.
         """
         if listener not in self._tick_listeners:
             # Replaced, never mutated: the tick iterates the tuple it read without a lock.
@@ -325,21 +345,44 @@ class ObservabilityEngine:
         """Stop calling ``listener`` on ticks (nothing happens if it was not added)."""
         self._tick_listeners = tuple(f for f in self._tick_listeners if f != listener)
 
-    def tick(self) -> None:
-        """Fold recorded points into the collector and call the tick listeners, as the
-        background thread does every tick (callers without the thread may tick themselves)."""
+    def tick(self, *, collect: bool = False) -> SystemMetrics | None:
+        """One tick, as the background thread does every second (callers without the thread
+        may tick themselves): the recorders push, then -- with ``collect`` -- the system is
+        sampled and component health published, then the collector folds once, then -- with
+        ``collect`` -- the alert rules are evaluated, then the tick listeners run. Returns
+        the system sample of a collection (None otherwise, or if sampling failed; failures
+        are logged and counted, never raised)."""
+        self._push_recorders()
+        sample = self._collect() if collect else None
         try:
             self.collector.fold()
         except Exception:  # the monitor must outlive its own bugs
             self._errors += 1
             logger.exception("observability fold failed")
+        if collect:
+            try:
+                self.alerts.evaluate()
+            except Exception:
+                self._errors += 1
+                logger.exception("alert evaluation failed")
         self._notify_tick_listeners()
+        return sample
 
-    def _flusher_folds(self, tick: float) -> bool:
-        """Whether a running flusher drains (and so folds) the collector at least every
-        ``tick`` seconds."""
-        flusher = self._flusher
-        return flusher is not None and flusher.running and flusher.interval_s <= tick
+    def collect_once(self) -> SystemMetrics | None:
+        """A collection tick now (see ``tick``): sample the system, publish component health,
+        fold, evaluate alerts; return the system sample (None if sampling failed)."""
+        return self.tick(collect=True)
+
+    def _push_recorders(self) -> None:
+        for ref in self._recorders:
+            push = ref()
+            if push is None:
+                continue
+            try:
+                push()
+            except Exception:
+                self._errors += 1
+                logger.exception("observability recorder %r failed", push)
 
     def _notify_tick_listeners(self) -> None:
         for listener in self._tick_listeners:
@@ -349,9 +392,7 @@ class ObservabilityEngine:
                 self._errors += 1
                 logger.exception("observability tick listener %r failed", listener)
 
-    def collect_once(self) -> SystemMetrics | None:
-        """Sample the system, publish component health and evaluate alerts now; return the
-        system sample (None if sampling failed; the failure is logged)."""
+    def _collect(self) -> SystemMetrics | None:
         sample = None
         try:
             sample = self._sample_system()
@@ -360,15 +401,13 @@ class ObservabilityEngine:
             logger.exception("system sampling failed")
         for component in self._component_list():
             try:
-                self._snapshots[component.component_id] = component.publish_health()
+                snapshot = component.publish_health()
+                self._snapshots[component.component_id] = snapshot
+                if snapshot.stale:  # its values are old until it reports again
+                    self.collector.mark_stale(component.labels)
             except Exception:
                 self._errors += 1
                 logger.exception("health of component %s failed", component.component_id)
-        try:
-            self.alerts.evaluate()
-        except Exception:
-            self._errors += 1
-            logger.exception("alert evaluation failed")
         return sample
 
     # system ------------------------------------------------------------------------------------
@@ -459,11 +498,14 @@ class ObservabilityEngine:
         return component
 
     def unregister_component(self, component_id: str) -> None:
-        """Forget a component (its recorded series stay in the collector)."""
+        """Forget a component: its health is no longer judged or published (no
+        heartbeat-stale alert fires for it); its recorded series stay in the collector,
+        marked stale until they get a new point."""
         with self._lock:
-            self.get_component(component_id)
+            component = self.get_component(component_id)
             del self._components[component_id]
             self._snapshots.pop(component_id, None)
+        self.collector.mark_stale(component.labels)
 
     def get_component(self, component_id: str) -> ComponentMetricsCollector:
         """Return the recorder of a registered component."""
@@ -643,7 +685,7 @@ class ObservabilityEngine:
         try:
             self._flusher = Flusher(
                 target,
-                self.collector,
+                _PushedPoints(self),
                 alert_manager=self.alerts,
                 components=self.component_snapshots,
                 interval_s=self.settings.flush_interval,
@@ -697,8 +739,9 @@ class ObservabilityEngine:
                     flush(NOTIFY_STOP_S)
 
     def flush(self) -> Any:
-        """Write everything recorded so far to the store now, as the flusher does every flush
-        interval; returns the flusher's ``FlushStats``, or None without persistence."""
+        """Write everything recorded so far to the store now, what the recorders hold
+        included (as every write of the flusher does); returns the flusher's ``FlushStats``,
+        or None without persistence."""
         flusher = self._flusher
         return None if flusher is None else flusher.flush()
 
@@ -785,6 +828,25 @@ class ObservabilityEngine:
         ]
         if restart:
             logger.warning("settings %s change on the next engine restart", ", ".join(restart))
+
+
+class _PushedPoints:
+    """What the engine's flusher drains: the recorders push first, so that every write -- the
+    periodic one, and the last one on stop, SIGTERM, SIGINT or exit -- holds everything
+    recorded up to it, what monitors keep on the workload's thread included."""
+
+    def __init__(self, engine: ObservabilityEngine) -> None:
+        self._engine = weakref.ref(engine)
+        self._collector = engine.collector
+
+    def enable_drain(self) -> None:
+        self._collector.enable_drain()
+
+    def drain(self) -> list[SeriesBatch]:
+        engine = self._engine()
+        if engine is not None:
+            engine._push_recorders()
+        return self._collector.drain()
 
 
 # --- the process-wide engine --------------------------------------------------------------------

@@ -21,21 +21,6 @@ from allele.observability.types import GPUDevice, GPUStatus, SystemMetrics
 
 logger = logging.getLogger("allele.observability.system")
 
-# Series the engine records from each sample (gauges unless noted).
-SYSTEM_CPU_PERCENT = "allele_system_cpu_percent"
-SYSTEM_MEMORY_PERCENT = "allele_system_memory_percent"
-SYSTEM_MEMORY_USED = "allele_system_memory_used_bytes"
-SYSTEM_DISK_PERCENT = "allele_system_disk_percent"
-SYSTEM_DISK_READ = "allele_system_disk_read_bytes_total"  # counter
-SYSTEM_DISK_WRITE = "allele_system_disk_write_bytes_total"  # counter
-SYSTEM_NET_SENT = "allele_system_network_sent_bytes_total"  # counter
-SYSTEM_NET_RECV = "allele_system_network_received_bytes_total"  # counter
-PROCESS_CPU_PERCENT = "allele_process_cpu_percent"
-PROCESS_RSS = "allele_process_rss_bytes"
-PROCESS_THREADS = "allele_process_threads"
-GPU_MEMORY_USED = "allele_gpu_memory_used_bytes"
-GPU_UTILIZATION = "allele_gpu_utilization_percent"
-
 # CPU figures are busy time over elapsed time since the previous reading; over a few
 # milliseconds the kernel's 10 ms tick makes them 0 or noise, so a sample taken sooner than
 # this after the previous one (e.g. right after ``start()``) waits for the rest.

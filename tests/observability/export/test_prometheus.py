@@ -37,12 +37,18 @@ def _families(text: str) -> dict[str, Any]:
 
 
 def _values(family) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in family.samples}
+    # Every collector series carries its writer's ``instance`` label (the collector's tests
+    # check it; test_collector_exposition_parses... checks it is exposed): left out here.
+    return {
+        (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k != "instance"))): s.value
+        for s in family.samples
+    }
 
 
 def test_collector_exposition_parses_with_the_reference_parser(collector, clock):
     text = exposition(collector, window_s=10, distributions="summary")
     families = _families(text)
+    assert {s.labels["instance"] for s in families["requests"].samples} == {collector.instance}
     assert families["requests"].type == "counter"
     assert _values(families["requests"]) == {("requests_total", (("route", "/chat"),)): 100.0}
     memory = families["memory_bytes"]
@@ -116,7 +122,7 @@ def test_text_has_one_help_and_type_per_family_and_counters_end_in_total(collect
     assert lines.count("# TYPE requests_total counter") == 1
     assert lines.count("# TYPE latency_seconds histogram") == 1
     assert sum(line.startswith("# HELP memory_bytes ") for line in lines) == 1
-    assert 'memory_bytes{component_id="kraken \\"1\\"\\\\x"} ' in text
+    assert 'memory_bytes{component_id="kraken \\"1\\"\\\\x",instance=' in text
     assert text.endswith("\n")
 
 

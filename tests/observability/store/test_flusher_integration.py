@@ -48,6 +48,7 @@ def test_points_alerts_and_components_from_the_real_collector_reach_the_store(sq
         requests.inc()
     clock.advance(1.0)
     component.heartbeat()
+    collector.fold()  # the engine's tick
     manager.evaluate()
     flusher.flush()
     requests.inc(2)
