@@ -24,6 +24,8 @@ _LAZY: dict[str, str] = {
     "AlertSeverity": "allele.observability.types",
     # anomaly detection (anomaly/)
     # forecasting and prediction (prediction/)
+    "forecast": "allele.observability.ml_analytics.prediction.forecast",
+    "Forecast": "allele.observability.ml_analytics.prediction.forecast",
     # alert intelligence (alert_intelligence/)
     # optimization (optimization/)
 }
