@@ -15,22 +15,27 @@ from scipy.ndimage import median_filter
 from allele.observability.ml_analytics.prediction.smoothing import SmoothingFit
 
 
-def seasonal_naive(y: NDArray[np.float64], horizon: int, period: int) -> SmoothingFit:
-    """Each step repeats the value one (or more) periods before it; for ``period`` 1, the last."""
+def seasonal_naive(
+    y: NDArray[np.float64], horizon: int, period: int, first: int = 0
+) -> SmoothingFit:
+    """Each step repeats the value one (or more) periods before it; for ``period`` 1, the last.
+    Paths from origin ``first``."""
     n = len(y)
     h = np.arange(1, horizon + 1)
     back = period * np.ceil(h / period).astype(np.int64)  # periods back to a seen sample
-    origins = np.arange(n)[:, None]
+    origins = np.arange(first, n)[:, None]
     index = origins + h[None, :] - back[None, :]
     paths = np.where(index >= 0, y[np.clip(index, 0, n - 1)], y[0])
     return SmoothingFit("seasonal_naive", paths[-1].copy(), np.asarray(paths, dtype=np.float64))
 
 
-def window_median(y: NDArray[np.float64], horizon: int, window: int) -> SmoothingFit:
-    """A flat forecast at the median of the last ``window`` values."""
+def window_median(
+    y: NDArray[np.float64], horizon: int, window: int, first: int = 0
+) -> SmoothingFit:
+    """A flat forecast at the median of the last ``window`` values; paths from ``first``."""
     window = max(1, min(window, len(y)))
     # median_filter centres its window; shift so that origin t sees y[t-window+1 .. t].
     centred = median_filter(y, size=window, mode="nearest", origin=(window - 1) // 2)
     levels = np.asarray(centred, dtype=np.float64)
-    paths = np.repeat(levels[:, None], horizon, axis=1)
+    paths = np.repeat(levels[first:, None], horizon, axis=1)
     return SmoothingFit(f"median{window}", paths[-1].copy(), paths)

@@ -53,22 +53,26 @@ class SmoothingFit:
 
     name: str
     mean: NDArray[np.float64]
-    paths: NDArray[np.float64]
+    paths: NDArray[np.float64]  # rows: origins ``first .. n-1`` (``first`` given to the model)
 
 
 def _origin_paths(levels: NDArray[np.float64], steps: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.asarray(levels[:, None] + steps[None, :], dtype=np.float64)
 
 
-def ses(a: NDArray[np.float64], horizon: int, alpha: float | None = None) -> SmoothingFit:
-    """Simple exponential smoothing: a flat forecast at the last level."""
+def ses(
+    a: NDArray[np.float64], horizon: int, alpha: float | None = None, first: int = 0
+) -> SmoothingFit:
+    """Simple exponential smoothing: a flat forecast at the last level; paths from ``first``."""
     alpha = fit_alpha(a) if alpha is None else alpha
     levels = ses_levels(a, np.array([alpha]))[0]
     flat = np.zeros(horizon)
-    return SmoothingFit("ses", np.full(horizon, levels[-1]), _origin_paths(levels, flat))
+    return SmoothingFit("ses", np.full(horizon, levels[-1]), _origin_paths(levels[first:], flat))
 
 
-def theta(a: NDArray[np.float64], horizon: int, alpha: float | None = None) -> SmoothingFit:
+def theta(
+    a: NDArray[np.float64], horizon: int, alpha: float | None = None, first: int = 0
+) -> SmoothingFit:
     """The Theta method (theta = 2): SES plus half the series' linear trend, as a drift.
 
     Hyndman and Billah (2003) show it is SES with drift ``b/2``, ``b`` the least-squares slope;
@@ -81,8 +85,8 @@ def theta(a: NDArray[np.float64], horizon: int, alpha: float | None = None) -> S
     slope = float(centred @ a / (centred @ centred)) if n > 2 else 0.0
     levels = ses_levels(a, np.array([alpha]))[0]
     h = np.arange(1, horizon + 1, dtype=np.float64)
-    seen = t + 1.0
+    seen = t[first:] + 1.0
     tail = (1.0 - (1.0 - alpha) ** seen) / alpha
     drift = 0.5 * slope * (h[None, :] - 1.0 + tail[:, None])
-    paths = levels[:, None] + drift
+    paths = levels[first:, None] + drift
     return SmoothingFit("theta", paths[-1].copy(), paths)
