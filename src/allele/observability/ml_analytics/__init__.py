@@ -26,6 +26,18 @@ _LAZY: dict[str, str] = {
     # forecasting and prediction (prediction/)
     "forecast": "allele.observability.ml_analytics.prediction.forecast",
     "Forecast": "allele.observability.ml_analytics.prediction.forecast",
+    "StatisticalForecaster": "allele.observability.ml_analytics.prediction.forecast",
+    "PredictiveAnalyticsConfig": "allele.observability.ml_analytics.prediction.config",
+    "ARIMAPredictor": "allele.observability.ml_analytics.prediction.predictors",
+    "PerformancePredictor": "allele.observability.ml_analytics.prediction.predictors",
+    "ARIMA": "allele.observability.ml_analytics.prediction.arima",
+    "PredictiveAnalyzer": "allele.observability.ml_analytics.prediction.analyzer",
+    "SeriesAnalysis": "allele.observability.ml_analytics.prediction.analyzer",
+    "TimeSeriesForecaster": "allele.observability.ml_analytics.prediction.forecaster",
+    "LSTMForecaster": "allele.observability.ml_analytics.prediction.lstm",
+    "CapacityPlanner": "allele.observability.ml_analytics.prediction.capacity",
+    "ThresholdCrossing": "allele.observability.ml_analytics.prediction.capacity",
+    "time_to_threshold": "allele.observability.ml_analytics.prediction.capacity",
     # alert intelligence (alert_intelligence/)
     # optimization (optimization/)
 }

@@ -72,7 +72,8 @@ class ARIMA:
     """An ARIMA model with automatic orders, following scikit-learn's estimator contract.
 
     ``order=(p, d, q)`` fixes the orders; None chooses them (d by KPSS, then p <= ``max_p`` and
-    q <= ``max_q`` by AICc). A constant is estimated when ``d == 0``.
+    q <= ``max_q`` by AICc). A constant is estimated when ``d <= 1``: the mean, or with one
+    difference the drift (a linear trend, which capacity planning needs).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
@@ -120,11 +121,11 @@ class ARIMA:
             )
         best: tuple[float, int, int, NDArray[np.float64], float] | None = None
         for p, q in grid:
-            fitted = self._fit_arma(x, p, q, constant=d == 0)
+            fitted = self._fit_arma(x, p, q, constant=d <= 1)
             if fitted is not None and (best is None or fitted[0] < best[0]):
                 best = (fitted[0], p, q, fitted[1], fitted[2])
         if best is None:  # every candidate was non-stationary or non-invertible
-            best = (np.inf, 0, 0, np.array([x.mean() if d == 0 else 0.0]), float(np.var(x)))
+            best = (np.inf, 0, 0, np.array([x.mean() if d <= 1 else 0.0]), float(np.var(x)))
         _, p, q, params, sigma2 = best
         self.order_ = (p, d, q)
         self.params_ = params
@@ -173,7 +174,7 @@ class ARIMA:
         level = check_level(self.level if level is None else level)
         p, d, q = self.order_
         ar, ma = _polys(self.params_, p, q)
-        mu = float(self.params_[p + q]) if d == 0 and len(self.params_) > p + q else 0.0
+        mu = float(self.params_[p + q]) if d <= 1 and len(self.params_) > p + q else 0.0
         x = self.differenced_ - mu
         e = np.asarray(lfilter(ar, ma, x), dtype=np.float64)
         e[:p] = 0.0
