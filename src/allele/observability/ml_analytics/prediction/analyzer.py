@@ -109,9 +109,11 @@ def change_points(
 ) -> list[int]:
     """Indices where the mean of ``y`` shifts (binary segmentation with a BIC-like penalty)."""
     n = len(y)
-    sigma = float(np.median(np.abs(np.diff(y) - np.median(np.diff(y))))) * 1.4826 / math.sqrt(2)
-    if sigma == 0:
-        sigma = float(np.std(np.diff(y))) / math.sqrt(2) or 1e-12
+    steps = np.diff(y)
+    sigma = float(np.median(np.abs(steps - np.median(steps)))) * 1.4826 / math.sqrt(2)
+    # A floor at 5% of the spread: on a (nearly) noiseless series the estimate is ~0 and any
+    # wiggle would count as a shift.
+    sigma = max(sigma, 0.05 * float(np.std(y)), 1e-12)
     cost = 3.0 * sigma**2 * math.log(n) if penalty is None else penalty
     found: list[int] = []
     stack = [(0, n)]
@@ -152,7 +154,8 @@ class PredictiveAnalyzer:
         if season.period > 1:  # a daily cycle is not a change of level
             profile = SeasonalProfile.fit(values, season.period, decay=1.0)
             adjusted = values - profile.at(np.arange(len(values)))
-        points = change_points(adjusted)
+        # On a seasonal series a new level must hold for a whole period, or it is the cycle.
+        points = change_points(adjusted, min_size=max(5, season.period))
         stamps = []
         if times is not None:
             t = np.asarray(times, dtype=np.float64)

@@ -69,10 +69,12 @@ def detect_season(y: NDArray[np.float64], max_period: int | None = None) -> int:
     best = candidates[np.argmax(acf[candidates])]
     # A multiple of the true period peaks almost as high; prefer the shortest near-best period.
     near = candidates[acf[candidates] >= 0.9 * acf[best]]
-    for lag in near:
-        if best % lag == 0:
-            return int(lag)
-    return int(best)
+    period = next((lag for lag in near if best % lag == 0), best)
+    # A level shift bends the autocorrelation of the levels and can move its peak by a lag or
+    # two; the differences have no level, so their autocorrelation places the peak exactly.
+    window = np.arange(max(2, period - 2), min(top, period + 2) + 1)
+    diff_acf = autocorrelation(np.diff(y), int(window[-1]))
+    return int(window[np.argmax(diff_acf[window])])
 
 
 def _centred_moving_average(y: NDArray[np.float64], period: int) -> NDArray[np.float64]:
