@@ -16,7 +16,9 @@ which is made on the forecasts it finished. AutoARIMA runs only where the season
 Targets: our mean MASE at most the better statsforecast model's (5% better is the aim),
 coverage within [0.90, 0.98], median time at most 10 ms.
 
-Run: ``.venv/bin/python benchmarks/bench_forecast.py [--origins 4] [--only ours,naive]``
+``--neural`` compares the LSTM (trained on each history itself) with our ARIMA and ours instead.
+
+Run: ``.venv/bin/python benchmarks/bench_forecast.py [--stride 2] [--origins 1] [--neural]``
 """
 
 from __future__ import annotations
@@ -62,6 +64,28 @@ def load(path: Path) -> tuple[np.ndarray, int]:
 def ours(y: np.ndarray, h: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     f = forecast(y, h, level=LEVEL / 100, season_length=m)
     return f.mean, f.lower, f.upper
+
+
+def _estimator(build: Callable[[int], object]) -> Model:
+    def run(y: np.ndarray, h: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f = build(m).fit(y).predict(h)  # type: ignore[attr-defined]
+        return f.mean, f.lower, f.upper
+
+    return run
+
+
+def neural() -> dict[str, Model]:
+    """``--neural``: the LSTM beside our ARIMA (its comparison in the design documents), both
+    seasonally adjusted the same way, on the same forecasts."""
+    from allele.observability.ml_analytics import ARIMA, LSTMForecaster
+
+    return {
+        "ours": ours,
+        "arima": _estimator(lambda m: ARIMA(season_length=m, level=LEVEL / 100)),
+        "lstm": _estimator(
+            lambda m: LSTMForecaster(horizon=24, season_length=m, level=LEVEL / 100)
+        ),
+    }
 
 
 def _statsforecast(model_class: type) -> Model:
@@ -176,6 +200,9 @@ def main() -> None:
     parser.add_argument("--per-series", action="store_true", help="print MASE per forecast")
     parser.add_argument("--stride", type=int, default=1, help="every STRIDE-th series only")
     parser.add_argument(
+        "--neural", action="store_true", help="LSTM vs ARIMA (and ours) instead of the anchors"
+    )
+    parser.add_argument(
         "--arima-max-season",
         type=int,
         default=48,
@@ -183,12 +210,12 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    names = ["ours", *ANCHORS]
+    names = ["ours", "arima", "lstm"] if args.neural else ["ours", *ANCHORS]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     todo = problems(args.data, args.origins, args.history, args.horizon, args.stride)
     print(f"{len(todo)} forecasts ({args.origins} origins per series, horizon {args.horizon})")
-    local: dict[str, Model] = {"ours": ours, "naive": anchor("naive")}
+    local: dict[str, Model] = neural() if args.neural else {"ours": ours, "naive": anchor("naive")}
     # The slow anchors fit in worker processes, concurrently with each other (two cores).
     workers = {n: CappedModel(n, args.cap) for n in names if n not in local}
     scores = {name: Scores() for name in names}
@@ -241,16 +268,17 @@ def main() -> None:
         )
     if "ours" not in scores:
         return
-    mine = scores["ours"]
-    for name, s in scores.items():
-        if name == "ours":
-            continue
+    pairs = [("ours", n) for n in scores if n != "ours"]
+    if args.neural:
+        pairs = [("lstm", "arima"), ("ours", "lstm")]
+    for base, name in pairs:
+        mine, s = scores[base], scores[name]
         # Compared on the forecasts the anchor finished within the cap (its time counts the cap).
         shared = sorted(s.mase)
         if not s.seconds:
             continue
         if not shared:
-            print(f"RATIO forecast ours/{name}: every fit ran past the {args.cap:.0f} s cap")
+            print(f"RATIO forecast {base}/{name}: every fit ran past the {args.cap:.0f} s cap")
             continue
         ours_mase = np.mean([mine.mase[k] for k in shared])
         their_mase = np.mean([s.mase[k] for k in shared])
@@ -258,7 +286,7 @@ def main() -> None:
         their_cov = np.mean([s.coverage[k] for k in shared])
         t_ours, t_theirs = np.median(mine.seconds), np.median(s.seconds)
         print(
-            f"RATIO forecast ours/{name} on {len(shared)}/{len(todo)} forecasts: "
+            f"RATIO forecast {base}/{name} on {len(shared)}/{len(todo)} forecasts: "
             f"MASE {ours_mase / their_mase:.3f} ({ours_mase:.3f} vs {their_mase:.3f}), "
             f"coverage {ours_cov:.3f} vs {their_cov:.3f}, median fit+predict "
             f"{t_ours / t_theirs:.4f} ({1000 * t_ours:.2f} ms vs {1000 * t_theirs:.2f} ms"
