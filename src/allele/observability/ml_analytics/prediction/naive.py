@@ -34,8 +34,10 @@ def window_median(
 ) -> SmoothingFit:
     """A flat forecast at the median of the last ``window`` values; paths from ``first``."""
     window = max(1, min(window, len(y)))
-    # median_filter centres its window; shift so that origin t sees y[t-window+1 .. t].
-    centred = median_filter(y, size=window, mode="nearest", origin=(window - 1) // 2)
-    levels = np.asarray(centred, dtype=np.float64)
-    paths = np.repeat(levels[first:, None], horizon, axis=1)
+    # median_filter centres its window; shift so that origin t sees y[t-window+1 .. t]. Only
+    # the samples the origins from ``first`` on can see are filtered.
+    start = max(0, first - window + 1)
+    centred = median_filter(y[start:], size=window, mode="nearest", origin=(window - 1) // 2)
+    levels = np.asarray(centred, dtype=np.float64)[first - start :]
+    paths = np.repeat(levels[:, None], horizon, axis=1)
     return SmoothingFit(f"median{window}", paths[-1].copy(), paths)
