@@ -67,6 +67,7 @@ def _register() -> None:
         "serve",
         "dashboard",
         "analytics",
+        "analytics_forecast",
     ):
         try:
             __import__(f"allele.cli.{name}")
