@@ -346,3 +346,32 @@ def test_design_documents_workflow_steps_6_and_7_run_as_written() -> None:
         return recommendations
 
     assert isinstance(asyncio.run(steps()), list)
+
+
+def test_capacity_advice_from_the_forecast_of_a_rising_series() -> None:
+    from allele.observability.ml_analytics.optimization.capacity import advise_capacity
+
+    rng = np.random.default_rng(3)
+    # Memory climbing 1 MB a minute from 600 MB, sampled every minute for 8 hours.
+    values = 600 + np.arange(480.0) + rng.normal(0, 3, 480)
+    metrics = [
+        MLMetric(START + timedelta(minutes=i), ComponentType.NLP_AGENT, "agent", "memory_mb", v)
+        for i, v in enumerate(values)
+    ]
+    (series,) = group_series({"agent": metrics}, 24)
+    advice = advise_capacity(series, limit=1200.0, horizon_hours=6)
+    assert advice is not None
+    # The trend reaches 1200 MB about two hours after the last point.
+    assert advice.expected_hours is not None and 1.5 < advice.expected_hours < 2.5
+    assert advice.earliest_hours is not None and advice.earliest_hours <= advice.expected_hours
+    assert advice.latest_hours is None or advice.latest_hours >= advice.expected_hours
+    assert advice.probability > 0.9
+    engine = OptimizationEngine(OptimizationEngineConfig())
+    recs = _optimize(
+        engine,
+        metrics_history={"agent": metrics},
+        current_configs={"agent": {"limits": {"memory_mb": 1200.0}}},
+    )
+    (rec,) = [r for r in recs if r.category == OptimizationCategory.CAPACITY_SCALING]
+    assert rec.current_value == 1200.0 and rec.recommended_value > 1200.0
+    assert "memory_mb reaches 1200" in rec.title
