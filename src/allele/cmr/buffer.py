@@ -29,8 +29,8 @@ from torch import Tensor
 from allele.cmr.config import EVICTIONS
 from allele.errors import ValidationError
 
-#: The per-entry metadata columns, each ``[B, N]``.
-_COLUMNS = ("valid", "layer", "relevance", "inserted", "born", "last_access", "access_count")
+#: The integer metadata of an entry, in the order of ``LayeredMemoryBuffer.meta``'s last axis.
+_META = ("layer", "inserted", "born", "last_access", "access_count")
 
 
 @dataclass
@@ -74,24 +74,54 @@ class LayeredMemoryBuffer:
 
     def clear(self) -> None:
         """Forget every entry (the counters stay; see ``reset_counters``)."""
-        self.states: Tensor | None = None  # [B, N, d]: the captured states
-        self.successors: Tensor | None = None  # [B, N, d]: the state of the next position
-        self.valid = torch.zeros(0, 0, dtype=torch.bool)
-        self.layer = torch.zeros(0, 0, dtype=torch.long)
+        # Packed so that an insertion or a compaction is a few tensor operations, not one per
+        # column: entries [B, N, 2, d] (the state and its successor), meta [B, N, 5] int64.
+        self.entries: Tensor | None = None
+        self.meta = torch.zeros(0, 0, len(_META), dtype=torch.long)
         self.relevance = torch.zeros(0, 0)
-        self.inserted = torch.zeros(0, 0, dtype=torch.long)
-        self.born = torch.zeros(0, 0, dtype=torch.long)  # step of the insertion
-        self.last_access = torch.zeros(0, 0, dtype=torch.long)
-        self.access_count = torch.zeros(0, 0, dtype=torch.long)
+        self.valid = torch.zeros(0, 0, dtype=torch.bool)
         self.version += 1
 
     def reset_counters(self) -> None:
         self.counters = BufferCounters()
 
     @property
+    def states(self) -> Tensor | None:
+        """The captured states ``[B, N, d]`` (None while empty)."""
+        return None if self.entries is None else self.entries[:, :, 0]
+
+    @property
+    def successors(self) -> Tensor | None:
+        """The state that followed each captured state ``[B, N, d]``."""
+        return None if self.entries is None else self.entries[:, :, 1]
+
+    @property
+    def layer(self) -> Tensor:
+        return self.meta[..., 0]
+
+    @property
+    def inserted(self) -> Tensor:
+        """Insertion order over all layers and streams."""
+        return self.meta[..., 1]
+
+    @property
+    def born(self) -> Tensor:
+        """Step (forward pass) of the insertion."""
+        return self.meta[..., 2]
+
+    @property
+    def last_access(self) -> Tensor:
+        """Step of the latest retrieval (of the insertion when never retrieved)."""
+        return self.meta[..., 3]
+
+    @property
+    def access_count(self) -> Tensor:
+        return self.meta[..., 4]
+
+    @property
     def streams(self) -> int | None:
         """Batch rows the memory holds (None while empty)."""
-        return None if self.states is None else self.states.shape[0]
+        return None if self.entries is None else self.entries.shape[0]
 
     def __len__(self) -> int:
         """Valid entries over every stream and layer."""
@@ -99,15 +129,16 @@ class LayeredMemoryBuffer:
 
     def entries_per_layer(self) -> dict[int, int]:
         """Valid entries of each layer, summed over streams."""
-        if self.states is None:
+        if self.entries is None:
             return {layer: 0 for layer in self.layers}
-        counts = ((self.layer.unsqueeze(-1) == self._layer_ids()) & self.valid.unsqueeze(-1)).sum(
-            dim=(0, 1)
-        )
-        return dict(zip(self.layers, counts.tolist(), strict=True))
+        return self._per_layer(self.valid)
 
-    def _layer_ids(self) -> Tensor:
-        return torch.tensor(self.layers, dtype=torch.long)
+    def _per_layer(self, mask: Tensor) -> dict[int, int]:
+        if len(self.layers) == 1:
+            return {self.layers[0]: int(mask.sum())}
+        ids = torch.tensor(self.layers, dtype=torch.long)
+        counts = ((self.layer.unsqueeze(-1) == ids) & mask.unsqueeze(-1)).sum(dim=(0, 1))
+        return dict(zip(self.layers, counts.tolist(), strict=True))
 
     def capacity(self) -> int:
         """Entries the memory can hold over its streams (0 while empty)."""
@@ -116,12 +147,10 @@ class LayeredMemoryBuffer:
 
     def nbytes(self) -> int:
         """Bytes of the tensors the memory holds."""
-        if self.states is None:
+        if self.entries is None:
             return 0
-        assert self.successors is not None
-        tensors = (self.states, self.successors)
-        extra = [getattr(self, name) for name in _COLUMNS]
-        return sum(t.numel() * t.element_size() for t in (*tensors, *extra))
+        tensors = (self.entries, self.meta, self.relevance, self.valid)
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     # insertion and eviction ---------------------------------------------------------------------
 
@@ -134,48 +163,47 @@ class LayeredMemoryBuffer:
         if layer not in self.layers:
             raise ValidationError(f"layer {layer} is not a memory layer; layers: {self.layers}")
         b, n, _ = states.shape
-        if self.states is not None and self.states.shape[0] != b:
+        if self.entries is not None and self.entries.shape[0] != b:
             raise ValidationError(
-                f"the memory holds {self.states.shape[0]} streams (batch rows); a batch of {b} "
+                f"the memory holds {self.entries.shape[0]} streams (batch rows); a batch of {b} "
                 "cannot use it: call reset_memory() first"
             )
-        order = torch.arange(self._sequence, self._sequence + b * n, dtype=torch.long).view(b, n)
+        meta = torch.empty(b, n, len(_META), dtype=torch.long)
+        meta[..., 0] = layer
+        meta[..., 1] = torch.arange(self._sequence, self._sequence + b * n).view(b, n)
+        meta[..., 2:4] = self.step
+        meta[..., 4] = 0
         self._sequence += b * n
-        new = {
-            "valid": valid,
-            "layer": torch.full((b, n), layer, dtype=torch.long),
-            "relevance": relevance.to(torch.float32),
-            "inserted": order,
-            "born": torch.full((b, n), self.step, dtype=torch.long),
-            "last_access": torch.full((b, n), self.step, dtype=torch.long),
-            "access_count": torch.zeros(b, n, dtype=torch.long),
-        }
-        offered = int(valid.sum())
-        if self.states is None or self.successors is None:
-            self.states, self.successors = states, successors
-            for name, value in new.items():
-                setattr(self, name, value)
+        pairs = torch.stack([states, successors], dim=2)
+        if self.entries is None:
+            self.entries, self.meta = pairs, meta
+            self.relevance, self.valid = relevance.to(torch.float32), valid
         else:
-            self.states = torch.cat([self.states, states.to(self.states.dtype)], dim=1)
-            self.successors = torch.cat(
-                [self.successors, successors.to(self.successors.dtype)], dim=1
-            )
-            for name, value in new.items():
-                setattr(self, name, torch.cat([getattr(self, name), value], dim=1))
-        fresh = torch.zeros_like(self.valid)
-        fresh[:, -n:] = valid
-        evicted_by_layer = self._evict()
-        stored = int((self.valid & fresh).sum())
+            self.entries = torch.cat([self.entries, pairs.to(self.entries.dtype)], dim=1)
+            self.meta = torch.cat([self.meta, meta], dim=1)
+            self.relevance = torch.cat([self.relevance, relevance.to(torch.float32)], dim=1)
+            self.valid = torch.cat([self.valid, valid], dim=1)
+        before = self.valid.clone()
+        self._evict()
+        lost = before & ~self.valid
+        old = lost[:, :-n]
+        offered, stored, evicted = (
+            torch.stack([valid.sum(), self.valid[:, -n:].sum(), old.sum()]).tolist()
+        )
         c = self.counters
         c.offered += offered
         c.stored += stored
         c.offered_per_layer[layer] = c.offered_per_layer.get(layer, 0) + offered
         c.stored_per_layer[layer] = c.stored_per_layer.get(layer, 0) + stored
-        # Evictions of entries offered in this very insertion are not evictions of the memory.
-        evicted_by_layer[layer] = evicted_by_layer.get(layer, 0) - (offered - stored)
-        for key, count in evicted_by_layer.items():
-            if count:
-                c.evicted += count
+        if evicted:
+            # Entries offered by this very insertion and not kept are not evictions.
+            c.evicted += evicted
+            by_layer = (
+                {layer: evicted}
+                if len(self.layers) == 1
+                else self._per_layer(torch.cat([old, torch.zeros_like(lost[:, -n:])], dim=1))
+            )
+            for key, count in by_layer.items():
                 c.evicted_per_layer[key] = c.evicted_per_layer.get(key, 0) + count
         self._compact()
         self.version += 1
@@ -191,34 +219,36 @@ class LayeredMemoryBuffer:
             score = self.relevance.to(torch.float64) + rank * 1e-9
         else:
             w = self.lru_weight
-            score = w * self._recency() + (1.0 - w) * self.relevance.to(torch.float64)
+            score = w * self.recency().to(torch.float64) + (1.0 - w) * self.relevance.to(
+                torch.float64
+            )
             score = score + order * 1e-15  # the newer insertion among equals
         return score.masked_fill(~self.valid, float("-inf"))
 
-    def _recency(self) -> Tensor:
-        """Last access scaled to [0, 1] within each stream (1 = most recent)."""
-        access = self.last_access.to(torch.float64)
+    def recency(self) -> Tensor:
+        """Last access scaled to [0, 1] within each stream ``[B, N]`` (1 = most recent)."""
+        access = self.last_access.to(torch.float32)
         low = access.masked_fill(~self.valid, float("inf")).amin(dim=1, keepdim=True)
         high = access.masked_fill(~self.valid, float("-inf")).amax(dim=1, keepdim=True)
         span = (high - low).clamp_min(1.0)
         return ((access - low) / span).clamp(0.0, 1.0).nan_to_num(0.0)
 
-    def _evict(self) -> dict[int, int]:
-        """Invalidate the entries over capacity; return how many each layer lost."""
-        before = self.entries_per_layer()
-        score = self.keep_scores()
-        for layer in self.layers:
-            mine = self.valid & (self.layer == layer)
-            if int(mine.sum(dim=1).max()) > self.layer_capacity:
-                self.valid &= ~mine | self._top(score.masked_fill(~mine, float("-inf")), mine)
-        if int(self.valid.sum(dim=1).max()) > self.buffer_size:
-            score = score.masked_fill(~self.valid, float("-inf"))
-            self.valid &= self._top_n(score, self.buffer_size)
-        after = self.entries_per_layer()
-        return {layer: before[layer] - after[layer] for layer in self.layers}
-
-    def _top(self, score: Tensor, candidates: Tensor) -> Tensor:
-        return self._top_n(score, self.layer_capacity) & candidates
+    def _evict(self) -> None:
+        """Invalidate the entries over capacity."""
+        per_stream = self.valid.sum(dim=1)
+        single = len(self.layers) == 1
+        limit = min(self.layer_capacity, self.buffer_size) if single else self.buffer_size
+        over_total = int(per_stream.max()) > limit
+        if not single:
+            score = self.keep_scores()
+            for layer in self.layers:
+                mine = self.valid & (self.layer == layer)
+                if int(mine.sum(dim=1).max()) > self.layer_capacity:
+                    kept = self._top_n(score.masked_fill(~mine, float("-inf")), self.layer_capacity)
+                    self.valid &= ~mine | kept
+            over_total = int(self.valid.sum(dim=1).max()) > limit
+        if over_total:
+            self.valid &= self._top_n(self.keep_scores(), limit)
 
     @staticmethod
     def _top_n(score: Tensor, n: int) -> Tensor:
@@ -231,30 +261,33 @@ class LayeredMemoryBuffer:
 
     def _compact(self) -> None:
         """Move valid entries first in each row and drop columns no stream uses."""
-        assert self.states is not None and self.successors is not None
+        assert self.entries is not None
         width = int(self.valid.sum(dim=1).max())
         if width == self.valid.shape[1]:
             return
         order = self.valid.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :width]
-        index = order.unsqueeze(-1).expand(-1, -1, self.states.shape[-1])
-        self.states = self.states.gather(1, index)
-        self.successors = self.successors.gather(1, index)
-        for name in _COLUMNS:
-            setattr(self, name, getattr(self, name).gather(1, order))
+        b, n = self.valid.shape
+        # Rows of the flattened [B * N] store: plain row indexing copies whole entries, much
+        # faster than a gather with an index expanded over the state's channels.
+        rows = (order + torch.arange(b).unsqueeze(1) * n).reshape(-1)
+        e = self.entries
+        self.entries = e.reshape(b * n, *e.shape[2:])[rows].view(b, width, *e.shape[2:])
+        self.meta = self.meta.reshape(b * n, len(_META))[rows].view(b, width, len(_META))
+        self.relevance = self.relevance.reshape(-1)[rows].view(b, width)
+        self.valid = self.valid.reshape(-1)[rows].view(b, width)
 
     # access ------------------------------------------------------------------------------------
 
     def mark_accessed(self, indices: Tensor) -> None:
         """Note that the entries at ``indices`` ``[B, ...]`` (slot numbers) were retrieved now."""
-        if self.states is None or indices.numel() == 0:
+        if self.entries is None or indices.numel() == 0:
             return
         flat = indices.reshape(indices.shape[0], -1)
-        self.last_access.scatter_(1, flat, self.step)
-        self.access_count.scatter_add_(1, flat, torch.ones_like(flat))
+        self.meta[..., 3].scatter_(1, flat, self.step)
+        self.meta[..., 4].scatter_add_(1, flat, torch.ones_like(flat))
 
     def detach(self) -> None:
         """Cut the autograd graph of the stored states (their values stay)."""
-        if self.states is not None and self.successors is not None:
-            self.states = self.states.detach()
-            self.successors = self.successors.detach()
+        if self.entries is not None:
+            self.entries = self.entries.detach()
             self.version += 1

@@ -295,7 +295,7 @@ class FullCMRModel(nn.Module):
             if capture:
                 with self._region("cmr.capture"):
                     self._capture(p, layer, hidden)
-            if intervene and self.config.reweaving and self.buffer.states is not None:
+            if intervene and self.config.reweaving and self.buffer.entries is not None:
                 with self._region("cmr.reweave"):
                     return replace_hidden(output, self._reweave(p, layer, hidden))
             return None
@@ -358,13 +358,13 @@ class FullCMRModel(nn.Module):
         start = time.perf_counter()
         c = self.config
         b = self.buffer
-        assert b.states is not None and b.successors is not None
-        if p.recency is None:
-            p.recency = b._recency()
+        assert b.entries is not None
+        if p.recency is None:  # only multi_criteria reads recency: not computed for the others
+            multi = c.retrieval_strategy == "multi_criteria"
+            p.recency = b.recency() if multi else b.relevance
         outcome = self.reweavers[str(layer)](
             hidden,
-            b.states,
-            b.successors,
+            b.entries,
             b.valid,
             b.relevance,
             p.recency,

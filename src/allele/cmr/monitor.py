@@ -535,7 +535,7 @@ class CMRPerformanceMonitor:
     def _memory_analysis(self) -> dict[str, Any]:
         b = self.model.buffer
         analysis: dict[str, Any] = dict(self.model.buffer_stats())
-        if b.states is None or not len(b):
+        if b.entries is None or not len(b):
             analysis.update(per_layer={}, accessed_fraction=None, mean_access_count=None)
             return analysis
         import torch

@@ -63,7 +63,6 @@ class Reweaver(nn.Module):
         self,
         hidden: Tensor,
         memory: Tensor,
-        successors: Tensor,
         valid: Tensor,
         relevance: Tensor,
         recency: Tensor,
@@ -74,12 +73,13 @@ class Reweaver(nn.Module):
         hybrid_weight: float,
         weights: tuple[float, float, float],
     ) -> ReweaveOutcome:
-        """Reweave ``hidden`` ``[B, T, d]`` with the stored states ``memory`` ``[B, N, d]``
-        (matched against) and their ``successors`` (read from)."""
+        """Reweave ``hidden`` ``[B, T, d]`` with ``memory`` ``[B, N, 2, d]``: each entry's
+        stored state (matched against) and its successor (read from)."""
         normed = self.norm_hidden(hidden)
         queries = self.query(normed)  # [B, T, r]
-        keys = self.key(self.norm_memory(memory.to(hidden.dtype)))  # [B, N, r]
-        values = self.value(self.norm_memory(successors.to(hidden.dtype)))
+        stored = self.norm_memory(memory.to(hidden.dtype))
+        keys = self.key(stored[:, :, 0])  # [B, N, r]
+        values = self.value(stored[:, :, 1])
         start = time.perf_counter()
         scores = retrieval_scores(
             strategy,
