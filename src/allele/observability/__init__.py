@@ -52,6 +52,9 @@ _LAZY = {
     "SeriesBatch": "allele.observability.types",
     "SeriesKey": "allele.observability.types",
     "SystemMetrics": "allele.observability.types",
+    # CMR model (needs the torch extra)
+    "ObservableCMRModel": "allele.observability.integration_cmr",
+    "observe_cmr": "allele.observability.integration_cmr",
 }
 
 __all__ = list(_LAZY)
