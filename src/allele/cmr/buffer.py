@@ -187,9 +187,9 @@ class LayeredMemoryBuffer:
         self._evict()
         lost = before & ~self.valid
         old = lost[:, :-n]
-        offered, stored, evicted = (
-            torch.stack([valid.sum(), self.valid[:, -n:].sum(), old.sum()]).tolist()
-        )
+        offered, stored, evicted = torch.stack(
+            [valid.sum(), self.valid[:, -n:].sum(), old.sum()]
+        ).tolist()
         c = self.counters
         c.offered += offered
         c.stored += stored
