@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("torch", reason="the cmr workload needs the torch extra")
 
-from allele.errors import ConfigurationError  # noqa: E402
-from allele.observability.benchmarking.executors.base import Job  # noqa: E402
-from allele.observability.benchmarking.suites import builtin_suite  # noqa: E402
-from allele.observability.benchmarking.worker import run_job  # noqa: E402
-from allele.observability.benchmarking.workloads import prepare  # noqa: E402
+from allele.errors import ConfigurationError
+from allele.observability.benchmarking.executors.base import Job
+from allele.observability.benchmarking.suites import builtin_suite
+from allele.observability.benchmarking.worker import run_job
+from allele.observability.benchmarking.workloads import prepare
 
 
 def test_cmr_reports_tokens_per_second_and_memory_quality() -> None:
