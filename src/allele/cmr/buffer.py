@@ -175,21 +175,29 @@ class LayeredMemoryBuffer:
         meta[..., 4] = 0
         self._sequence += b * n
         pairs = torch.stack([states, successors], dim=2)
+        relevance = relevance.to(torch.float32)
         if self.entries is None:
-            self.entries, self.meta = pairs, meta
-            self.relevance, self.valid = relevance.to(torch.float32), valid
+            self.entries, self.meta, self.relevance, self.valid = pairs, meta, relevance, valid
+            self._evict()
+            old = torch.zeros_like(valid)
+            kept = self.valid
         else:
-            self.entries = torch.cat([self.entries, pairs.to(self.entries.dtype)], dim=1)
+            # Eviction is decided on the metadata of the old and the new entries together
+            # (small arrays); only the new entries that stay are then copied, into the slots
+            # of the evicted (or never used) ones. Copying the whole store on every insertion
+            # would cost more than the rest of the capture.
+            store = (self.meta, self.relevance, self.valid)
+            width = self.valid.shape[1]
             self.meta = torch.cat([self.meta, meta], dim=1)
-            self.relevance = torch.cat([self.relevance, relevance.to(torch.float32)], dim=1)
+            self.relevance = torch.cat([self.relevance, relevance], dim=1)
             self.valid = torch.cat([self.valid, valid], dim=1)
-        before = self.valid.clone()
-        self._evict()
-        lost = before & ~self.valid
-        old = lost[:, :-n]
-        offered, stored, evicted = torch.stack(
-            [valid.sum(), self.valid[:, -n:].sum(), old.sum()]
-        ).tolist()
+            self._evict()
+            keep = self.valid
+            self.meta, self.relevance, self.valid = store
+            old = self.valid & ~keep[:, :width]  # stored before, evicted now
+            kept = keep[:, width:]
+            self._place(pairs, meta, relevance, kept, keep[:, :width])
+        offered, stored, evicted = torch.stack([valid.sum(), kept.sum(), old.sum()]).tolist()
         c = self.counters
         c.offered += offered
         c.stored += stored
@@ -198,15 +206,55 @@ class LayeredMemoryBuffer:
         if evicted:
             # Entries offered by this very insertion and not kept are not evictions.
             c.evicted += evicted
-            by_layer = (
-                {layer: evicted}
-                if len(self.layers) == 1
-                else self._per_layer(torch.cat([old, torch.zeros_like(lost[:, -n:])], dim=1))
-            )
+            by_layer = {layer: evicted} if len(self.layers) == 1 else self._per_layer(old)
             for key, count in by_layer.items():
                 c.evicted_per_layer[key] = c.evicted_per_layer.get(key, 0) + count
-        self._compact()
+        if self.valid.shape[1] > self._slots():
+            self._compact()  # a first insertion larger than the memory
         self.version += 1
+
+    def _slots(self) -> int:
+        """Slots one stream needs at most."""
+        return min(self.buffer_size, self.layer_capacity * len(self.layers))
+
+    def _place(
+        self, pairs: Tensor, meta: Tensor, relevance: Tensor, kept: Tensor, still: Tensor
+    ) -> None:
+        """Write the ``kept`` new entries into the slots that ``still`` does not hold."""
+        assert self.entries is not None
+        b, n = kept.shape
+        free = ~still
+        need = kept.sum(dim=1)
+        shortfall = int((need - free.sum(dim=1)).max())
+        if shortfall > 0:  # grow the store (at most to the memory's size)
+            self._grow(shortfall)
+            free = torch.cat([free, torch.ones(b, shortfall, dtype=torch.bool)], dim=1)
+        span = min(n, free.shape[1])
+        slots = free.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :span]
+        sources = kept.to(torch.int8).argsort(dim=1, descending=True, stable=True)[:, :span]
+        write = torch.arange(span).unsqueeze(0) < need.unsqueeze(1)
+        rows = torch.arange(b).unsqueeze(1).expand(b, span)[write]
+        slot, source = slots[write], sources[write]
+        self.valid = still.clone() if shortfall <= 0 else free.logical_not()
+        self.valid[rows, slot] = True
+        values = pairs[rows, source].to(self.entries.dtype)
+        if self.entries.requires_grad or values.requires_grad:
+            # Out of place: an earlier pass may have saved the store for its backward.
+            self.entries = self.entries.index_put((rows, slot), values)
+        else:
+            self.entries[rows, slot] = values
+        self.meta[rows, slot] = meta[rows, source]
+        self.relevance[rows, slot] = relevance[rows, source]
+
+    def _grow(self, slots: int) -> None:
+        assert self.entries is not None
+        b = self.entries.shape[0]
+        self.entries = torch.cat(
+            [self.entries, self.entries.new_zeros(b, slots, *self.entries.shape[2:])], dim=1
+        )
+        self.meta = torch.cat([self.meta, self.meta.new_zeros(b, slots, len(_META))], dim=1)
+        self.relevance = torch.cat([self.relevance, self.relevance.new_zeros(b, slots)], dim=1)
+        self.valid = torch.cat([self.valid, self.valid.new_zeros(b, slots)], dim=1)
 
     def keep_scores(self) -> Tensor:
         """Per entry ``[B, N]``: higher is kept longer by the eviction strategy; -inf for
