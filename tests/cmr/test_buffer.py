@@ -22,21 +22,20 @@ def _buffer(eviction: str, size: int = 3, layers: tuple[int, ...] = (0,), **kw: 
 def _insert(buf: LayeredMemoryBuffer, values: list[float], relevance: list[float], layer=0):
     n = len(values)
     states = torch.tensor(values).view(1, n, 1).expand(1, n, 2).contiguous()
-    buf.insert(
-        layer, states, states + 100, torch.tensor([relevance]), torch.ones(1, n, dtype=torch.bool)
-    )
+    pairs = torch.stack([states, states + 100], dim=2)  # key, value
+    buf.insert(layer, pairs, torch.tensor([relevance]), torch.ones(1, n, dtype=torch.bool))
 
 
 def _kept(buf: LayeredMemoryBuffer) -> list[float]:
-    assert buf.states is not None
-    return sorted(buf.states[0, buf.valid[0], 0].tolist())
+    assert buf.keys is not None
+    return sorted(buf.keys[0, buf.valid[0], 0].tolist())
 
 
 def test_lru_evicts_the_least_recently_used_first() -> None:
     buf = _buffer("lru")
     _insert(buf, [1.0, 2.0, 3.0], [0.5, 0.5, 0.5])
     buf.step = 1
-    slot = int((buf.states[0, :, 0] == 1.0).nonzero())  # type: ignore[index]
+    slot = int((buf.keys[0, :, 0] == 1.0).nonzero())  # type: ignore[index]
     buf.mark_accessed(torch.tensor([[slot]]))  # 1 is used: 2 is now the oldest
     buf.step = 2
     _insert(buf, [4.0], [0.5])
@@ -74,11 +73,11 @@ def test_per_layer_and_total_capacity() -> None:
     assert buf.counters.stored_per_layer == {0: 3, 1: 2}
 
 
-def test_successors_travel_with_their_states() -> None:
+def test_values_travel_with_their_keys() -> None:
     buf = _buffer("relevance")
     _insert(buf, [1.0, 2.0, 3.0, 4.0], [0.4, 0.1, 0.3, 0.2])
-    assert buf.successors is not None and buf.states is not None
-    assert torch.equal(buf.successors[buf.valid], buf.states[buf.valid] + 100)
+    assert buf.values is not None and buf.keys is not None
+    assert torch.equal(buf.values[buf.valid], buf.keys[buf.valid] + 100)
 
 
 def test_a_batch_of_another_size_is_refused() -> None:
@@ -87,8 +86,7 @@ def test_a_batch_of_another_size_is_refused() -> None:
     with pytest.raises(ValidationError, match="1 streams"):
         buf.insert(
             0,
-            torch.zeros(2, 1, 2),
-            torch.zeros(2, 1, 2),
+            torch.zeros(2, 1, 2, 2),
             torch.zeros(2, 1),
             torch.ones(2, 1, dtype=torch.bool),
         )

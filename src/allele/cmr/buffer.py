@@ -1,10 +1,13 @@
-"""The layered memory buffer: captured hidden states per sequence, per layer, bounded.
+"""The layered memory buffer: what captured hidden states wrote, per sequence and layer, bounded.
 
-Each batch row is a stream with its own memory (a later segment of row ``b`` sees only what
-earlier segments of row ``b`` stored). The entries of every layer live in one dense store,
-``[streams, slots, d_model]`` with a ``valid`` mask and per-entry metadata (layer, relevance,
-insertion order, last access step, access count), so that capture, eviction, retrieval and
-access tracking are a few tensor operations whatever the number of entries.
+An entry is a captured state as its target layer's writer projected it: a key (the state) and
+a value (the state that followed it), ``[2, memory_dim]``. Each batch row is a stream with its
+own memory (a later segment of row ``b`` sees only what earlier segments of row ``b`` stored).
+The entries of every layer live in one dense store, ``[streams, slots, 2, memory_dim]``, with a
+``valid`` mask and per-entry metadata (layer, relevance, insertion order and step, last access
+step, access count), so that capture, eviction, retrieval and access tracking are a few tensor
+operations whatever the number of entries. An insertion copies only the new entries it keeps,
+into free slots.
 
 Capacities are per stream: ``layer_capacity`` entries per layer and ``buffer_size`` over all
 layers. When an insertion overflows either, the entries with the lowest keep score go:
@@ -46,7 +49,7 @@ class BufferCounters:
 
 
 class LayeredMemoryBuffer:
-    """Bounded memory of hidden states per stream and layer (see the module docstring)."""
+    """Bounded memory of captured states per stream and layer (see the module docstring)."""
 
     def __init__(
         self,
@@ -75,7 +78,7 @@ class LayeredMemoryBuffer:
     def clear(self) -> None:
         """Forget every entry (the counters stay; see ``reset_counters``)."""
         # Packed so that an insertion or a compaction is a few tensor operations, not one per
-        # column: entries [B, N, 2, d] (the state and its successor), meta [B, N, 5] int64.
+        # column: entries [B, N, 2, r] (key and value), meta [B, N, 5] int64.
         self.entries: Tensor | None = None
         self.meta = torch.zeros(0, 0, len(_META), dtype=torch.long)
         self.relevance = torch.zeros(0, 0)
@@ -86,13 +89,13 @@ class LayeredMemoryBuffer:
         self.counters = BufferCounters()
 
     @property
-    def states(self) -> Tensor | None:
-        """The captured states ``[B, N, d]`` (None while empty)."""
+    def keys(self) -> Tensor | None:
+        """What each entry is matched by ``[B, N, r]`` (None while empty)."""
         return None if self.entries is None else self.entries[:, :, 0]
 
     @property
-    def successors(self) -> Tensor | None:
-        """The state that followed each captured state ``[B, N, d]``."""
+    def values(self) -> Tensor | None:
+        """What each entry gives when read ``[B, N, r]``."""
         return None if self.entries is None else self.entries[:, :, 1]
 
     @property
@@ -154,15 +157,13 @@ class LayeredMemoryBuffer:
 
     # insertion and eviction ---------------------------------------------------------------------
 
-    def insert(
-        self, layer: int, states: Tensor, successors: Tensor, relevance: Tensor, valid: Tensor
-    ) -> None:
-        """Add ``states`` ``[B, n, d]`` of ``layer`` with the ``successors`` (the states of the
-        positions that followed them), ``relevance`` and ``valid`` ``[B, n]``, then evict down
-        to the capacities."""
+    def insert(self, layer: int, pairs: Tensor, relevance: Tensor, valid: Tensor) -> None:
+        """Add ``pairs`` ``[B, n, 2, r]`` of ``layer`` (each captured state's key and its
+        successor's value), ``relevance`` and ``valid`` ``[B, n]``, then evict down to the
+        capacities."""
         if layer not in self.layers:
             raise ValidationError(f"layer {layer} is not a memory layer; layers: {self.layers}")
-        b, n, _ = states.shape
+        b, n = pairs.shape[:2]
         if self.entries is not None and self.entries.shape[0] != b:
             raise ValidationError(
                 f"the memory holds {self.entries.shape[0]} streams (batch rows); a batch of {b} "
@@ -174,7 +175,6 @@ class LayeredMemoryBuffer:
         meta[..., 2:4] = self.step
         meta[..., 4] = 0
         self._sequence += b * n
-        pairs = torch.stack([states, successors], dim=2)
         relevance = relevance.to(torch.float32)
         if self.entries is None:
             self.entries, self.meta, self.relevance, self.valid = pairs, meta, relevance, valid
@@ -335,7 +335,7 @@ class LayeredMemoryBuffer:
         self.meta[..., 4].scatter_add_(1, flat, torch.ones_like(flat))
 
     def detach(self) -> None:
-        """Cut the autograd graph of the stored states (their values stay)."""
+        """Cut the autograd graph of the stored entries (their values stay)."""
         if self.entries is not None:
             self.entries = self.entries.detach()
             self.version += 1

@@ -48,7 +48,7 @@ from allele.cmr.backbone import (
 from allele.cmr.buffer import LayeredMemoryBuffer
 from allele.cmr.config import CMRConfig, GPTConfig
 from allele.cmr.relevance import relevance_scores
-from allele.cmr.reweaving import Reweaver
+from allele.cmr.reweaving import MemoryWriter, Reweaver
 from allele.cmr.stats import ForwardRecord, PerformanceStats
 from allele.errors import ValidationError
 
@@ -63,7 +63,7 @@ class _Pass:
 
     record: ForwardRecord
     keep_graph: bool
-    pending: list[tuple[int, Tensor, Tensor, Tensor, Tensor]] = field(default_factory=list)
+    pending: list[tuple[int, Tensor, Tensor, Tensor]] = field(default_factory=list)
     counts: list[tuple[str, int, Tensor]] = field(default_factory=list)
     sums: list[tuple[str, Tensor]] = field(default_factory=list)
     recency: Tensor | None = None
@@ -93,6 +93,9 @@ class FullCMRModel(nn.Module):
         config.check_layers(n_layers)
         self.config = config
         d_model = int(self.backbone.d_model)
+        self.writers = nn.ModuleDict(
+            {str(layer): MemoryWriter(d_model, config.memory_dim) for layer in config.target_layers}
+        )
         self.reweavers = nn.ModuleDict(
             {
                 str(layer): Reweaver(d_model, config.memory_dim)
@@ -306,7 +309,7 @@ class FullCMRModel(nn.Module):
         start = time.perf_counter()
         c = self.config
         states = hidden if p.keep_graph else hidden.detach()
-        # Each state is stored with its successor (what followed it), the last position's
+        # Each state is stored with its successor (what followed it); the last position's
         # successor is not known yet: it is scored out.
         successors = torch.cat([states[:, 1:], states[:, -1:]], dim=1)
         scores = relevance_scores(hidden, c.scoring_method, c.hybrid_weight)
@@ -320,7 +323,10 @@ class FullCMRModel(nn.Module):
         selected = scores >= c.relevance_threshold
         finite = torch.isfinite(states.detach()).all(dim=-1)
         valid = selected & finite
-        p.pending.append((layer, states, successors, scores, valid))
+        written = self.writers[str(layer)](states, successors)  # [B, n, 2, r]
+        if not p.keep_graph:
+            written = written.detach()
+        p.pending.append((layer, written, scores, valid))
         p.counts.append(("selected", layer, selected.sum()))
         p.counts.append(("captured", layer, valid.sum()))
         p.record.capture_s.append(time.perf_counter() - start)
@@ -329,10 +335,10 @@ class FullCMRModel(nn.Module):
         """Store the pass's captures, then read every count of the pass at once."""
         start = time.perf_counter()
         b = self.buffer
-        for layer, states, successors, scores, valid in p.pending:
+        for layer, written, scores, valid in p.pending:
             before = b.counters.stored
             evicted = b.counters.evicted
-            b.insert(layer, states, successors, scores, valid)
+            b.insert(layer, written, scores, valid)
             p.record.stored[layer] = p.record.stored.get(layer, 0) + b.counters.stored - before
             p.record.evicted += b.counters.evicted - evicted
         if p.pending:

@@ -17,7 +17,8 @@ runs from that history when due or when read. ``benchmarks/bench_cmr.py`` measur
 Health: three checks from ``alert_thresholds`` over the forward passes of the last
 ``health_window`` (default: the latest ``max_history``):
 
-* ``high_latency``: mean forward time (s) above the threshold;
+* ``high_latency``: median forward time (s) above the threshold (the median, so that one cold
+  first pass does not make a model slow);
 * ``low_efficiency``: the lower of capture and storage efficiency below the threshold;
 * ``high_error_rate``: failed forward passes / forward passes above the threshold.
 
@@ -303,9 +304,8 @@ class CMRPerformanceMonitor:
             "errors": failed,
             "error_rate": failed / forwards if forwards else None,
             "avg_latency": seconds / len(ok) if ok else None,
-            "p95_latency": durations[min(len(durations) - 1, int(0.95 * len(durations)))]
-            if durations
-            else None,
+            "p50_latency": _quantile(durations, 0.5),
+            "p95_latency": _quantile(durations, 0.95),
             "throughput": sum(r.batch for r in ok) / seconds if seconds > 0 else None,
             "tokens_per_second": sum(r.batch * r.positions for r in ok) / seconds
             if seconds > 0
@@ -332,7 +332,7 @@ class CMRPerformanceMonitor:
         f = figures if figures is not None else self._figures(self._window())
         t = self.thresholds
         factor = self.policy.factors["error"]
-        latency = f["avg_latency"]
+        latency = f["p50_latency"]
         efficiencies = [
             e for e in (f["capture_efficiency"], f["storage_efficiency"]) if e is not None
         ]
@@ -758,6 +758,16 @@ class CMRPerformanceMonitor:
             self.push_metrics()
         except Exception:
             self._failed("the last metrics push")
+
+
+def _quantile(ordered: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted values (linear interpolation), None when empty."""
+    if not ordered:
+        return None
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _mean(values: Sequence[float]) -> float | None:

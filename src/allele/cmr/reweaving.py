@@ -1,12 +1,13 @@
 """Reweaving: blend retrieved memory into a layer's hidden states through a learned gate.
 
-For each position with query ``q = W_q h``, the ``k`` retrieved entries -- stored states
-``m_j`` (keys ``W_k m_j``) with their successors ``s_j`` (values ``W_v s_j``: what followed
-the stored state) -- and a null slot (logit 0, value 0: the position may take nothing) are
-attended over; the result is projected back and added through a per-position gate::
+For each position with query ``q = W_q LN(h)``, the ``k`` retrieved entries -- keys
+``W_k LN(m_j)`` of stored states ``m_j`` and values ``W_v LN(s_j)`` of their successors
+``s_j`` (what followed the stored state), written by the target layer's ``MemoryWriter`` --
+and a null slot (logit 0, value 0: the position may take nothing) are attended over; the
+result is projected back and added through a per-position gate::
 
-    a = softmax([q . W_k m_j / sqrt(r)]_j ++ [0])
-    h' = h + sigmoid(W_g h + b_g) * W_o (sum_j a_j W_v s_j)
+    a = softmax([q . k_j / sqrt(r)]_j ++ [0])
+    h' = h + sigmoid(W_g LN(h) + b_g) * W_o (sum_j a_j v_j)
 
 Everything is differentiable except which ``k`` entries are retrieved, so a loss after the
 layer trains the gate, the projections and -- through the stored states when they keep their
@@ -40,19 +41,35 @@ class ReweaveOutcome:
     retrieval_s: float  # ranking the memory and picking the k best
 
 
+class MemoryWriter(nn.Module):
+    """What a target layer writes: each captured state's key ``W_k LN(m)`` and its successor's
+    value ``W_v LN(s)``, ``[B, n, 2, memory_dim]``.
+
+    Projected once, when captured, rather than at every later pass that reads the memory:
+    the memory then holds ``2 * memory_dim`` numbers per entry instead of ``2 * d_model``, and
+    a pass's cost grows with its own length, not with the memory's size.
+    """
+
+    def __init__(self, d_model: int, memory_dim: int) -> None:
+        super().__init__()
+        # Residual-stream states are small and unnormalised (as in GPT-2); like the backbone's
+        # own attention, the memory reads them through a LayerNorm.
+        self.norm = nn.LayerNorm(d_model)
+        self.key = nn.Linear(d_model, memory_dim, bias=False)
+        self.value = nn.Linear(d_model, memory_dim, bias=False)
+
+    def forward(self, states: Tensor, successors: Tensor) -> Tensor:
+        return torch.stack([self.key(self.norm(states)), self.value(self.norm(successors))], 2)
+
+
 class Reweaver(nn.Module):
     """The learned blend of one intervention layer (see the module docstring)."""
 
     def __init__(self, d_model: int, memory_dim: int) -> None:
         super().__init__()
         self.memory_dim = memory_dim
-        # Residual-stream states are small and unnormalised (as in GPT-2); like the backbone's
-        # own attention, the reweaver reads them through a LayerNorm.
         self.norm_hidden = nn.LayerNorm(d_model)
-        self.norm_memory = nn.LayerNorm(d_model)
         self.query = nn.Linear(d_model, memory_dim, bias=False)
-        self.key = nn.Linear(d_model, memory_dim, bias=False)
-        self.value = nn.Linear(d_model, memory_dim, bias=False)
         self.out = nn.Linear(memory_dim, d_model)
         self.gate = nn.Linear(d_model, 1)
         nn.init.normal_(self.out.weight, 0.0, 0.02)
@@ -73,13 +90,12 @@ class Reweaver(nn.Module):
         hybrid_weight: float,
         weights: tuple[float, float, float],
     ) -> ReweaveOutcome:
-        """Reweave ``hidden`` ``[B, T, d]`` with ``memory`` ``[B, N, 2, d]``: each entry's
-        stored state (matched against) and its successor (read from)."""
+        """Reweave ``hidden`` ``[B, T, d]`` with ``memory`` ``[B, N, 2, r]``: each entry's key
+        (matched against) and value (read from), as a ``MemoryWriter`` wrote them."""
         normed = self.norm_hidden(hidden)
         queries = self.query(normed)  # [B, T, r]
-        stored = self.norm_memory(memory.to(hidden.dtype))
-        keys = self.key(stored[:, :, 0])  # [B, N, r]
-        values = self.value(stored[:, :, 1])
+        memory = memory.to(hidden.dtype)
+        keys, values = memory[:, :, 0], memory[:, :, 1]  # [B, N, r]
         start = time.perf_counter()
         scores = retrieval_scores(
             strategy,
