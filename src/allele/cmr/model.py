@@ -345,20 +345,16 @@ class FullCMRModel(nn.Module):
             # Storing is part of capturing: its time joins the last capture's.
             p.record.capture_s[-1] += time.perf_counter() - start
         if p.counts or p.sums:
-            values = torch.stack(
-                [t.to(torch.float64) for _, _, t in p.counts]
-                + [t.to(torch.float64) for _, t in p.sums]
-            ).tolist()
+            # One conversion for every count and sum of the pass (not one per tensor).
+            tensors = [t for _, _, t in p.counts] + [t for _, t in p.sums]
+            values = torch.stack([t.to(torch.float64) for t in tensors]).tolist()
             r = p.record
             for (kind, layer, _), value in zip(p.counts, values, strict=False):
-                target = getattr(r, kind)
-                target[layer] = target.get(layer, 0) + int(value)
+                per_layer = getattr(r, kind)
+                per_layer[layer] = per_layer.get(layer, 0) + int(value)
             for (name, _), value in zip(p.sums, values[len(p.counts) :], strict=True):
-                setattr(
-                    r,
-                    name,
-                    getattr(r, name) + (int(value) if name.startswith("retrieval") else value),
-                )
+                current = getattr(r, name)
+                setattr(r, name, current + type(current)(value))  # ints stay ints
 
     def _reweave(self, p: _Pass, layer: int, hidden: Tensor) -> Tensor:
         start = time.perf_counter()

@@ -268,17 +268,12 @@ class ObservableCMRModel(FullCMRModel):
         alert_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(base_config, cmr_config, backbone=backbone)
-        # Not a submodule: the monitor holds the model, not the other way round for torch.
-        object.__setattr__(
+        self.monitor = observe_cmr(
             self,
-            "monitor",
-            observe_cmr(
-                self,
-                component_id=component_id,
-                engine=engine,
-                monitoring_config=monitoring_config,
-                alert_config=alert_config,
-            ),
+            component_id=component_id,
+            engine=engine,
+            monitoring_config=monitoring_config,
+            alert_config=alert_config,
         )
 
 
