@@ -26,6 +26,11 @@ _LAZY: dict[str, str] = {
     # forecasting and prediction (prediction/)
     # alert intelligence (alert_intelligence/)
     # optimization (optimization/)
+    "OptimizationEngineConfig": "allele.observability.ml_analytics.optimization.config",
+    "OptimizationEngine": "allele.observability.ml_analytics.optimization.engine",
+    "ConfigurationRecommender": "allele.observability.ml_analytics.optimization.recommender",
+    "PerformanceOptimizer": "allele.observability.ml_analytics.optimization.performance",
+    "SuiteOptimizer": "allele.observability.ml_analytics.optimization.search",
 }
 
 __all__ = list(_LAZY)
