@@ -197,3 +197,20 @@ def test_listeners_get_failed_passes_and_cannot_break_the_model(ids: torch.Tenso
     with pytest.raises(ValidationError):
         model(torch.zeros(2, TINY.n_positions + 1, dtype=torch.long))
     assert seen[-1].error == "ValidationError" and model.stats.errors == 1
+
+
+def test_non_finite_states_are_not_stored_and_lower_capture_efficiency(ids: torch.Tensor) -> None:
+    model = tiny_model(intervention_layers=[2])
+
+    def poison(_module: object, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+        output = output.clone()
+        output[0, 3] = float("nan")  # row 0, position 3: its state and position 2's successor
+        return output
+
+    model.backbone.blocks[0].register_forward_hook(poison, prepend=True)
+    with torch.no_grad():
+        stats = model(ids, return_memory_info=True)["performance_stats"]
+    selected = ids.shape[0] * (ids.shape[1] - 1)
+    assert stats["total_captures"] == selected - 2
+    assert stats["capture_efficiency"] == pytest.approx((selected - 2) / selected)
+    assert torch.isfinite(model.buffer.entries[model.buffer.valid]).all()

@@ -321,11 +321,13 @@ class FullCMRModel(nn.Module):
             states = states.gather(1, index)
             successors = successors.gather(1, index)
         selected = scores >= c.relevance_threshold
-        finite = torch.isfinite(states.detach()).all(dim=-1)
-        valid = selected & finite
         written = self.writers[str(layer)](states, successors)  # [B, n, 2, r]
         if not p.keep_graph:
             written = written.detach()
+        # A non-finite state writes a non-finite key or value (LayerNorm spreads it): checked
+        # on the small projections rather than on the states.
+        finite = torch.isfinite(written.detach()).flatten(2).all(dim=-1)
+        valid = selected & finite
         p.pending.append((layer, written, scores, valid))
         p.counts.append(("selected", layer, selected.sum()))
         p.counts.append(("captured", layer, valid.sum()))

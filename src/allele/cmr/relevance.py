@@ -44,7 +44,9 @@ def relevance_scores(hidden: Tensor, method: str, hybrid_weight: float = 0.5) ->
     """Scores ``[batch, positions]`` in [0, 1] of ``hidden`` ``[batch, positions, d]``,
     computed without gradients (they rank, they are not trained)."""
     with torch.no_grad():
-        h = hidden.detach().float()
+        # A non-finite state is not stored (the model rejects it); it must not turn its
+        # neighbours' scores into NaN too.
+        h = torch.nan_to_num(hidden.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
         if method == "attention":
             return attention_relevance(h)
         if method == "variance":

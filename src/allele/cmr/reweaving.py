@@ -95,7 +95,7 @@ class Reweaver(nn.Module):
         normed = self.norm_hidden(hidden)
         queries = self.query(normed)  # [B, T, r]
         memory = memory.to(hidden.dtype)
-        keys, values = memory[:, :, 0], memory[:, :, 1]  # [B, N, r]
+        keys = memory[:, :, 0]  # [B, N, r]
         start = time.perf_counter()
         scores = retrieval_scores(
             strategy,
@@ -111,8 +111,8 @@ class Reweaver(nn.Module):
         retrieval_s = time.perf_counter() - start
         b = hidden.shape[0]
         rows = torch.arange(b, device=hidden.device).view(b, 1, 1)
-        sel_keys = keys[rows, found.indices]  # [B, T, k, r]
-        sel_values = values[rows, found.indices]
+        picked = memory[rows, found.indices]  # [B, T, k, 2, r]: keys and values in one copy
+        sel_keys, sel_values = picked[..., 0, :], picked[..., 1, :]
         logits = (queries.unsqueeze(2) * sel_keys).sum(-1) / math.sqrt(self.memory_dim)
         logits = logits.masked_fill(~torch.isfinite(found.scores), float("-inf"))
         null = logits.new_zeros((*logits.shape[:-1], 1))
