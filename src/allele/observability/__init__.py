@@ -53,6 +53,9 @@ _LAZY = {
     "SeriesBatch": "allele.observability.types",
     "SeriesKey": "allele.observability.types",
     "SystemMetrics": "allele.observability.types",
+    # CMR model (needs the torch extra)
+    "ObservableCMRModel": "allele.observability.integration.cmr",
+    "observe_cmr": "allele.observability.integration.cmr",
 }
 
 __all__ = list(_LAZY)

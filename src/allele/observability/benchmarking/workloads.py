@@ -16,6 +16,11 @@ Components:
 - ``agent``: one operation is one ``NLPAgent.complete`` chat turn; units are turns and
   generated tokens. The synthetic provider's simulated latency is 0 unless ``ttft_s`` /
   ``per_token_s`` are given, so the default measures the agent's own work per turn.
+- ``cmr``: one operation is one ``FullCMRModel`` forward pass over a segment of
+  ``sequence_length`` tokens with a full memory (capture, retrieval and reweaving; a GPT-style
+  backbone of ``layers`` blocks, d_model ``d_model``, capturing the block before the middle and
+  reweaving the middle one); quality ``storage_efficiency``, ``cache_hit_rate``,
+  ``memory_utilization`` and the share of the pass spent in capture and reweaving.
 - ``python``: pure-Python kernels (``kernel`` = sort | sum | json, ``size``), used to check the
   harness itself and the machine's noise.
 - ``function``: ``target = "module:factory"``; ``factory(**params)`` returns a ``Prepared`` or a
@@ -43,6 +48,7 @@ class BenchmarkType(enum.StrEnum):
     EVOLUTION = "evolution"
     KRAKEN_PROCESSING = "kraken"
     AGENT_CHAT = "agent"
+    CMR_FORWARD = "cmr"
     PYTHON = "python"
     FUNCTION = "function"
 
@@ -152,6 +158,14 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "max_tokens": 64,
         "ttft_s": 0.0,
         "per_token_s": 0.0,
+        "seed": 0,
+    },
+    "cmr": {
+        "layers": 4,
+        "d_model": 128,
+        "buffer_size": 256,
+        "retrieval_strategy": "similarity",
+        "sequence_length": 128,
         "seed": 0,
     },
     "python": {"kernel": "sort", "size": 1000, "seed": 0},
@@ -371,16 +385,85 @@ def _prepare_agent(params: dict[str, Any]) -> Prepared:
     return Prepared(operation=operation, units=units, quality=quality, close=close)
 
 
+def _cmr_configs(p: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The backbone and memory settings of one cell, checked by ``allele.cmr.config`` (no
+    torch): the check at suite load and the workload build the same thing."""
+    from allele.cmr.config import CMRConfig, GPTConfig
+
+    layers = int(p["layers"])
+    if layers < 2:
+        raise ConfigurationError(f"cmr layers={layers} must be at least 2 (capture, reweave)")
+    length = int(p["sequence_length"])
+    d_model = int(p["d_model"])
+    backbone = GPTConfig(
+        vocab_size=512,
+        n_positions=max(length, 16),
+        d_model=d_model,
+        n_layers=layers,
+        n_heads=max(1, d_model // 32),
+    )
+    memory = {
+        "target_layers": [layers // 2 - 1],
+        "intervention_layers": [layers // 2],
+        "buffer_size": int(p["buffer_size"]),
+        "retrieval_strategy": str(p["retrieval_strategy"]),
+    }
+    CMRConfig.from_mapping(memory)
+    return backbone, memory
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "evolution": _evolution_config,
     "kraken": _check_kraken,
     "agent": _agent_config,
+    "cmr": _cmr_configs,
     "python": _check_python,
 }
+
+
+def _prepare_cmr(params: dict[str, Any]) -> Prepared:
+    from allele.errors import require
+
+    torch: Any = require("torch", "torch")
+    from allele.cmr import FullCMRModel
+
+    p = _take(params, PARAMETERS["cmr"], "cmr")
+    backbone, memory = _cmr_configs(p)
+    torch.set_num_threads(1)  # one core per worker: timings comparable across cells
+    torch.manual_seed(int(p["seed"]))
+    length = int(p["sequence_length"])
+    model = FullCMRModel(backbone, memory).eval()
+    generator = torch.Generator().manual_seed(int(p["seed"]))
+    segment = torch.randint(0, 512, (1, length), generator=generator)
+
+    @torch.no_grad()
+    def operation() -> None:
+        model(segment)
+
+    operation()  # the memory is full from a previous segment before the first timing
+
+    def quality() -> dict[str, float]:
+        stats = model.performance_stats
+        hook = (stats["avg_capture_time"] or 0.0) + (stats["avg_reconstruction_time"] or 0.0)
+        forward = stats["avg_forward_time"] or 0.0
+        return {
+            "storage_efficiency": float(stats["storage_efficiency"] or 0.0),
+            "cache_hit_rate": float(stats["cache_hit_rate"] or 0.0),
+            "memory_utilization": float(stats["memory_utilization"] or 0.0),
+            "cmr_time_share": hook / forward if forward else 0.0,
+        }
+
+    return Prepared(
+        operation=operation,
+        units={"segments": 1.0, "tokens": float(length)},
+        quality=quality,
+    )
+
 
 _ADAPTERS: dict[str, Callable[[dict[str, Any]], Prepared]] = {
     "evolution": _prepare_evolution,
     "kraken": _prepare_kraken,
     "agent": _prepare_agent,
+    "cmr": _prepare_cmr,
     "python": _prepare_python,
 }
