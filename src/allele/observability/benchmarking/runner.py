@@ -19,9 +19,10 @@ missing process runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -41,6 +42,29 @@ from allele.observability.benchmarking.suites import Suite
 # Figures measured once per process run (not per timing sample); stored as per-run samples.
 _MEMORY_FIGURES = ("peak_rss_bytes", "tracemalloc_peak_bytes", "gpu_memory_used_bytes")
 _TIMINGS = ("time_s", "cpu_time_s")
+
+
+class RunObserver(Protocol):
+    """Told about a suite run as it goes (e.g. ``experiment_tracking.SuiteTracker``).
+
+    ``suite_started`` once the run exists, ``cell_finished`` when a cell has all its process
+    runs (or failed), ``suite_finished`` at the end, also after an interruption (the run's
+    status says which). An observer that raises is logged and ignored.
+    """
+
+    def suite_started(self, run: SuiteRun) -> None: ...
+
+    def cell_finished(self, run: SuiteRun, cell: CellResult) -> None: ...
+
+    def suite_finished(self, run: SuiteRun) -> None: ...
+
+
+def _notify(observers: Sequence[RunObserver], event: str, *args: Any) -> None:
+    for observer in observers:
+        try:
+            getattr(observer, event)(*args)
+        except Exception:  # an observer must not fail the suite
+            logging.getLogger(__name__).exception("run observer %r failed on %s", observer, event)
 
 
 @dataclass
@@ -69,11 +93,13 @@ def run_suite(
     resume: bool = False,
     progress: bool | Progress = False,
     runs: int | None = None,
+    observers: Sequence[RunObserver] = (),
 ) -> SuiteRun:
     """Measure every cell of ``suite``; store each result in ``store`` (a Store or URI) if given.
 
-    ``runs`` overrides the suite's process runs per cell. Raises KeyboardInterrupt after
-    marking the stored run ``interrupted`` when interrupted.
+    ``runs`` overrides the suite's process runs per cell; ``observers`` are told about the run,
+    each finished cell and the end. Raises KeyboardInterrupt after marking the stored run
+    ``interrupted`` when interrupted.
     """
     from allele.observability.benchmarking.config import get_matrix_benchmark_settings
 
@@ -104,6 +130,7 @@ def run_suite(
         len(c.missing_runs()) for c in cells if c.finished
     )
     reporter.start(suite.name, total, done)
+    _notify(observers, "suite_started", run)
     results = runner.run(_jobs(suite, cells))
     try:
         for result in results:
@@ -112,6 +139,8 @@ def run_suite(
             if store is not None:
                 storage.save_cell(store, run.suite_id, cell.result, position=cell.index)
             reporter.advance(result, cell.result.key)
+            if observers and cell.finished:
+                _notify(observers, "cell_finished", run, cell.result)
             if cell.finished and result.status != "ok":
                 # Its remaining runs will not happen: count them as done for the ETA.
                 for _ in cell.missing_runs():
@@ -123,6 +152,8 @@ def run_suite(
         run.status = "interrupted"
         if store is not None:
             storage.set_run_status(store, run.suite_id, "interrupted")
+        run.cells = [c.result for c in cells]
+        _notify(observers, "suite_finished", run)
         raise
     finally:
         reporter.stop()
@@ -130,6 +161,7 @@ def run_suite(
     run.status = "complete"
     if store is not None:
         storage.set_run_status(store, run.suite_id, "complete")
+    _notify(observers, "suite_finished", run)
     return run
 
 
