@@ -52,7 +52,17 @@ def _root(
 
 def _register() -> None:
     # Each module adds its commands to ``app``; the order here is the order in --help.
-    for name in ("demo", "chat", "bench", "bench_report", "monitor", "metrics", "alerts", "serve"):
+    for name in (
+        "demo",
+        "chat",
+        "bench",
+        "bench_report",
+        "monitor",
+        "metrics",
+        "alerts",
+        "serve",
+        "mlflow",
+    ):
         try:
             __import__(f"allele.cli.{name}")
         except ModuleNotFoundError as exc:

@@ -55,6 +55,12 @@ def run(
     ),
     quick: bool = typer.Option(False, "--quick", help="Run the suite's reduced [quick] variant."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    mlflow: bool | None = typer.Option(
+        None,
+        "--mlflow/--no-mlflow",
+        help="Track the run in MLflow (default: $ALLELE_MLFLOW_ENABLED and "
+        "$ALLELE_MLFLOW_AUTO_EXPERIMENT_TRACKING).",
+    ),
 ) -> None:
     """Measure every cell of a suite in worker processes and store the results."""
     from allele.errors import AlleleError
@@ -69,6 +75,7 @@ def run(
             chosen = chosen.quick_variant()
         chosen = chosen.resolved(workers=workers, timeout=timeout)
         opened = open_store(store)
+        tracker = _mlflow_tracker(mlflow, opened, suite)
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
     console = _console()
@@ -87,6 +94,7 @@ def run(
             resume=resume,
             progress=progress,
             runs=runs,
+            observers=[tracker] if tracker is not None else [],
         )
     except KeyboardInterrupt:
         console.print(
@@ -96,11 +104,26 @@ def run(
         raise typer.Exit(130) from None
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
+    finally:
+        if tracker is not None:
+            tracker.close()
     _print_run(console, result)
+    if tracker is not None:
+        console.print(f"tracked in MLflow at {tracker.config.tracking_uri}", highlight=False)
     failed = [c for c in result.cells if c.status != "ok"]
     console.print(f"stored as suite id [bold]{result.suite_id}[/bold]", highlight=False)
     if failed:
         raise _fail(f"{len(failed)} of {len(result.cells)} cells did not finish", code=1)
+
+
+def _mlflow_tracker(requested: bool | None, store: Any, suite: str) -> Any:
+    """The MLflow observer of this run (``experiment_tracking.tracker_for``), or None."""
+    from pathlib import Path
+
+    from allele.observability.benchmarking.experiment_tracking import tracker_for
+
+    suite_file = suite if Path(suite).is_file() else None
+    return tracker_for(requested, store=store, suite_file=suite_file)
 
 
 def _print_run(console: Any, result: Any) -> None:

@@ -361,6 +361,7 @@ class SuiteTracker:
         baseline: str | None = None,
         suite_file: str | Path | None = None,
         engine: Any = None,
+        owns_engine: bool = False,
         flush_timeout: float = 60.0,
     ) -> None:
         self.config = config or (experiment_logger.config if experiment_logger else mlflow_config())
@@ -369,8 +370,10 @@ class SuiteTracker:
         self.baseline = baseline
         self.suite_file = suite_file
         self.engine = engine
+        self.owns_engine = owns_engine
         self.flush_timeout = flush_timeout
         self.live: Any = None
+        self._logged: set[str] = set()
 
     def suite_started(self, run: SuiteRun) -> None:
         """Open the suite's MLflow run (and start logging the engine's series on it)."""
@@ -388,6 +391,7 @@ class SuiteTracker:
         """Queue a finished cell's child run (sent in the background)."""
         try:
             self.logger.submit(cell_ops(run, cell, self.config))
+            self._logged.add(cell.key)
         except Exception:
             logger.exception("MLflow tracking: could not log cell %s", cell.key)
 
@@ -397,6 +401,10 @@ class SuiteTracker:
             if self.live is not None:
                 self.live.detach()
                 self.live = None
+            # Cells finished before this process started (a resumed run) were not reported.
+            for cell in run.cells:
+                if cell.key not in self._logged and cell.status != "partial":
+                    self.cell_finished(run, cell)
             comparison = None
             try:
                 comparison = suite_comparison(self.store, run, self.baseline)
@@ -408,9 +416,96 @@ class SuiteTracker:
             # The artifacts live in ``tmp`` until they are sent or copied into the spool.
             if self.logger.flush(self.flush_timeout):
                 shutil.rmtree(tmp, ignore_errors=True)
+            if self.logger.spool.pending():
+                # The server may be back while the sender still waits out its back-off.
+                self.logger.sync()
         except Exception:
             logger.exception("MLflow tracking: could not finish tracking suite %s", run.name)
 
     def close(self) -> None:
-        """Stop the sender (what is left is spooled)."""
+        """Stop the sender (what is left is spooled) and the engine this tracker started."""
         self.logger.close()
+        if self.owns_engine and self.engine is not None:
+            self.engine.close()
+
+
+def tracker_for(
+    requested: bool | None,
+    *,
+    store: Any = None,
+    baseline: str | None = None,
+    suite_file: str | Path | None = None,
+    live: bool = True,
+) -> SuiteTracker | None:
+    """The tracker a suite run gets, or None: ``requested`` True/False is the ``--mlflow`` /
+    ``--no-mlflow`` choice; None follows ``ALLELE_MLFLOW_ENABLED`` and
+    ``ALLELE_MLFLOW_AUTO_EXPERIMENT_TRACKING``.
+
+    With ``live``, a private observability engine samples the machine during the run and its
+    series are logged on the suite's run. Raises DependencyError when tracking was requested
+    and MLflow is not installed; when only the settings ask for it, logs a warning instead.
+    """
+    from allele.errors import DependencyError
+
+    config = mlflow_config()
+    wanted = (
+        requested if requested is not None else (config.enabled and config.auto_experiment_tracking)
+    )
+    if not wanted:
+        return None
+    try:
+        experiment_logger = ExperimentLogger(config)
+    except DependencyError:
+        if requested:
+            raise
+        logger.warning("ALLELE_MLFLOW_ENABLED is set but mlflow is not installed: not tracked")
+        return None
+    engine = None
+    if live:
+        from allele.observability.config import ObservabilitySettings
+        from allele.observability.engine import ObservabilityEngine
+
+        # Its own engine, with no store: the suite's process is watched, nothing else changes.
+        engine = ObservabilityEngine(ObservabilitySettings(store_uri="none"), notifiers=[])
+        engine.start()
+    return SuiteTracker(
+        config=config,
+        experiment_logger=experiment_logger,
+        store=store,
+        baseline=baseline,
+        suite_file=suite_file,
+        engine=engine,
+        owns_engine=engine is not None,
+    )
+
+
+def prune_runs(config: MLflowConfig, days: int) -> int:
+    """Delete (MLflow's soft delete) the suite runs older than ``days`` in Allele's experiments,
+    with their cell runs; returns how many runs were deleted. ``mlflow gc`` frees their
+    artifacts afterwards."""
+    from allele.errors import ValidationError
+    from allele.observability.benchmarking.experiment_logger import GROUP_TAG
+    from allele.observability.mlflow_integration.client import open_client
+
+    if not (isinstance(days, int) and days >= 1):
+        raise ValidationError(f"days must be an integer >= 1, got {days!r}")
+    client = open_client(config)
+    cutoff = now_ms() - days * 86_400_000
+    prefix = config.experiment_prefix.replace("'", "")
+    experiments = client.search_experiments(filter_string=f"name LIKE '{prefix}%'")
+    ids = [e.experiment_id for e in experiments]
+    deleted = 0
+    if not ids:
+        return 0
+    old = client.search_runs(
+        ids, filter_string=f"tags.`allele.kind` = 'suite' and attributes.start_time < {cutoff}"
+    )
+    for suite in old:
+        group = suite.data.tags.get(GROUP_TAG, "")
+        members = client.search_runs(
+            [suite.info.experiment_id], filter_string=f"tags.`{GROUP_TAG}` = '{group}'"
+        )
+        for run in members:
+            client.delete_run(run.info.run_id)
+            deleted += 1
+    return deleted

@@ -16,6 +16,8 @@ from allele.errors import require
 from allele.observability.types import MLflowConfig
 
 _FAST_FAILURE = {
+    # MLflow prints a "View run" link for every run it ends: a thousand lines for a large suite.
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
