@@ -192,3 +192,13 @@ def config(mlflow_server: MlflowServer, spool_dir: Path) -> Any:
 def suite_run() -> Any:
     """``make_run``: builds SuiteRun test data."""
     return make_run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test reads the ALLELE_* settings of its own environment."""
+    from allele.observability import config as settings
+
+    settings.reset_settings()
+    yield
+    settings.reset_settings()
