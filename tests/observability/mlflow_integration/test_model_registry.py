@@ -186,3 +186,23 @@ def test_promotion_needs_a_significantly_better_benchmark_unless_forced(
     result = registry.compare(name, 1, 2, store=store)
     assert result.differences["trait.empathy"] == ("0.2", "0.5")
     assert result.comparison.counts()["improvement"] == 6
+
+
+def test_a_tracked_evolution_logs_its_generations_and_registers_the_best(config: Any) -> None:
+    from allele.evolution import EvolutionConfig, EvolutionEngine
+    from allele.fitness import TargetPersonality
+    from allele.observability.benchmarking.experiment_logger import ExperimentLogger
+    from allele.observability.benchmarking.genome_registry import track_evolution
+
+    engine = EvolutionEngine(EvolutionConfig(population_size=12, generations=4, seed=3))
+    result = engine.run(TargetPersonality({"empathy": 0.9}))
+    name = f"evolved-{uuid.uuid4().hex[:8]}"
+    log = ExperimentLogger(config)
+    run_id, version = track_evolution(result, experiment_logger=log, model_name=name)
+    assert run_id is not None and version is not None and version.run_id == run_id
+    history = log.client.get_metric_history(run_id, "best_fitness")
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (g.generation, g.best_fitness) for g in result.history
+    ]
+    registry = GenomeRegistry(config)
+    assert registry.load_genome(name, version.version) == result.best

@@ -94,3 +94,67 @@ class GenomeRegistry(ModelRegistry):
             return None
         best = max(scored, key=lambda g: float(g.fitness or 0.0))
         return self.register_genome(best, name, suite_id=suite_id, run_id=run_id)
+
+
+def track_evolution(
+    result: Any,
+    name: str = "evolution",
+    *,
+    experiment_logger: Any = None,
+    model_name: str = DEFAULT_GENOME_MODEL,
+    suite_id: str | None = None,
+) -> tuple[str | None, Any]:
+    """Log an ``EvolutionResult`` as an MLflow run and register its best genome.
+
+    The run (experiment ``ALLELE_MLFLOW_EXPERIMENT_PREFIX + name``) has one point per generation
+    of ``best_fitness``, ``mean_fitness``, ``worst_fitness``, ``diversity``, ``evaluations`` and
+    ``duration_s`` (step = generation, stamped with the generation's own time). With
+    ``ALLELE_MLFLOW_AUTO_REGISTER_MODELS`` the best genome becomes a version of ``model_name``
+    whose artifacts live in that run. Returns ``(run id, ModelVersion or None)``; the run id is
+    None when the server was unreachable (the run is spooled, the genome not registered).
+    """
+    import uuid
+
+    from allele.observability.benchmarking.experiment_logger import ExperimentLogger, now_ms
+
+    log = experiment_logger or ExperimentLogger()
+    group = uuid.uuid4().hex
+    key = f"evolution:{group}"
+    where = {
+        "key": key,
+        "experiment": f"{log.config.experiment_prefix}{name}",
+        "group": group,
+        "parent": None,
+    }
+    figures = ("best_fitness", "mean_fitness", "worst_fitness", "diversity", "evaluations")
+    metrics = [
+        [figure, float(getattr(g, figure)), int(g.timestamp * 1000), g.generation]
+        for g in result.history
+        for figure in (*figures, "duration_s")
+    ]
+    start = int(result.history[0].timestamp * 1000) if result.history else now_ms()
+    ops: list[dict[str, Any]] = [
+        {
+            **where,
+            "op": "run",
+            "name": f"{name}-{group[:8]}",
+            "start_time": start,
+            "tags": {"allele.kind": "evolution", "allele.best_genome": result.best.genome_id},
+        },
+        {
+            **where,
+            "op": "log",
+            "metrics": metrics,
+            "tags": {},
+            "params": {"generations": result.generations, "evaluations": result.evaluations},
+        },
+        {**where, "op": "end", "status": "FINISHED", "end_time": now_ms()},
+    ]
+    log.send(ops)
+    run_id = log.run_id(key)
+    if run_id is None:
+        return None, None
+    registry = GenomeRegistry(log.config, client=log.client)
+    return run_id, registry.register_best(
+        [result.best], model_name, suite_id=suite_id, run_id=run_id
+    )

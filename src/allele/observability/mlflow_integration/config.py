@@ -14,7 +14,8 @@ The variables are declared and validated with every other setting in
 - ``ALLELE_MLFLOW_ARTIFACT_LOCATION``: the artifact root of experiments Allele creates on a
   database or file store (an ``http(s)://`` server keeps its own artifact root);
 - ``ALLELE_MLFLOW_MODEL_REGISTRY_ENABLED``: registry operations are allowed;
-- ``ALLELE_MLFLOW_AUTO_REGISTER_MODELS``: a tracked evolution registers its best genome;
+- ``ALLELE_MLFLOW_AUTO_REGISTER_MODELS``: a tracked evolution (``genome_registry.track_evolution``)
+  registers its best genome;
 - ``ALLELE_MLFLOW_METRICS_BATCH_SIZE``: metrics per ``log_batch`` call (MLflow allows 1000);
 - ``ALLELE_MLFLOW_ARTIFACT_RETENTION_DAYS``: ``allele mlflow prune`` deletes Allele's runs
   older than this (MLflow's ``gc`` then frees their artifacts);
