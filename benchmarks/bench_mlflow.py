@@ -163,10 +163,9 @@ def anchor_suite(uri: str, run: Any, prefix: str) -> float:
     return time.perf_counter() - t
 
 
-def tracking_overhead(
-    uri: str, pairs: int, spool: str
-) -> tuple[list[float], list[float], list[float]]:
-    """(share of wall time in the tracker's calls, tracked wall, untracked wall) per pair."""
+def tracking_overhead(uri: str, pairs: int, spool: str) -> tuple[list[float], ...]:
+    """Per pair: share of the suite's wall time in the tracker's calls, tracked wall,
+    untracked wall, and the wait for the reports and uploads after the suite."""
     from allele.observability.benchmarking.experiment_tracking import SuiteTracker
     from allele.observability.benchmarking.runner import run_suite
     from allele.observability.benchmarking.suites import Suite
@@ -176,7 +175,7 @@ def tracking_overhead(
     suite = Suite(
         name="overhead",
         component="python",
-        matrix={"size": [100, 1000], "kernel": ["sort", "sum", "json"]},
+        matrix={"size": [100, 300, 1000, 3000], "kernel": ["sort", "sum", "json"]},
         runs=2,
         samples=10,
         warmup=1,
@@ -206,7 +205,7 @@ def tracking_overhead(
         def suite_finished(self, run: Any) -> None:
             self._call("suite_finished", run)
 
-    shares, tracked, plain = [], [], []
+    shares, tracked, plain, after = [], [], [], []
     for _ in range(pairs):
         t = time.perf_counter()
         run_suite(suite)
@@ -215,10 +214,12 @@ def tracking_overhead(
         t = time.perf_counter()
         run_suite(suite, observers=[timed])
         wall = time.perf_counter() - t
-        timed.inner.close()
         tracked.append(wall)
         shares.append(timed.spent / wall)
-    return shares, tracked, plain
+        t = time.perf_counter()
+        timed.inner.close()  # reports and uploads finish after the suite
+        after.append(time.perf_counter() - t)
+    return shares, tracked, plain, after
 
 
 def registry_timings(uri: str, repeats: int, spool: str) -> dict[str, list[float]]:
@@ -275,56 +276,75 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument(
+        "--parts", default="suite,tracking,registry", help="Which measurements to run."
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
     spool = str(folder / "spool")
     process, uri = start_server(folder)
     try:
         print(f"mlflow server {uri} (SQLite {folder / 'mlflow.db'}), cells={args.cells}")
-        ours_small, anchor_small = [], []
-        for i in range(args.repeats):
-            sub = make_run(args.subset)
-            ours_small.append(ours_suite(uri, sub, f"o{i}_", spool))
-            anchor_small.append(anchor_suite(uri, make_run(args.subset), f"a{i}_"))
-        ours_full = ours_suite(uri, make_run(args.cells), "full_", spool)
-        per_cell_ours = statistics.median(ours_small) / args.subset
-        per_cell_anchor = statistics.median(anchor_small) / args.subset
-        print(
-            f"RATIO suite_{args.subset}_cells anchor/ours "
-            f"{per_cell_anchor / per_cell_ours:.1f}x "
-            f"(median of {args.repeats}: ours {statistics.median(ours_small):.2f} s, "
-            f"fluent log_metric loop {statistics.median(anchor_small):.2f} s)"
-        )
-        print(
-            f"RATIO suite_{args.cells}_cells ours {ours_full:.2f} s measured "
-            f"(target 5 s: {ours_full / 5.0:.2f}x of it); fluent loop extrapolated from "
-            f"{args.subset} cells: {per_cell_anchor * args.cells:.0f} s; anchor/ours "
-            f"{per_cell_anchor * args.cells / ours_full:.1f}x"
-        )
-        shares, tracked, plain = tracking_overhead(uri, args.pairs, spool)
-        print(
-            "RATIO tracking_during_suite runner-thread share "
-            f"{statistics.median(shares) * 100:.3f}% "
-            f"of wall (target <= 1%); tracked/untracked wall "
-            f"{statistics.median(tracked) / statistics.median(plain):.3f} "
-            f"(medians of {args.pairs}: {statistics.median(tracked):.1f} s vs "
-            f"{statistics.median(plain):.1f} s)"
-        )
-        timings = registry_timings(uri, args.repeats, spool)
-        med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
-        print(
-            f"RATIO register_genome ours {med['register']:.0f} ms (target 100 ms) vs "
-            f"pyfunc.log_model {med['anchor_register']:.0f} ms: anchor/ours "
-            f"{med['anchor_register'] / med['register']:.1f}x"
-        )
-        print(
-            f"RATIO promote ours {med['promote']:.0f} ms (target 50 ms) vs "
-            f"set_registered_model_alias {med['anchor_alias']:.0f} ms: ours/anchor "
-            f"{med['promote'] / med['anchor_alias']:.1f}x"
-        )
+        parts = set(args.parts.split(","))
+        if "suite" in parts:
+            suite_ratios(uri, args, spool)
+        if "tracking" in parts:
+            tracking_ratio(uri, args, spool)
+        if "registry" in parts:
+            registry_ratios(uri, args, spool)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def suite_ratios(uri: str, args: Any, spool: str) -> None:
+    ours_small, anchor_small = [], []
+    for i in range(args.repeats):
+        sub = make_run(args.subset)
+        ours_small.append(ours_suite(uri, sub, f"o{i}_", spool))
+        anchor_small.append(anchor_suite(uri, make_run(args.subset), f"a{i}_"))
+    ours_full = ours_suite(uri, make_run(args.cells), "full_", spool)
+    per_cell_ours = statistics.median(ours_small) / args.subset
+    per_cell_anchor = statistics.median(anchor_small) / args.subset
+    print(
+        f"RATIO suite_{args.subset}_cells anchor/ours "
+        f"{per_cell_anchor / per_cell_ours:.1f}x "
+        f"(median of {args.repeats}: ours {statistics.median(ours_small):.2f} s, "
+        f"fluent log_metric loop {statistics.median(anchor_small):.2f} s)"
+    )
+    print(
+        f"RATIO suite_{args.cells}_cells ours {ours_full:.2f} s measured "
+        f"(target 5 s: {ours_full / 5.0:.2f}x of it); fluent loop extrapolated from "
+        f"{args.subset} cells: {per_cell_anchor * args.cells:.0f} s; anchor/ours "
+        f"{per_cell_anchor * args.cells / ours_full:.1f}x"
+    )
+
+
+def tracking_ratio(uri: str, args: Any, spool: str) -> None:
+    shares, tracked, plain, after = tracking_overhead(uri, args.pairs, spool)
+    print(
+        "RATIO tracking_during_suite runner-thread share "
+        f"{statistics.median(shares) * 100:.3f}% of the suite's wall (target <= 1%); "
+        f"tracked/untracked wall {statistics.median(tracked) / statistics.median(plain):.3f} "
+        f"(medians of {args.pairs}: {statistics.median(tracked):.1f} s vs "
+        f"{statistics.median(plain):.1f} s); reports+uploads after the suite "
+        f"{statistics.median(after):.1f} s"
+    )
+
+
+def registry_ratios(uri: str, args: Any, spool: str) -> None:
+    timings = registry_timings(uri, args.repeats, spool)
+    med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
+    print(
+        f"RATIO register_genome ours {med['register']:.0f} ms (target 100 ms) vs "
+        f"pyfunc.log_model {med['anchor_register']:.0f} ms: anchor/ours "
+        f"{med['anchor_register'] / med['register']:.1f}x"
+    )
+    print(
+        f"RATIO promote ours {med['promote']:.0f} ms (target 50 ms) vs "
+        f"set_registered_model_alias {med['anchor_alias']:.0f} ms: ours/anchor "
+        f"{med['promote'] / med['anchor_alias']:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import logging
 import math
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -374,6 +375,7 @@ class SuiteTracker:
         self.flush_timeout = flush_timeout
         self.live: Any = None
         self._logged: set[str] = set()
+        self._finishers: list[threading.Thread] = []
 
     def suite_started(self, run: SuiteRun) -> None:
         """Open the suite's MLflow run (and start logging the engine's series on it)."""
@@ -396,7 +398,11 @@ class SuiteTracker:
             logger.exception("MLflow tracking: could not log cell %s", cell.key)
 
     def suite_finished(self, run: SuiteRun) -> None:
-        """Close the suite's run: comparison, artifacts, status; wait for the sender."""
+        """Close the suite's run in the background: comparison, reports, artifacts, status.
+
+        Returns at once (the reports and the uploads would otherwise hold up the runner);
+        ``wait()`` or ``close()`` wait for them.
+        """
         try:
             if self.live is not None:
                 self.live.detach()
@@ -405,6 +411,16 @@ class SuiteTracker:
             for cell in run.cells:
                 if cell.key not in self._logged and cell.status != "partial":
                     self.cell_finished(run, cell)
+            finisher = threading.Thread(
+                target=self._finish, args=(run,), name="allele-mlflow-finish", daemon=True
+            )
+            self._finishers.append(finisher)
+            finisher.start()
+        except Exception:
+            logger.exception("MLflow tracking: could not finish tracking suite %s", run.name)
+
+    def _finish(self, run: SuiteRun) -> None:
+        try:
             comparison = None
             try:
                 comparison = suite_comparison(self.store, run, self.baseline)
@@ -422,8 +438,16 @@ class SuiteTracker:
         except Exception:
             logger.exception("MLflow tracking: could not finish tracking suite %s", run.name)
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait until the finished suites are sent (or spooled)."""
+        for finisher in self._finishers:
+            finisher.join(timeout)
+        self._finishers = [f for f in self._finishers if f.is_alive()]
+
     def close(self) -> None:
-        """Stop the sender (what is left is spooled) and the engine this tracker started."""
+        """Finish what is started, stop the sender (what is left is spooled) and the engine
+        this tracker started."""
+        self.wait(self.flush_timeout)
         self.logger.close()
         if self.owns_engine and self.engine is not None:
             self.engine.close()

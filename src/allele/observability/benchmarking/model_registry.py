@@ -303,8 +303,9 @@ class ModelRegistry:
         """Point alias ``to`` at ``version`` when the benchmarks justify it (see module doc)."""
         if to not in ALIASES:
             raise ValidationError(f"alias must be one of {list(ALIASES)}, got {to!r}")
-        candidate = self.version(name, version)
-        number = str(candidate.version)
+        text = str(version).lstrip("@")
+        # A version number needs no lookup unless it is compared (moving the alias checks it).
+        number = text if text.isdigit() else str(self.version(name, text).version)
         current = self.aliases(name).get(to)
         if current == number:
             already = f"version {number} is already {to}"
@@ -317,7 +318,7 @@ class ModelRegistry:
         elif current is None:
             reason = "there is no champion yet"
         else:
-            champion = self.version(name, current)
+            champion, candidate = self.version(name, current), self.version(name, number)
             comparison, refusal = self._judge(
                 champion, candidate, store, metric, higher_is_better, alpha, threshold
             )
@@ -330,7 +331,14 @@ class ModelRegistry:
     def _move_alias(
         self, name: str, number: str, alias: str, reason: str, forced: bool, previous: str | None
     ) -> None:
-        self.client.set_registered_model_alias(name, alias, number)
+        try:
+            self.client.set_registered_model_alias(name, alias, number)
+        except Exception as exc:
+            if getattr(exc, "error_code", None) in _MISSING:
+                raise ValidationError(
+                    f"registered model {name!r} has no version {number!r}"
+                ) from None
+            raise
         record = {
             "at": datetime.now(UTC).isoformat(),
             "forced": forced,
