@@ -75,8 +75,14 @@ class LiveMetricsLogger:
         return self
 
     def detach(self) -> None:
-        """Stop logging; what the last tick read is still sent."""
+        """Stop logging after a last sample of the machine (a run shorter than the engine's
+        collection interval still gets one), and send what the last tick reads."""
         self.engine.remove_tick_listener(self.tick)
+        if self.engine.running:
+            try:
+                self.engine.collect_once()
+            except Exception:
+                logger.exception("MLflow tracking: the last system sample failed")
         if self in self.engine.alerts.notifiers:
             self.engine.alerts.notifiers.remove(self)
         self.tick()
