@@ -199,3 +199,25 @@ def test_the_runner_tracks_a_real_suite_and_its_regressions_against_the_last_run
         assert child.data.metrics["time_s_median"] == pytest.approx(
             np.median(cell.samples["time_s"]), rel=1e-12
         )
+
+
+def test_prune_deletes_suite_runs_older_than_the_retention(tmp_path: Path, suite_run: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from allele.observability.benchmarking.experiment_tracking import prune_runs
+
+    config = mlflow_config(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_location=str(tmp_path / "artifacts"),
+        spool_dir=str(tmp_path / "spool"),
+    )
+    old, new = suite_run(name="kept", cells=2), suite_run(name="kept", cells=2)
+    old.created_at = datetime.now(UTC) - timedelta(days=40)
+    log = ExperimentLogger(config)
+    for run in (old, new):
+        log_suite_run(run, experiment_logger=log)
+    assert prune_runs(config, 30) == 3  # the old suite run and its two cells
+    client = open_client(config)
+    experiment = client.get_experiment_by_name(config.experiment_prefix + "kept")
+    left = client.search_runs([experiment.experiment_id])
+    assert {r.data.tags["allele.suite_id"] for r in left} == {new.suite_id} and len(left) == 3
