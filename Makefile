@@ -29,13 +29,15 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
-# Real components the tests use (Prometheus and promtool), installed when missing and we are
-# root (CI); otherwise their tests skip, except under CI=true where they fail.
+# Real components the tests use, installed from Debian when missing and we are root (CI):
+# Prometheus and promtool, and Chromium for the browser tests (never a downloaded browser
+# build). Otherwise their tests skip, except under CI=true where they fail.
 tools:
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || \
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null && \
+	  command -v chromium >/dev/null || \
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	    apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } || \
-	  echo "prometheus is not installed: its tests will skip"
+	    apt-get install -y -qq --no-install-recommends prometheus chromium >/dev/null; } || \
+	  echo "prometheus or chromium is not installed: their tests will skip"
 
 pytest: $(VENV)/.dev-installed tools
 	$(BIN)/python -m pytest -q

@@ -16,7 +16,17 @@ from pathlib import Path
 import allele
 
 SCRIPT = Path(sys.executable).parent / "allele"
-GROUPS = ("demo", "chat", "bench", "monitor", "metrics", "alerts", "serve-metrics")
+GROUPS = (
+    "demo",
+    "chat",
+    "bench",
+    "monitor",
+    "metrics",
+    "alerts",
+    "serve-metrics",
+    "mlflow",
+    "registry",
+)
 
 
 def _allele(*args: str) -> subprocess.CompletedProcess[str]:

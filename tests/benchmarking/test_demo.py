@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,17 @@ from allele.cli.demo import code_change, comparison_story
 from allele.observability.benchmarking import storage
 from allele.observability.benchmarking.compare import compare_runs
 from allele.observability.benchmarking.model import CellResult, SuiteRun
+from allele.observability.config import reset_settings
 
 runner = CliRunner()
 
 
-def test_demo_stores_compares_with_the_previous_run_and_writes_reports(tmp_path: Path) -> None:
+def test_demo_stores_compares_with_the_previous_run_and_writes_reports(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With mlflow installed the demo also logs to MLflow: keep that store in tmp_path.
+    monkeypatch.chdir(tmp_path)
+    reset_settings()
     uri = f"sqlite:///{tmp_path / 'demo.db'}"
     out = tmp_path / "reports"
     args = ["demo", "--store", uri, "--output", str(out), "--suite", "python", "--no-progress"]
@@ -39,6 +46,19 @@ def test_demo_stores_compares_with_the_previous_run_and_writes_reports(tmp_path:
     assert "vs last" in text and "items/s" in text
     # The run records the commit of the code under test even from outside a checkout.
     assert storage.load_run(uri, newest.suite_id).commit.get("id")
+    if importlib.util.find_spec("mlflow") is not None:
+        from allele.observability.mlflow_integration.client import open_client
+        from allele.observability.mlflow_integration.config import mlflow_config
+
+        tracked = f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+        assert f"mlflow ui --backend-store-uri {tracked}" in text
+        client = open_client(mlflow_config(tracking_uri=tracked))
+        experiment = client.get_experiment_by_name("allele_benchmark_python-quick")
+        suites = client.search_runs(
+            [experiment.experiment_id], filter_string="tags.`allele.kind` = 'suite'"
+        )
+        assert {r.data.tags["allele.suite_id"] for r in suites} == {r.suite_id for r in runs}
+    reset_settings()
 
 
 def _cells(shift: float, moved: int, total: int = 8) -> tuple[SuiteRun, SuiteRun]:

@@ -68,6 +68,7 @@ def _register() -> None:
         "dashboard",
         "analytics",
         "analytics_forecast",
+        "mlflow",
     ):
         try:
             __import__(f"allele.cli.{name}")

@@ -68,6 +68,12 @@ def run(
     max_cells: int | None = typer.Option(
         None, "--max-cells", min=1, help="Allow a grid of more cells than the suite's max_cells."
     ),
+    mlflow: bool | None = typer.Option(
+        None,
+        "--mlflow/--no-mlflow",
+        help="Track the run in MLflow (default: $ALLELE_MLFLOW_ENABLED and "
+        "$ALLELE_MLFLOW_AUTO_EXPERIMENT_TRACKING).",
+    ),
 ) -> None:
     """Measure every cell of a suite in worker processes and store the results."""
     from allele.errors import AlleleError
@@ -83,6 +89,7 @@ def run(
             chosen = chosen.quick_variant()
         chosen = chosen.resolved(workers=workers, timeout=timeout)
         opened = open_store(store)
+        tracker = _mlflow_tracker(mlflow, opened, suite)
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
     console = _console()
@@ -114,6 +121,7 @@ def run(
             progress=progress,
             runs=runs,
             retry_failed=retry_failed,
+            observers=[tracker] if tracker is not None else [],
         )
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
@@ -125,7 +133,12 @@ def run(
         raise typer.Exit(128 + signum) from None
     except AlleleError as exc:
         raise _fail(str(exc)) from exc
+    finally:
+        if tracker is not None:
+            tracker.close()
     _print_run(console, result)
+    if tracker is not None:
+        console.print(f"tracked in MLflow at {tracker.config.tracking_uri}", highlight=False)
     failed = [c for c in result.cells if c.status != "ok"]
     console.print(f"stored as suite id [bold]{result.suite_id}[/bold]", highlight=False)
     if failed:
@@ -134,6 +147,16 @@ def run(
             "failed: `--resume` runs exactly the failed jobs again",
             code=1,
         )
+
+
+def _mlflow_tracker(requested: bool | None, store: Any, suite: str) -> Any:
+    """The MLflow observer of this run (``experiment_tracking.tracker_for``), or None."""
+    from pathlib import Path
+
+    from allele.observability.benchmarking.experiment_tracking import tracker_for
+
+    suite_file = suite if Path(suite).is_file() else None
+    return tracker_for(requested, store=store, suite_file=suite_file)
 
 
 def _print_run(console: Any, result: Any) -> None:

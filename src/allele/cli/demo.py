@@ -90,9 +90,16 @@ def demo(
         "beyond the cell's floor (5%, or its calibrated noise); other changes are within noise."
     )
     console.print(f"results stored in {escape(where)} (see `allele bench list`)")
+    for line in mlflow_lines():
+        console.print(escape(line), soft_wrap=True)
     console.print("HTML reports (self-contained, open offline in a browser):")
     for report in reports:
         console.print(f"  {escape(report.resolve())}", soft_wrap=True)
+    console.print(
+        "open the dashboard on these results (heatmaps, box plots, comparisons): "
+        f"allele dashboard --store {escape(where)}",
+        soft_wrap=True,
+    )
 
 
 def _run_one(
@@ -113,7 +120,12 @@ def _run_one(
         f"[bold]{suite.name}[/bold]: {len(suite.cells())} cells x {suite.runs} processes x "
         f"{suite.samples} samples ({workers} processes at once)"
     )
-    run = run_suite(suite, store=store, progress=progress)
+    tracker = _mlflow_tracker(store)
+    try:
+        run = run_suite(suite, store=store, progress=progress, observers=_observers(tracker))
+    finally:
+        if tracker is not None:
+            tracker.close()
     noise = load_calibration(store, suite.name)
     comparison = compare_runs(previous, run, noise=noise) if previous is not None else None
     report = write_html_report(run, output / f"{suite.name}.html", comparison)
@@ -124,6 +136,42 @@ def _run_one(
         for line in comparison_story(previous, run, comparison, calibrated=bool(noise)):
             console.print(f"  {escape(line)}")
     return report, _table(run, comparison)
+
+
+def _mlflow_tracker(store: Any) -> Any:
+    """An MLflow tracker for a demo suite when mlflow is installed (the demo runs without)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        return None
+    from allele.observability.benchmarking.experiment_tracking import tracker_for
+
+    return tracker_for(True, store=store, live=False)
+
+
+def _observers(tracker: Any) -> list[Any]:
+    return [tracker] if tracker is not None else []
+
+
+def mlflow_lines() -> list[str]:
+    """Where the demo's MLflow runs are and how to look at them (nothing without mlflow)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        return ["MLflow tracking: install the mlflow extra to log each suite as MLflow runs"]
+    from pathlib import Path
+
+    from allele.observability.mlflow_integration.config import mlflow_config
+
+    config = mlflow_config()
+    uri = config.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return [
+        f"MLflow: each suite is a run (cells as child runs, reports as artifacts) in {uri}, "
+        f"experiments {config.experiment_prefix}<suite>",
+        f"  look at them with: mlflow ui --backend-store-uri {uri}",
+    ]
 
 
 def comparison_story(

@@ -67,6 +67,9 @@ logger = logging.getLogger("allele.observability.config")
 
 ENV_PREFIX = "ALLELE_"
 _BOOL = "a boolean (true/false, 1/0, yes/no, on/off)"
+# The tracking stores MLflow 3 opens from a URI (databricks and plugins are not used here).
+_MLFLOW_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql", "http", "https", "file"})
+_MLFLOW_URI = "an MLflow tracking URI: sqlite:///path.db, postgresql://..., http(s)://host:port or file:///dir"
 
 
 def _f(default: Any, allowed: str, **constraints: Any) -> Any:
@@ -134,19 +137,36 @@ class ObservabilitySettings(BaseSettings):
     dashboard_host: str = _f("localhost", "a non-empty host name or address", min_length=1)
     # A secret: never echoed by repr, logs or status (SecretStr).
     dashboard_token: SecretStr | None = _f(None, "a token of at least 16 characters", min_length=16)
-    # MLflow
+    # MLflow (used by observability/mlflow_integration and the benchmarking tracker/registries)
     mlflow_enabled: bool = _f(False, _BOOL)
-    mlflow_tracking_uri: str = _f("sqlite:///mlflow.db", "a non-empty URI", min_length=1)
-    mlflow_experiment_prefix: str = _f("allele_benchmark_", "a string")
+    mlflow_tracking_uri: str = _f("sqlite:///mlflow.db", _MLFLOW_URI)
+    mlflow_experiment_prefix: str = _f(
+        "allele_benchmark_", "a string of at most 200 characters", max_length=200
+    )
     mlflow_artifact_location: str = _f("./mlflow_artifacts", "a non-empty path", min_length=1)
     mlflow_model_registry_enabled: bool = _f(True, _BOOL)
-    mlflow_model_registry_uri: str = _f(
-        "sqlite:///mlflow_registry.db", "a non-empty URI", min_length=1
-    )
+    # Empty: the registry lives where the runs are (a separate registry database is allowed,
+    # but then the tracking UI does not show the registered models).
+    mlflow_model_registry_uri: str = _f("", _MLFLOW_URI + ", or empty for the tracking URI")
     mlflow_auto_register_models: bool = _f(True, _BOOL)
     mlflow_auto_experiment_tracking: bool = _f(True, _BOOL)
-    mlflow_metrics_batch_size: int = _f(100, "an integer in [1, 100000]", ge=1, le=100_000)
+    # MLflow's log_batch takes at most 1000 metrics per call.
+    mlflow_metrics_batch_size: int = _f(100, "an integer in [1, 1000]", ge=1, le=1000)
     mlflow_artifact_retention_days: int = _f(30, "an integer in [1, 36500]", ge=1, le=36_500)
+    mlflow_spool_dir: Path = _f(
+        Path("./mlflow_spool"), "a directory for what could not be sent to MLflow yet"
+    )
+
+    @field_validator("mlflow_tracking_uri", "mlflow_model_registry_uri")
+    @classmethod
+    def _mlflow_uri(cls, value: str, info: Any) -> str:
+        value = value.strip()
+        if not value and info.field_name == "mlflow_model_registry_uri":
+            return ""
+        scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+        if scheme.split("+", 1)[0] not in _MLFLOW_SCHEMES:
+            raise ValueError("not an MLflow tracking URI")
+        return value
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -218,11 +238,12 @@ class ObservabilitySettings(BaseSettings):
             experiment_prefix=self.mlflow_experiment_prefix,
             artifact_location=self.mlflow_artifact_location,
             model_registry_enabled=self.mlflow_model_registry_enabled,
-            model_registry_uri=self.mlflow_model_registry_uri,
+            model_registry_uri=self.mlflow_model_registry_uri or self.mlflow_tracking_uri,
             auto_register_models=self.mlflow_auto_register_models,
             auto_experiment_tracking=self.mlflow_auto_experiment_tracking,
             metrics_batch_size=self.mlflow_metrics_batch_size,
             artifact_retention_days=self.mlflow_artifact_retention_days,
+            spool_dir=str(self.mlflow_spool_dir),
         )
 
 

@@ -22,11 +22,12 @@ unless ``retry_failed=False``; the process runs a failed cell had finished are k
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -51,6 +52,29 @@ _MEMORY_FIGURES = (
     "gpu_memory_used_bytes",
 )
 _TIMINGS = ("time_s", "cpu_time_s")
+
+
+class RunObserver(Protocol):
+    """Told about a suite run as it goes (e.g. ``experiment_tracking.SuiteTracker``).
+
+    ``suite_started`` once the run exists, ``cell_finished`` when a cell has all its process
+    runs (or failed), ``suite_finished`` at the end, also after an interruption (the run's
+    status says which). An observer that raises is logged and ignored.
+    """
+
+    def suite_started(self, run: SuiteRun) -> None: ...
+
+    def cell_finished(self, run: SuiteRun, cell: CellResult) -> None: ...
+
+    def suite_finished(self, run: SuiteRun) -> None: ...
+
+
+def _notify(observers: Sequence[RunObserver], event: str, *args: Any) -> None:
+    for observer in observers:
+        try:
+            getattr(observer, event)(*args)
+        except Exception:  # an observer must not fail the suite
+            logging.getLogger(__name__).exception("run observer %r failed on %s", observer, event)
 
 
 @dataclass
@@ -80,12 +104,13 @@ def run_suite(
     progress: bool | Progress = False,
     runs: int | None = None,
     retry_failed: bool = True,
+    observers: Sequence[RunObserver] = (),
 ) -> SuiteRun:
     """Measure every cell of ``suite``; store each result in ``store`` (a Store or URI) if given.
 
-    ``runs`` overrides the suite's process runs per cell. Raises KeyboardInterrupt (an
-    ``Interrupted`` carrying the signal) after marking the stored run ``interrupted`` when
-    interrupted by Ctrl-C or SIGTERM.
+    ``runs`` overrides the suite's process runs per cell; ``observers`` are told about the run,
+    each finished cell and the end. Raises KeyboardInterrupt (an ``Interrupted`` carrying the
+    signal) after marking the stored run ``interrupted`` when interrupted by Ctrl-C or SIGTERM.
     """
     from allele.observability.benchmarking.config import get_matrix_benchmark_settings
 
@@ -116,6 +141,7 @@ def run_suite(
         len(c.missing_runs()) for c in cells if c.finished
     )
     reporter.start(suite.name, total, done)
+    _notify(observers, "suite_started", run)
     results = runner.run(_jobs(suite, cells))
     restore = _stop_on_sigterm()
     try:
@@ -125,6 +151,8 @@ def run_suite(
             if store is not None:
                 storage.save_cell(store, run.suite_id, cell.result, position=cell.index)
             reporter.advance(result, cell.result.key)
+            if observers and cell.finished:
+                _notify(observers, "cell_finished", run, cell.result)
             if cell.finished and result.status != "ok":
                 # Its remaining runs will not happen: count them as done for the ETA.
                 for _ in cell.missing_runs():
@@ -136,6 +164,8 @@ def run_suite(
         run.status = "interrupted"
         if store is not None:
             storage.set_run_status(store, run.suite_id, "interrupted")
+        run.cells = [c.result for c in cells]
+        _notify(observers, "suite_finished", run)
         raise
     finally:
         restore()
@@ -147,6 +177,7 @@ def run_suite(
     run.machine["load_average_end"] = load_average()  # for the caveats
     if store is not None:
         storage.set_run_status(store, run.suite_id, run.status, machine=run.machine)
+    _notify(observers, "suite_finished", run)
     return run
 
 

@@ -38,8 +38,8 @@ from allele.cmr.model import FullCMRModel
 from allele.cmr.monitor import CMRPerformanceMonitor, HealthReport
 from allele.cmr.stats import ForwardRecord
 from allele.errors import ValidationError
-from allele.observability.metric_names import LATENCY_METRIC, OPERATIONS_METRIC
 from allele.observability.engine import ObservabilityEngine, get_observability_engine
+from allele.observability.metric_names import LATENCY_METRIC, OPERATIONS_METRIC
 from allele.observability.types import (
     Aggregation,
     AlertRule,

@@ -63,8 +63,9 @@ class MLflowConfig(Persisted):
     experiment_prefix: str = "allele_benchmark_"
     artifact_location: str = "./mlflow_artifacts"
     model_registry_enabled: bool = True
-    model_registry_uri: str = "sqlite:///mlflow_registry.db"
+    model_registry_uri: str = "sqlite:///mlflow.db"
     auto_register_models: bool = True
     auto_experiment_tracking: bool = True
     metrics_batch_size: int = 100
     artifact_retention_days: int = 30
+    spool_dir: str = "./mlflow_spool"

@@ -1,0 +1,351 @@
+"""MLflow tracking and registry speed, beside MLflow's fluent API used the plain way.
+
+A local ``mlflow server`` (SQLite backend, proxied artifacts, one worker, 127.0.0.1) is started
+for the run. Four measurements, each printed as ``RATIO`` lines of medians:
+
+1. **A finished suite**: ours, ``log_suite_run`` (a run, a child run per cell with its
+   parameters, statistics, figures and tags in one ``log_batch``, reports and raw samples as
+   artifacts), for a ``--cells``-cell suite (1000 by default), measured whole; the anchor, a
+   parent ``mlflow.start_run`` and for every cell a nested ``start_run`` with
+   ``log_params``, one ``log_metric`` per figure and ``set_tags``, then ``log_artifacts``.
+   The anchor takes minutes for 1000 cells, so it is measured on ``--subset`` cells and
+   extrapolated linearly per cell (said so in its line); ours is measured on the same subset
+   too, for a like-for-like ratio.
+2. **Tracking during a suite**: a real suite (the built-in ``python`` component) run with and
+   without a ``SuiteTracker``; the cost to the benchmark is the time the runner's thread spends
+   inside the tracker's calls (the sending happens on the logger's thread, the measuring in
+   worker processes), as a share of the suite's wall time; the end-to-end wall-time ratio of
+   tracked and untracked pairs is printed beside it (noisy on a loaded machine).
+3. **Register a genome version**: ``GenomeRegistry.register_genome`` vs
+   ``mlflow.pyfunc.log_model`` of the same code file and artifact with
+   ``registered_model_name`` inside ``mlflow.start_run``.
+4. **Promote** (excluding the comparison): ``ModelRegistry.promote(..., to="challenger")``
+   (reads the version and the aliases, moves the alias, records why) vs the plain
+   ``MlflowClient.set_registered_model_alias``.
+
+    .venv/bin/python benchmarks/bench_mlflow.py [--cells 1000] [--subset 40] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+import warnings  # noqa: E402
+from datetime import UTC, datetime, timedelta  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+warnings.filterwarnings("ignore")
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    log = open(folder / "server.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    import httpx
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
+                return process, uri
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise RuntimeError("mlflow server did not start")
+
+
+def make_run(cells: int, samples: int = 20) -> Any:
+    """A finished suite run shaped like a real one (log-normal timings, figures, memory)."""
+    from allele.observability.benchmarking.model import CellResult, SuiteRun
+
+    rng = np.random.default_rng(0)
+    start = datetime.now(UTC)
+    out = []
+    for i in range(cells):
+        times = rng.lognormal(-7, 0.05, samples).tolist()
+        out.append(
+            CellResult(
+                params={"population_size": 10 + i, "mutation_rate": 0.1},
+                samples={"time_s": times, "cpu_time_s": times, "peak_rss_bytes": [1e8, 1.1e8]},
+                metrics={
+                    "latency_p50_s": float(np.median(times)),
+                    "latency_p95_s": float(np.percentile(times, 95)),
+                    "latency_p99_s": float(np.percentile(times, 99)),
+                    "ops_per_s": float(1 / np.median(times)),
+                    "peak_rss_bytes": 1.1e8,
+                    "best_fitness": 0.9,
+                },
+                inner_loops=10,
+                processes=2,
+                run_indices=[0, 1],
+                node="bench",
+                started_at=start + timedelta(milliseconds=i),
+                finished_at=start + timedelta(milliseconds=i + 1),
+            )
+        )
+    return SuiteRun(
+        name="bench",
+        component="evolution",
+        suite_id=uuid.uuid4().hex,
+        config={"runs": 2, "samples": samples, "matrix": {"population_size": list(range(cells))}},
+        machine={"node": "bench"},
+        commit={"id": "deadbeef"},
+        cells=out,
+    )
+
+
+def ours_suite(uri: str, run: Any, prefix: str, spool: str) -> float:
+    from allele.observability.benchmarking.experiment_logger import ExperimentLogger
+    from allele.observability.benchmarking.experiment_tracking import log_suite_run
+    from allele.observability.mlflow_integration.config import mlflow_config
+
+    config = mlflow_config(tracking_uri=uri, experiment_prefix=prefix, spool_dir=spool)
+    log = ExperimentLogger(config)
+    t = time.perf_counter()
+    result = log_suite_run(run, experiment_logger=log)
+    elapsed = time.perf_counter() - t
+    assert result.spooled == 0 and result.rejected == 0, result.errors[:3]
+    return elapsed
+
+
+def anchor_suite(uri: str, run: Any, prefix: str) -> float:
+    """MLflow's fluent API, the plain way: nested runs, log_params, a log_metric per figure."""
+    import mlflow
+
+    from allele.observability.benchmarking.experiment_tracking import cell_metrics, write_artifacts
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(prefix + run.name)
+    t = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run.suite_id[:8]):
+        mlflow.log_params({k: json.dumps(v) for k, v in run.config.items()})
+        for cell in run.cells:
+            with mlflow.start_run(run_name=cell.key, nested=True):
+                mlflow.log_params({**cell.params, "inner_loops": cell.inner_loops})
+                for name, value in cell_metrics(cell).items():
+                    mlflow.log_metric(name, value)
+                mlflow.set_tags({"suite_id": run.suite_id, "cell_key": cell.key})
+        write_artifacts(run, Path(tmp))
+        mlflow.log_artifacts(tmp)
+    return time.perf_counter() - t
+
+
+def tracking_overhead(uri: str, pairs: int, spool: str) -> tuple[list[float], ...]:
+    """Per pair: share of the suite's wall time in the tracker's calls, tracked wall,
+    untracked wall, and the wait for the reports and uploads after the suite."""
+    from allele.observability.benchmarking.experiment_tracking import SuiteTracker
+    from allele.observability.benchmarking.runner import run_suite
+    from allele.observability.benchmarking.suites import Suite
+    from allele.observability.mlflow_integration.config import mlflow_config
+
+    config = mlflow_config(tracking_uri=uri, experiment_prefix="overhead_", spool_dir=spool)
+    suite = Suite(
+        name="overhead",
+        component="python",
+        matrix={"size": [100, 300, 1000, 3000], "kernel": ["sort", "sum", "json"]},
+        runs=2,
+        samples=10,
+        warmup=1,
+        min_time=0.02,
+        workers=1,
+        timeout=300,
+    )
+
+    class Timed:
+        """Times the runner's thread inside each tracker call."""
+
+        def __init__(self, inner: SuiteTracker) -> None:
+            self.inner = inner
+            self.spent = 0.0
+
+        def _call(self, name: str, *args: Any) -> None:
+            t = time.perf_counter()
+            getattr(self.inner, name)(*args)
+            self.spent += time.perf_counter() - t
+
+        def suite_started(self, run: Any) -> None:
+            self._call("suite_started", run)
+
+        def cell_finished(self, run: Any, cell: Any) -> None:
+            self._call("cell_finished", run, cell)
+
+        def suite_finished(self, run: Any) -> None:
+            self._call("suite_finished", run)
+
+    shares, tracked, plain, after = [], [], [], []
+    for _ in range(pairs):
+        t = time.perf_counter()
+        run_suite(suite)
+        plain.append(time.perf_counter() - t)
+        timed = Timed(SuiteTracker(config=config))
+        t = time.perf_counter()
+        run_suite(suite, observers=[timed])
+        wall = time.perf_counter() - t
+        tracked.append(wall)
+        shares.append(timed.spent / wall)
+        t = time.perf_counter()
+        timed.inner.close()  # reports and uploads finish after the suite
+        after.append(time.perf_counter() - t)
+    return shares, tracked, plain, after
+
+
+def registry_timings(uri: str, repeats: int, spool: str) -> dict[str, list[float]]:
+    import mlflow
+
+    from allele.genome import TRAIT_NAMES, ConversationalGenome
+    from allele.observability.benchmarking.genome_registry import GenomeRegistry
+    from allele.observability.mlflow_integration.config import mlflow_config
+    from allele.observability.mlflow_integration.models import genome_model
+
+    config = mlflow_config(tracking_uri=uri, experiment_prefix="registry_bench_", spool_dir=spool)
+    registry = GenomeRegistry(config)
+    ours_name, anchor_name = f"ours-{uuid.uuid4().hex[:6]}", f"anchor-{uuid.uuid4().hex[:6]}"
+    rng = np.random.default_rng(1)
+    out: dict[str, list[float]] = {
+        k: [] for k in ("register", "anchor_register", "promote", "anchor_alias")
+    }
+    registry.register_genome(ConversationalGenome(None, dict.fromkeys(TRAIT_NAMES, 0.5)), ours_name)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("registry_bench_anchor")
+    client = mlflow.MlflowClient(uri)
+    for _ in range(repeats):
+        genome = ConversationalGenome(
+            None, dict(zip(TRAIT_NAMES, rng.random(8).tolist(), strict=True))
+        )
+        t = time.perf_counter()
+        version = registry.register_genome(genome, ours_name, suite_id="s")
+        out["register"].append(time.perf_counter() - t)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "genome.json"
+            path.write_text(json.dumps(genome.to_dict()))
+            t = time.perf_counter()
+            with mlflow.start_run():
+                info = mlflow.pyfunc.log_model(
+                    name="genome",
+                    python_model=genome_model.__file__,
+                    artifacts={"genome": str(path)},
+                    registered_model_name=anchor_name,
+                    pip_requirements=["allele"],
+                )
+            out["anchor_register"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        registry.promote(ours_name, version.version, to="challenger")
+        out["promote"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        client.set_registered_model_alias(anchor_name, "challenger", info.registered_model_version)
+        out["anchor_alias"].append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=1000)
+    parser.add_argument("--subset", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument(
+        "--parts", default="suite,tracking,registry", help="Which measurements to run."
+    )
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
+    spool = str(folder / "spool")
+    process, uri = start_server(folder)
+    try:
+        print(f"mlflow server {uri} (SQLite {folder / 'mlflow.db'}), cells={args.cells}")
+        parts = set(args.parts.split(","))
+        if "suite" in parts:
+            suite_ratios(uri, args, spool)
+        if "tracking" in parts:
+            tracking_ratio(uri, args, spool)
+        if "registry" in parts:
+            registry_ratios(uri, args, spool)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def suite_ratios(uri: str, args: Any, spool: str) -> None:
+    ours_small, anchor_small = [], []
+    for i in range(args.repeats):
+        sub = make_run(args.subset)
+        ours_small.append(ours_suite(uri, sub, f"o{i}_", spool))
+        anchor_small.append(anchor_suite(uri, make_run(args.subset), f"a{i}_"))
+    ours_full = ours_suite(uri, make_run(args.cells), "full_", spool)
+    per_cell_ours = statistics.median(ours_small) / args.subset
+    per_cell_anchor = statistics.median(anchor_small) / args.subset
+    print(
+        f"RATIO suite_{args.subset}_cells anchor/ours "
+        f"{per_cell_anchor / per_cell_ours:.1f}x "
+        f"(median of {args.repeats}: ours {statistics.median(ours_small):.2f} s, "
+        f"fluent log_metric loop {statistics.median(anchor_small):.2f} s)"
+    )
+    print(
+        f"RATIO suite_{args.cells}_cells ours {ours_full:.2f} s measured "
+        f"(target 5 s: {ours_full / 5.0:.2f}x of it); fluent loop extrapolated from "
+        f"{args.subset} cells: {per_cell_anchor * args.cells:.0f} s; anchor/ours "
+        f"{per_cell_anchor * args.cells / ours_full:.1f}x"
+    )
+
+
+def tracking_ratio(uri: str, args: Any, spool: str) -> None:
+    shares, tracked, plain, after = tracking_overhead(uri, args.pairs, spool)
+    print(
+        "RATIO tracking_during_suite runner-thread share "
+        f"{statistics.median(shares) * 100:.3f}% of the suite's wall (target <= 1%); "
+        f"tracked/untracked wall {statistics.median(tracked) / statistics.median(plain):.3f} "
+        f"(medians of {args.pairs}: {statistics.median(tracked):.1f} s vs "
+        f"{statistics.median(plain):.1f} s); reports+uploads after the suite "
+        f"{statistics.median(after):.1f} s"
+    )
+
+
+def registry_ratios(uri: str, args: Any, spool: str) -> None:
+    timings = registry_timings(uri, args.repeats, spool)
+    med = {k: statistics.median(v) * 1000 for k, v in timings.items()}
+    print(
+        f"RATIO register_genome ours {med['register']:.0f} ms (target 100 ms) vs "
+        f"pyfunc.log_model {med['anchor_register']:.0f} ms: anchor/ours "
+        f"{med['anchor_register'] / med['register']:.1f}x"
+    )
+    print(
+        f"RATIO promote ours {med['promote']:.0f} ms (target 50 ms) vs "
+        f"set_registered_model_alias {med['anchor_alias']:.0f} ms: ours/anchor "
+        f"{med['promote'] / med['anchor_alias']:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
