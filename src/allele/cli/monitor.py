@@ -8,6 +8,7 @@ machine this command runs on. ``--once`` prints one frame and exits.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from typing import Any
 
@@ -30,6 +31,15 @@ def monitor(
     ),
     resolved_limit: int = typer.Option(
         5, "--resolved", min=0, max=1000, help="How many recently resolved alerts to show."
+    ),
+    view: str | None = typer.Option(
+        None,
+        "--view",
+        help="Dashboard view: overview, components, alerts, series or detections "
+        "(the dashboard runs on a terminal anyway; with --once or in a pipe: one snapshot).",
+    ),
+    watch: list[str] = typer.Option(
+        [], "--watch", help='Series to draw as sparklines: name or name{label="v"} (repeatable).'
     ),
 ) -> None:
     """Watch components, system metrics and alerts live (Ctrl-C to stop)."""
@@ -55,6 +65,9 @@ def monitor(
                 store, sampler, series_limit=series_limit, resolved_limit=resolved_limit
             )
 
+        if view is not None or watch or (not once and console.is_terminal and sys.stdin.isatty()):
+            _dashboard(store, console, view, watch, interval, once)
+            return
         if once:
             console.print(frame())
             return
@@ -244,3 +257,29 @@ def series_table(stats: list[Any], now: float, limit: int) -> Any:
             s.key.name, labels or "-", f"{s.last_value:.6g}", str(s.count), _age(now - s.last_ts)
         )
     return table
+
+
+def _dashboard(
+    store: Any, console: Any, view: str | None, watch: list[str], interval: float, once: bool
+) -> None:
+    """The terminal dashboard (``allele.observability.dashboard.terminal``) over ``store``."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from allele.errors import AlleleError
+    from allele.observability.dashboard.source import StoreSource
+    from allele.observability.dashboard.terminal import run
+
+    try:
+        run(
+            StoreSource(store),
+            console=console,
+            view=view or "overview",
+            watch=watch,
+            interval=interval,
+            once=once,
+            title=f"store {_safe_uri(store.uri)}",
+        )
+    except AlleleError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(code=1) from exc
