@@ -383,3 +383,67 @@ def test_bad_dashboard_flags_exit_1_naming_the_value(store_uri, args, message):
     result = runner.invoke(app, ["monitor", "--store", store_uri, *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_the_alerts_view_shows_who_resolved_an_alert(source, store_uri):
+    with open_store(store_uri) as store:
+        (alert,) = [a for a in store.load_alerts() if a["rule_name"] == "anomaly_warning"]
+        store.resolve_alert(alert["alert_id"], "ana")
+    text = draw(source, "alerts")
+    assert "Alerts (1 active, 1 recently resolved)" in text
+    resolved = text.splitlines().index(line_with(text, "anomaly_warning", "resolved"))
+    assert "by ana" in text.splitlines()[resolved + 1]
+    # Resolved alerts cannot be acknowledged: the name no longer designates an active one.
+    snap = take_snapshot(source)
+    state = State()
+    for key in "aanomaly_warning\r":
+        handle_key(key, state, snap, source, "bo")
+    assert "no active alert named 'anomaly_warning'" in state.message
+
+
+def test_the_overview_points_at_clusters_when_there_are_some(source):
+    assert "Alert clusters" not in draw(source, "overview")
+    snap = take_snapshot(source)
+    snap.clusters = [{"cluster_id": "c1", "alerts": [], "root_cause_candidates": []}]
+    console = Console(width=80, record=True, color_system=None)
+    console.print(render(snap, State()))
+    assert "Alert clusters: 1 (press 3)" in console.export_text()
+
+
+def test_a_live_engine_is_drawn_and_acknowledged_through_the_engine_source():
+    from allele.observability.dashboard.source import EngineSource
+
+    settings = ObservabilitySettings(collection_interval=3600, flush_interval=3600)
+    obs = ObservabilityEngine(settings, notifiers=[])
+    obs.alerts.add_rule(
+        AlertRule(
+            name="kraken_ran",
+            metric="allele_kraken_sequences_total",
+            operator="gt",
+            threshold=0.0,
+            aggregation="max",
+            window_s=600,
+            severity="error",
+        )
+    )
+    obs.start()
+    try:
+        kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-live")
+        for _ in range(3):
+            kraken.process_sequence([0.1, 0.2, 0.3])
+        obs.alerts.evaluate()
+        source = EngineSource(obs)
+        text = draw(source, "overview")
+        row = line_with(text, "kr-live", "kraken_lnn")
+        assert row.split()[2:4] == ["healthy", "3"] and "stale" not in row
+        assert "kraken_ran" in line_with(text, "error", "firing")
+        assert "cpu_percent" in text  # the engine's own system sample
+        snap = take_snapshot(source)
+        state = State()
+        for key in "akraken_ran\r":
+            handle_key(key, state, snap, source, "ana")
+        (alert,) = obs.get_active_alerts()
+        assert alert.acknowledged_by == "ana"
+    finally:
+        obs.stop()
+        obs.close()

@@ -66,7 +66,7 @@ def monitor(
             )
 
         if view is not None or watch or (not once and console.is_terminal and sys.stdin.isatty()):
-            _dashboard(store, console, view, watch, interval, once)
+            _dashboard(store, console, view, watch, interval, once, resolved_limit)
             return
         if once:
             console.print(frame())
@@ -260,7 +260,13 @@ def series_table(stats: list[Any], now: float, limit: int) -> Any:
 
 
 def _dashboard(
-    store: Any, console: Any, view: str | None, watch: list[str], interval: float, once: bool
+    store: Any,
+    console: Any,
+    view: str | None,
+    watch: list[str],
+    interval: float,
+    once: bool,
+    resolved_limit: int,
 ) -> None:
     """The terminal dashboard (``allele.observability.dashboard.terminal``) over ``store``."""
     from rich.console import Console
@@ -279,6 +285,7 @@ def _dashboard(
             interval=interval,
             once=once,
             title=f"store {_safe_uri(store.uri)}",
+            resolved_limit=resolved_limit,
         )
     except AlleleError as exc:
         Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")

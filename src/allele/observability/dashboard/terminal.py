@@ -446,7 +446,14 @@ class State:
             raise ValidationError(f"view={self.view!r} is not one of {', '.join(VIEWS)}")
 
 
-def render(snap: Snapshot, state: State, *, width: int = 80, stale_after_s: float = 300.0) -> Group:
+def render(
+    snap: Snapshot,
+    state: State,
+    *,
+    width: int = 80,
+    stale_after_s: float = 300.0,
+    resolved_limit: int = 5,
+) -> Group:
     """The whole frame of ``state.view``: a header with the view tabs, the view, the key help."""
     tabs = Text()
     for index, name in enumerate(VIEWS, 1):
@@ -466,10 +473,12 @@ def render(snap: Snapshot, state: State, *, width: int = 80, stale_after_s: floa
             sparklines_view(snap, width),
             _detections_line(snap),
         ]
+        if snap.clusters:
+            view.insert(3, Text(f"Alert clusters: {len(snap.clusters)} (press 3)", style="yellow"))
     elif state.view == "components":
         view = [components_view(snap, stale_after_s)]
     elif state.view == "alerts":
-        view = [alerts_view(snap, state.selected), clusters_view(snap)]
+        view = [alerts_view(snap, state.selected, resolved_limit), clusters_view(snap)]
     elif state.view == "series":
         view = [sparklines_view(snap, width)]
     else:
@@ -602,6 +611,15 @@ def key_reader(keys: queue.Queue[str]) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
+def _has_termios() -> bool:
+    """Whether keys can be read one by one here (POSIX terminals; not Windows)."""
+    try:
+        import termios  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run(
     source: StoreSource,
     *,
@@ -613,21 +631,27 @@ def run(
     title: str = "",
     by: str | None = None,
     stale_after_s: float | None = None,
+    resolved_limit: int = 5,
 ) -> None:
     """Show the dashboard of ``source``: live with keys on a terminal (until ``q`` or Ctrl-C);
-    one snapshot of ``view`` when ``once`` or when the output is not a terminal."""
+    one snapshot of ``view`` when ``once`` or when input or output is not a terminal."""
     import getpass
 
     console = console or Console()
     state = State(view=view)
-    if stale_after_s is None:
-        stale_after_s = stale_after()
+    after = stale_after() if stale_after_s is None else stale_after_s
     watch = list(watch)
     for pattern in watch:
         parse_series_id(pattern)  # a malformed --watch fails now, with its message
     snap = take_snapshot(source, watch=watch, title=title)
-    if once or not console.is_terminal or not sys.stdin.isatty():
-        console.print(render(snap, state, width=console.width, stale_after_s=stale_after_s))
+
+    def frame() -> RenderableType:
+        return render(
+            snap, state, width=console.width, stale_after_s=after, resolved_limit=resolved_limit
+        )
+
+    if once or not console.is_terminal or not sys.stdin.isatty() or not _has_termios():
+        console.print(frame())
         return
     from rich.live import Live
 
@@ -636,10 +660,6 @@ def run(
     except OSError:  # no login name (some containers): still say where the ack came from
         who = "allele monitor"
     keys: queue.Queue[str] = queue.Queue()
-
-    def frame() -> RenderableType:
-        return render(snap, state, width=console.width, stale_after_s=stale_after_s)
-
     with key_reader(keys), Live(frame(), console=console, screen=True, auto_refresh=False) as live:
         next_read = time.monotonic() + interval
         try:
@@ -648,8 +668,7 @@ def run(
                     key = keys.get(timeout=max(0.0, next_read - time.monotonic()))
                 except queue.Empty:
                     key = None
-                reread = key is None or handle_key(key, state, snap, source, who)
-                if reread:
+                if key is None or handle_key(key, state, snap, source, who):
                     snap = take_snapshot(source, watch=watch, title=title)
                     next_read = time.monotonic() + interval
                 live.update(frame(), refresh=True)
