@@ -447,3 +447,61 @@ def test_a_live_engine_is_drawn_and_acknowledged_through_the_engine_source():
     finally:
         obs.stop()
         obs.close()
+
+
+def test_the_live_dashboard_on_a_terminal_switches_views_and_acknowledges(
+    source, store_uri, monkeypatch
+):
+    """The whole interactive loop on a pseudo-terminal: keys typed as a user types them (each
+    only once the screen shows the previous one took effect), the terminal given back after."""
+    import os
+    import select
+    import threading
+
+    pty = pytest.importorskip("pty")
+    termios = pytest.importorskip("termios")
+
+    from allele.observability.dashboard.terminal import run
+
+    master, slave = pty.openpty()
+    keyboard = os.fdopen(slave, "r")
+    display = os.fdopen(os.dup(slave), "w", encoding="utf-8")
+    before = termios.tcgetattr(slave)
+    monkeypatch.setattr("sys.stdin", keyboard)
+    console = Console(file=display, force_terminal=True, width=80, height=40)
+    screen = bytearray()
+    script = [("1-5/tab view", b"3"), ("3 alerts", b"aanomaly_warning\r"), ("as ana", b"q")]
+
+    def user() -> None:
+        step = 0
+        while True:
+            # A screen that stops changing for a minute will not show the next step: give up
+            # (quit) so the test fails on its assertions instead of hanging.
+            ready, _, _ = select.select([master], [], [], 60.0)
+            if not ready:
+                os.write(master, b"\x1bq")
+                return
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # the terminal was closed
+                return
+            screen.extend(data)
+            if step < len(script) and script[step][0].encode() in screen:
+                screen.clear()
+                os.write(master, script[step][1])
+                step += 1
+
+    typist = threading.Thread(target=user, daemon=True)
+    typist.start()
+    try:
+        run(source, console=console, interval=3600, by="ana")
+        after = termios.tcgetattr(slave)
+    finally:
+        display.close()
+        keyboard.close()
+        os.close(master)
+        typist.join(5)
+    assert after == before  # cbreak mode undone
+    with open_store(store_uri) as store:
+        stored = {a["rule_name"]: a for a in store.load_alerts()}
+    assert stored["anomaly_warning"]["acknowledged_by"] == "ana"
