@@ -90,6 +90,7 @@ class Snapshot:
 
     now: float
     title: str
+    window_s: float = 900.0
     components: list[dict[str, Any]] = field(default_factory=list)
     system: dict[str, Any] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
@@ -126,7 +127,7 @@ def take_snapshot(
     """Read everything a frame shows from ``source``. Each part is read on its own: one
     failing read (a locked table, say) shows as that panel's error, not a blank dashboard."""
     now = time.time() if now is None else now
-    snap = Snapshot(now=now, title=title)
+    snap = Snapshot(now=now, title=title, window_s=window_s)
     start = now - window_s
 
     def series() -> None:
@@ -137,8 +138,7 @@ def take_snapshot(
         for ref in refs:
             if ref.name == SCORE_METRIC:
                 _, scores = source.points(ref.name, dict(ref.labels), start, None)
-                level_labels = dict(ref.labels)
-                _, levels = source.points(LEVEL_METRIC, level_labels, start, None)
+                _, levels = source.points(LEVEL_METRIC, dict(ref.labels), start, None)
                 level = float(levels[-1]) if len(levels) else None
                 snap.detections.append((ref, [float(v) for v in scores], level))
 
@@ -363,7 +363,7 @@ def sparklines_view(snap: Snapshot, width: int) -> Any:
         return Text("Series: none watched match (--watch NAME)", style="dim")
     name_width = max(12, min(34, width // 2 - 6))
     spark_width = max(8, width - name_width - 12)
-    table = _table("Series (last 15 min)", "series", "trend", ">last")
+    table = _table(f"Series (last {_age(snap.window_s)})", "series", "trend", ">last")
     for line in snap.sparklines:
         table.add_row(
             escape(_short_id(line.ref, name_width)),
@@ -393,7 +393,11 @@ def detections_view(snap: Snapshot, width: int) -> Any:
         parts.append(Text("Detections: no live anomaly detection recorded", style="dim"))
     else:
         table = _table(
-            "Detections (anomaly score, last 15 min)", "series", "score", ">now", "level"
+            f"Detections (anomaly score, last {_age(snap.window_s)})",
+            "series",
+            "score",
+            ">now",
+            "level",
         )
         spark_width = max(8, width - 60)
         for ref, scores, level in snap.detections:
