@@ -277,7 +277,7 @@ def test_acknowledging_by_rule_name_acknowledges_the_stored_alert(source, store_
     assert handle_key("\r", state, snap, source, "ana") is True
     assert state.typing is None and "acknowledged anomaly_warning" in state.message
     with open_store(store_uri) as store:
-        stored = {a["rule_name"]: a for a in store.load_alerts()}
+        stored = {a["rule_name"]: a for a in StoreSource(store).alerts()}
     assert stored["anomaly_warning"]["acknowledged_by"] == "ana"
     assert stored["evolution_generation_seen"]["acknowledged_by"] is None
     # The next read shows who acknowledged it.
@@ -293,7 +293,7 @@ def test_acknowledging_the_selected_alert_with_enter(source, store_uri):
     handle_key("a", state, snap, source, "bo")
     assert handle_key("\n", state, snap, source, "bo") is True
     with open_store(store_uri) as store:
-        stored = {a["alert_id"]: a for a in store.load_alerts()}
+        stored = {a["alert_id"]: a for a in StoreSource(store).alerts()}
     assert stored[expected]["acknowledged_by"] == "bo"
 
 
@@ -305,7 +305,7 @@ def test_an_unknown_alert_name_is_reported_and_nothing_changes(source, store_uri
     assert "no active alert named 'nope'" in state.message
     assert "anomaly_warning" in state.message  # the names that would have worked
     with open_store(store_uri) as store:
-        assert all(a["acknowledged_by"] is None for a in store.load_alerts())
+        assert all(a["acknowledged_by"] is None for a in StoreSource(store).alerts())
     handle_key("a", state, snap, source, "ana")
     handle_key("\x1b", state, snap, source, "ana")
     assert state.typing is None and state.message == "acknowledgement cancelled"
@@ -387,7 +387,7 @@ def test_bad_dashboard_flags_exit_1_naming_the_value(store_uri, args, message):
 
 def test_the_alerts_view_shows_who_resolved_an_alert(source, store_uri):
     with open_store(store_uri) as store:
-        (alert,) = [a for a in store.load_alerts() if a["rule_name"] == "anomaly_warning"]
+        (alert,) = [a for a in StoreSource(store).alerts() if a["rule_name"] == "anomaly_warning"]
         store.resolve_alert(alert["alert_id"], "ana")
     text = draw(source, "alerts")
     assert "Alerts (1 active, 1 recently resolved)" in text
@@ -503,5 +503,28 @@ def test_the_live_dashboard_on_a_terminal_switches_views_and_acknowledges(
         typist.join(5)
     assert after == before  # cbreak mode undone
     with open_store(store_uri) as store:
-        stored = {a["rule_name"]: a for a in store.load_alerts()}
+        stored = {a["rule_name"]: a for a in StoreSource(store).alerts()}
     assert stored["anomaly_warning"]["acknowledged_by"] == "ana"
+
+
+def test_stored_clusters_are_read_when_the_store_has_a_cluster_table(source):
+    """With the alert-intelligence records installed, the router's stored clusters show."""
+    alerting = pytest.importorskip("allele.observability.store.repository.alerting")
+    now = time.time()
+    alerting.AlertingRecords(source.store).save_clusters(
+        [
+            {
+                "cluster_id": "incident-42",
+                "cluster_type": "cascade",
+                "alerts": [{"alert_id": "a", "component_id": "kr-term"}],
+                "priority_score": 0.5,
+                "root_cause_candidates": ["kr-term"],
+                "first_alert_time": now - 60,
+                "last_alert_time": now,
+            }
+        ]
+    )
+    assert [c["cluster_id"] for c in load_clusters(source)] == ["incident-42"]
+    text = draw(source, "alerts")
+    assert line_with(text, "incident-4", "kr-term").split()[1:3] == ["1", "0.50"]
+    assert "Alert clusters: 1 (press 3)" in draw(source, "overview")
