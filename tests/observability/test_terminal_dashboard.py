@@ -93,6 +93,9 @@ def store_uri(tmp_path):
                     np.full(len(CPU), 41.0),
                 ),
                 SeriesBatch(
+                    SeriesKey("request_ms", (("op", "x"),), MetricType.GAUGE), ts, np.array(CPU)
+                ),
+                SeriesBatch(
                     SeriesKey("queue_depth", (("queue", "q1"),), MetricType.GAUGE),
                     ts,
                     np.full(len(CPU), 7.0),
@@ -222,19 +225,19 @@ def test_cluster_reading_gives_nothing_without_a_cluster_table(source):
 
 
 def test_the_series_view_draws_each_watched_series(source):
-    snap = take_snapshot(source, watch=['queue_depth{queue="q1"}', "allele_system_cpu_percent"])
+    snap = take_snapshot(source, watch=['queue_depth{queue="q1"}', "request_ms"])
     assert [s.ref.id for s in snap.sparklines] == [
         'queue_depth{queue="q1"}',
-        "allele_system_cpu_percent",
+        'request_ms{op="x"}',  # a bare name matches the series of any labels
     ]
     assert snap.sparklines[0].values == [7.0] * len(CPU)
-    assert snap.sparklines[1].values[-len(CPU) :] == CPU  # after the engine's own samples
+    assert snap.sparklines[1].values == CPU
     console = Console(width=80, record=True, color_system=None)
     console.print(render(snap, State(view="series")))
     text = console.export_text()
     assert "▅" * len(CPU) in line_with(text, "queue_depth", "7")  # a flat line, mid-height
-    cpu = line_with(text, "allele_system_cpu_percent", "37.5")
-    assert "▁▁▃▇█▅▃▃" in cpu  # 10, 20, 35, 80, 95, 60, 40, 37.5 on a 10-100 scale
+    cpu = line_with(text, "request_ms", "37.5")
+    assert "▁▁▃▇█▅▃▃" in cpu  # 10, 20, 35, 80, 95, 60, 40, 37.5 between 10 and 95
     assert all(len(line) <= 80 for line in text.splitlines())
 
 
