@@ -73,6 +73,7 @@ def store_uri(tmp_path):
         evo.run(TargetPersonality({"empathy": 0.5}))
         kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-term")
         kraken.process_sequence([0.1, 0.2, 0.3])
+        obs.tick()  # fold what was recorded, then judge it
         obs.alerts.evaluate()
     finally:
         obs.stop()
@@ -170,9 +171,11 @@ def test_the_overview_shows_components_system_alerts_series_and_detections(sourc
     assert "healthy" in evo and "stale" not in evo
     assert "stale (was healthy)" in line_with(text, "gone-term", "kraken_lnn")
     assert "Components (3, 1 stale)" in text
-    # System: the newest stored value of each system series.
-    assert "38%" in line_with(text, " cpu_percent ")
-    assert "41%" in line_with(text, " memory_percent ")
+    # System: the data layer's newest value of each system series (the engine wrote some too).
+    system = source.system()
+    for name in ("cpu_percent", "memory_percent"):
+        value = system[f"allele_system_{name}"]["value"]
+        assert f"{value:.0f}%" in line_with(text, f" {name} ")
     assert "Alerts (2 active)" in text
     assert "evolution_generation_seen" in text and "anomaly_warning" in text
     # Sparklines: the CPU series drawn from its stored points, with its newest value.
@@ -434,6 +437,7 @@ def test_a_live_engine_is_drawn_and_acknowledged_through_the_engine_source():
         kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-live")
         for _ in range(3):
             kraken.process_sequence([0.1, 0.2, 0.3])
+        obs.tick()  # fold what was recorded, then judge it
         obs.alerts.evaluate()
         source = EngineSource(obs)
         text = draw(source, "overview")
