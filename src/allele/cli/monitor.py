@@ -21,6 +21,15 @@ _STORE_HELP = "Store URI (default: $ALLELE_STORE_URI or sqlite:///allele.db)."
 @app.command()
 def monitor(
     store_uri: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    view: str | None = typer.Option(
+        None,
+        "--view",
+        help="Dashboard view: overview, components, alerts, series or detections "
+        "(the dashboard runs on a terminal anyway; with --once or in a pipe: one snapshot).",
+    ),
+    watch: list[str] = typer.Option(
+        [], "--watch", help='Series to draw as sparklines: name or name{label="v"} (repeatable).'
+    ),
     interval: float = typer.Option(
         2.0, "--interval", min=0.1, max=3600.0, help="Seconds between refreshes."
     ),
@@ -40,6 +49,12 @@ def monitor(
     ),
 ) -> None:
     """Watch components, system metrics and alerts live (Ctrl-C to stop)."""
+    import sys
+
+    # On a terminal, or when a view or series is asked for: the dashboard, with its keys.
+    if view is not None or watch or (not once and sys.stdout.isatty() and sys.stdin.isatty()):
+        _dashboard(store_uri, view, watch, interval, once, resolved_limit)
+        return
     from rich.console import Console
     from rich.live import Live
 
@@ -277,3 +292,42 @@ def series_table(stats: list[Any], now: float, limit: int, stale_after_s: float 
             escape(s.key.name), escape(labels or "-"), f"{s.last_value:.6g}", str(s.count), age
         )
     return table
+
+
+def _dashboard(
+    store_uri: str | None,
+    view: str | None,
+    watch: list[str],
+    interval: float,
+    once: bool,
+    resolved_limit: int,
+) -> None:
+    """The terminal dashboard (``allele.observability.dashboard.terminal``) over the store."""
+    from rich.console import Console
+    from rich.markup import escape
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from allele.errors import AlleleError
+    from allele.observability.dashboard.source import StoreSource
+    from allele.observability.dashboard.terminal import run
+    from allele.observability.store import open_store
+
+    try:
+        with open_store(store_uri) as store:
+            try:  # shown without its password; an unparsable URI by its scheme only
+                shown = make_url(store.uri).render_as_string(hide_password=True)
+            except (ArgumentError, ValueError):
+                shown = store.uri.split(":", 1)[0]
+            run(
+                StoreSource(store),
+                view=view or "overview",
+                watch=watch,
+                interval=interval,
+                once=once,
+                title=f"store {shown}",
+                resolved_limit=resolved_limit,
+            )
+    except AlleleError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(code=1) from exc
