@@ -1,16 +1,30 @@
-"""An isolation forest (Liu, Ting & Zhou 2008) built and evaluated all trees at once in numpy.
+"""An isolation forest (Liu, Ting & Zhou 2008) grown and evaluated for all trees at once in numpy.
 
 scikit-learn's ``IsolationForest`` builds its trees one by one in Python-driven Cython, which
 costs tens of milliseconds for a thousand rows however small the trees; the detectors here train
-one model per series, often, so this builds every tree of the forest level by level with array
-operations instead. The algorithm is the paper's: each tree sees ``max_samples`` rows drawn
-without replacement, grows to the height limit ``ceil(log2(max_samples))``, splits a node on a
-random feature at a uniform random threshold between the node's minimum and maximum, and the
-score of a row is ``2 ** (-E[h(x)] / c(max_samples))`` where ``h`` is the path length plus the
-expected depth ``c(size)`` of the unbuilt subtree at the leaf.
+one model per series, often, so this grows every node of every tree of a level in one set of
+array operations (one iteration per level, at most ``ceil(log2(max_samples))`` of them, never a
+Python loop per tree or node). The algorithm is the paper's: each tree sees ``max_samples`` rows
+drawn without replacement, grows to the height limit ``ceil(log2(max_samples))``, splits a node
+on a random feature at a uniform random threshold between the node's minimum and maximum, and
+the score of a row is ``2 ** (-E[h(x)] / c(psi))`` where ``h`` is the depth of the leaf the row
+reaches plus the expected depth ``c(size)`` of the unbuilt subtree below it (``size`` training
+rows ended there).
 
-Trees are stored as complete binary trees in heap order (children of node ``k`` at ``2k + 1``
-and ``2k + 2``), so descending is index arithmetic.
+Layout: a level's nodes over all trees are numbered ``tree * 2**depth + node``, so the children
+of node ``g`` are ``2g`` and ``2g + 1`` of the next level. A leaf above the height limit is kept
+as a node that sends every row left (threshold +inf), so every row descends the full height to a
+bottom node standing for its leaf, whose value is the leaf's depth plus ``c(size)``. Values are
+float32 (half the bytes of every gather), in fitting and scoring alike, so both compare the same
+numbers.
+
+Scoring many rows does not walk them down one level at a time (eight gathers per row and tree);
+it splits sets of rows, 64 to a machine word (``_bitset_paths``): a node's rows are a bitset, the
+rows at or above its threshold are a bitset looked up by the threshold's rank in that feature's
+sorted column, and one AND and one XOR give both children; only split nodes are carried (a
+leaf's rows turn left from there on, a zero bit). The bits of each row's turns, read back level
+by level, spell its bottom node. A few rows are walked down instead. Columns constant over the
+training rows are left out (they split nothing; scikit-learn skips them too).
 """
 
 from __future__ import annotations
@@ -23,7 +37,15 @@ import numpy.typing as npt
 from allele.errors import ValidationError, check_int
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 _EULER = 0.5772156649015329
+_BITSET_ROWS = 1024  # rows per bitset pass: 16 words a node, tables of d * 1025 * 16 words
+_WALK_BELOW = 32  # fewer rows than this are walked down the trees instead
+# The three swaps that transpose an 8 x 8 bit matrix held in a uint64 (bit 8r + c to 8c + r).
+_TRANSPOSE8 = tuple(
+    (np.uint64(s), np.uint64(m))
+    for s, m in ((7, 0x00AA00AA00AA00AA), (14, 0x0000CCCC0000CCCC), (28, 0x00000000F0F0F0F0))
+)
 
 
 def _c(n: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -34,6 +56,16 @@ def _c(n: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     out[n == 2] = 1.0
     out[big] = 2.0 * (np.log(n[big] - 1.0) + _EULER) - 2.0 * (n[big] - 1.0) / n[big]
     return out
+
+
+def _columns(X: FloatArray) -> npt.NDArray[np.float32]:
+    """``X`` feature-major as float32: row ``f`` holds feature ``f`` of every row."""
+    x = np.asarray(X, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 1 or x.shape[1] < 1:
+        raise ValidationError(f"X must be a non-empty 2-d array, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValidationError("X must hold finite values only (no NaN or infinity)")
+    return np.ascontiguousarray(x.T, dtype=np.float32)
 
 
 class FastIsolationForest:
@@ -48,93 +80,189 @@ class FastIsolationForest:
         self._fitted = False
 
     def fit(self, X: FloatArray) -> FastIsolationForest:
-        x = np.asarray(X, dtype=np.float64)
-        if x.ndim != 2 or len(x) < 2:
-            raise ValidationError(f"X must be a 2-d array of at least 2 rows, got shape {x.shape}")
-        rng = np.random.default_rng(self.random_state)
-        n, d = x.shape
+        cols = _columns(X)
+        if cols.shape[1] < 2:
+            raise ValidationError(f"X must have at least 2 rows to fit, got {cols.shape[1]}")
+        # A column constant over the training rows cannot split any node: the trees draw among
+        # the others (as scikit-learn's do), all of them when every column is constant.
+        varying = np.flatnonzero(cols.min(axis=1) < cols.max(axis=1))
+        self._d = len(cols)
+        self._columns_used = varying if len(varying) else np.arange(len(cols))
+        cols = cols[self._columns_used]
+        d, n = cols.shape
+        trees = self.n_estimators
         psi = min(self.max_samples, n)
         height = max(1, math.ceil(math.log2(psi)))
-        trees, nodes = self.n_estimators, 2 ** (height + 1) - 1
-        # Rows of each tree: a sample without replacement (argpartition of uniforms, per tree).
-        rows = (
-            np.argpartition(rng.random((trees, n), dtype=np.float32), psi - 1, axis=1)[:, :psi]
-            if psi < n
-            else np.tile(np.arange(n), (trees, 1))
-        )
-        # Indexed flat (tree * nodes + node, row * d + feature): one gather per array and level.
-        base_rows = rows.ravel() * d
-        tree_of = np.repeat(np.arange(trees), psi)
-        feature = np.zeros(trees * nodes, dtype=np.int64)
-        threshold = np.zeros(trees * nodes)
-        leaf = np.ones(trees * nodes, dtype=bool)
-        node = np.zeros(trees * psi, dtype=np.int64)  # node (within its tree) of each row
-        xflat = x.ravel()
-        active = np.arange(trees * psi)  # rows still in a node of the current level
+        inner = trees * (2**height - 1)  # nodes above the bottom level, all trees
+        # The random numbers of the fit: per node above the bottom a feature and a fraction of
+        # the node's range; per tree a 32-bit key per row, its sample being the psi least keys.
+        rng = np.random.default_rng(self.random_state)
+        draws = rng.random(2 * inner, dtype=np.float32)
+        feature = np.minimum((draws[:inner] * d).astype(np.intp), d - 1)
+        fraction = draws[inner:]
+        if psi < n:
+            keys = rng.bit_generator.random_raw((trees * n + 1) // 2).view(np.uint32)
+            sample = np.argpartition(keys[: trees * n].reshape(trees, n), psi - 1, axis=1)
+            sample = sample[:, :psi]
+        else:
+            sample = np.broadcast_to(np.arange(n), (trees, n))
+        # Pairs (sampled row, tree), tree varying fastest: neighbouring pairs update different
+        # nodes in the scatter-min/max below, which keeps its writes independent.
+        rows = np.ascontiguousarray(sample.T).ravel()
+        group = np.tile(np.arange(trees), psi)  # each pair's node in the current level
+        xflat = cols.ravel()
+        depth_of = np.zeros(trees, dtype=np.float32)  # depth of the leaf a node stands for
+        cuts = np.full(inner, np.inf, dtype=np.float32)  # +inf: a leaf, rows pass left
+        splits = []
         for depth in range(height):
-            first, width = 2**depth - 1, 2**depth
-            # Work on this level's nodes only: group = tree * width + (node - first).
-            t_act, n_act = tree_of[active], node[active]
-            group = t_act * width + (n_act - first)
-            level = (np.arange(trees)[:, None] * nodes + np.arange(first, first + width)).ravel()
-            q = rng.integers(0, d, size=trees * width)
-            feature[level] = q
-            data = xflat[base_rows[active] + q[group]]
-            lo = np.full(trees * width, np.inf)
-            hi = np.full(trees * width, -np.inf)
-            np.minimum.at(lo, group, data)
-            np.maximum.at(hi, group, data)
-            splittable = (np.bincount(group, minlength=trees * width) > 1) & (hi > lo)
-            low = np.where(splittable, lo, 0.0)  # empty nodes have lo = inf: keep them out
-            cut = low + rng.random(trees * width) * (np.where(splittable, hi, 0.0) - low)
-            threshold[level] = cut
-            leaf[level] = ~splittable
-            # Rows of a node that splits go to a child; the others stay where they are.
-            moves = splittable[group]
-            right = data >= cut[group]
-            child = 2 * n_act + 1 + right
-            moving = active[moves]
-            node[moving] = child[moves]
-            active = moving
-        # Every row ends in a leaf; a leaf's size is the number of rows that ended there (only
-        # leaves are ever read: a scored row always ends in one too).
-        size = np.bincount(tree_of * nodes + node, minlength=trees * nodes).astype(np.float64)
-        # For scoring, a child table over global node ids in which a leaf is its own child, so a
-        # row that reached a leaf stays there; its depth is then read off its heap index.
-        ids = np.arange(trees * nodes)
-        local = ids % nodes
-        inner = ~leaf & (2 * local + 2 < nodes)
-        child = np.empty((trees * nodes, 2), dtype=np.int64)
-        child[:, 0] = np.where(inner, ids + local + 1, ids)
-        child[:, 1] = np.where(inner, ids + local + 2, ids)
-        # int32 indices: scoring is gathers, and half the bytes is most of the speed.
-        self._child = child.ravel().astype(np.int32)
-        self._feature, self._threshold = feature.astype(np.int32), threshold
-        depth_of = np.floor(np.log2(local + 1.0))
-        self._leaf_value = depth_of + _c(size)  # path length of a row ending at each node
-        self._height, self._psi, self._trees, self._nodes = height, psi, trees, nodes
+            first, nodes = trees * (2**depth - 1), trees * 2**depth
+            v = xflat[(feature[first : first + nodes] * n)[group] + rows]
+            if depth:
+                lo = np.full(nodes, np.inf, dtype=np.float32)
+                hi = np.full(nodes, -np.inf, dtype=np.float32)
+                np.minimum.at(lo, group, v)
+                np.maximum.at(hi, group, v)
+            else:  # one node a tree, the pairs tree-fastest: a column-wise reduction
+                lo, hi = v.reshape(psi, trees).min(axis=0), v.reshape(psi, trees).max(axis=0)
+            # Splits: two distinct values at least (an empty node has lo=inf > hi=-inf), and
+            # not below a leaf, whose rows all pass to its left child.
+            split = (hi > lo) & (depth_of == depth)
+            ids = np.flatnonzero(split)
+            splits.append(ids)
+            cuts[first + ids] = lo[ids] + fraction[first + ids] * (hi[ids] - lo[ids])
+            right = v >= cuts[first : first + nodes][group]
+            group <<= 1
+            group += right
+            depth_of = np.repeat(np.where(split, np.float32(depth + 1), depth_of), 2)
+        # Training rows that ended in each bottom node: the size of the leaf it stands for.
+        size = np.bincount(group, minlength=trees * 2**height)
+        self._leaf_value = depth_of + _c(np.arange(psi + 1.0)).astype(np.float32)[size]
+        self._feature, self._cuts = feature, cuts
+        self._height, self._psi = height, psi
+        self._prepare_bitsets(splits, d)
         self._fitted = True
         return self
+
+    def _prepare_bitsets(self, splits: list[IntArray], d: int) -> None:
+        """What scoring by bitsets needs of the split nodes of each level (see below)."""
+        trees = self.n_estimators
+        slots = np.concatenate([trees * (2**depth - 1) + ids for depth, ids in enumerate(splits)])
+        # Split nodes grouped by feature: one binary search per feature when scoring.
+        feature = self._feature[slots]
+        self._split_order = np.argsort(feature, kind="stable")
+        self._split_cut = self._cuts[slots][self._split_order]
+        self._split_feature = feature[self._split_order]
+        self._feature_bounds = np.searchsorted(self._split_feature, np.arange(d + 1))
+        self._bitset_levels = []
+        offset = 0
+        for depth, ids in enumerate(splits):
+            tree = ids >> depth  # ids are sorted, so each tree's nodes are consecutive
+            starts = np.flatnonzero(np.concatenate(([len(ids) > 0], tree[1:] != tree[:-1])))
+            following = splits[depth + 1] if depth + 1 < len(splits) else ids[:0]
+            # Where each split node of the next level is among this level's children, stored
+            # left children first: side * (this level's count) + its parent's position.
+            select = (following & 1) * len(ids) + np.searchsorted(ids, following >> 1)
+            self._bitset_levels.append((offset, len(ids), starts, tree[starts], select))
+            offset += len(ids)
 
     def path_lengths(self, X: FloatArray) -> FloatArray:
         """The mean path length of each row over the trees."""
         if not self._fitted:
             raise ValidationError("FastIsolationForest must be fitted before scoring")
-        x = np.asarray(X, dtype=np.float64)
-        m, d = x.shape
-        row = np.tile(np.arange(m, dtype=np.int32) * d, self._trees)
-        roots = np.arange(self._trees, dtype=np.int32) * self._nodes
-        node = np.repeat(roots, m)  # each row starts at each tree's root
-        xflat, child, feature, threshold = x.ravel(), self._child, self._feature, self._threshold
-        for _ in range(self._height):
-            right = xflat[row + feature[node]] >= threshold[node]
-            node = child[2 * node + right]
-        depth = self._leaf_value[node]
-        return np.asarray(depth.reshape(self._trees, m).mean(axis=0), dtype=np.float64)
+        cols = _columns(X)
+        if len(cols) != self._d:
+            raise ValidationError(f"X must have {self._d} columns (as fitted), got {len(cols)}")
+        cols = cols[self._columns_used]
+        m = cols.shape[1]
+        if m < _WALK_BELOW:
+            return self._walk(cols)
+        return np.concatenate(
+            [self._bitset_paths(cols[:, s : s + _BITSET_ROWS]) for s in range(0, m, _BITSET_ROWS)]
+        )
 
     def score_samples(self, X: FloatArray) -> FloatArray:
         """Minus the paper's anomaly score ``2 ** (-E[h] / c(psi))``: higher is more normal."""
-        if not self._fitted:
-            raise ValidationError("FastIsolationForest must be fitted before scoring")
+        path = self.path_lengths(X)
         c = float(_c(np.array([self._psi]))[0]) or 1.0
-        return np.asarray(-(2.0 ** (-self.path_lengths(X) / c)), dtype=np.float64)
+        return np.asarray(-(2.0 ** (-path / c)), dtype=np.float64)
+
+    def fit_score_samples(self, X: FloatArray) -> FloatArray:
+        """``fit(X).score_samples(X)``."""
+        return self.fit(X).score_samples(X)
+
+    def _bottom_mean(self, bottom: IntArray) -> FloatArray:
+        """Mean over trees of the value of each row's bottom node (``bottom``: trees x rows)."""
+        path = self._leaf_value[bottom]
+        return np.asarray(path.mean(axis=0, dtype=np.float64), dtype=np.float64)
+
+    def _walk(self, cols: npt.NDArray[np.float32]) -> FloatArray:
+        """Path lengths by walking each (tree, row) pair down one level at a time."""
+        m = cols.shape[1]
+        trees, xflat, rows = self.n_estimators, cols.ravel(), np.arange(m)
+        group: IntArray = np.broadcast_to(np.arange(trees)[:, None], (trees, m))
+        for depth in range(self._height):
+            first, nodes = trees * (2**depth - 1), trees * 2**depth
+            q, cut = self._feature[first : first + nodes], self._cuts[first : first + nodes]
+            group = 2 * group + (xflat[(q * m)[group] + rows] >= cut[group])
+        return self._bottom_mean(group)
+
+    def _bitset_paths(self, cols: npt.NDArray[np.float32]) -> FloatArray:
+        """Path lengths of up to ``_BITSET_ROWS`` rows by splitting bitsets of rows.
+
+        Row ``r`` is bit ``r % 64`` of word ``r // 64``. ``table[f, j]`` is the set of rows
+        whose feature ``f`` ranks at ``m - j`` or above in its sorted column (``j = 0``: none),
+        so the rows at or above a threshold are one row of the table, found by a binary search
+        of the threshold in the sorted column. Only split nodes are carried: the rows of a leaf
+        turn left from there on, which is what a zero bit says.
+        """
+        d, m = cols.shape
+        words = (m + 63) // 64
+        trees, height = self.n_estimators, self._height
+        order = np.argsort(cols, axis=1, kind="stable")
+        ranked = np.take_along_axis(cols, order, axis=1)
+        onehot = np.zeros((d, m + 1, words), dtype=np.uint64)
+        bit = np.left_shift(np.uint64(1), (order & 63).astype(np.uint64))
+        onehot[np.arange(d)[:, None], (m - np.arange(m))[None, :], order >> 6] = bit
+        table = np.bitwise_or.accumulate(onehot, axis=1).reshape(d * (m + 1), words)
+        table_rows = table.view(np.dtype((np.void, 8 * words))).ravel()  # one item a set
+        bounds, cut = self._feature_bounds, self._split_cut
+        rank = np.concatenate(
+            [np.searchsorted(ranked[f], cut[bounds[f] : bounds[f + 1]]) for f in range(d)]
+        )
+        lookup = np.empty(len(cut), dtype=np.intp)
+        lookup[self._split_order] = self._split_feature * (m + 1) + (m - rank)
+        levels = 8 * ((height + 7) // 8)  # turns in whole bytes, the unused levels zero
+        turns = np.zeros((trees, levels, words), dtype=np.uint64)  # rows turning right
+        sets = np.full((self._bitset_levels[0][1], words), np.uint64(2**64 - 1), dtype=np.uint64)
+        if m % 64:
+            sets[:, -1] = np.uint64((1 << (m % 64)) - 1)
+        for depth, (offset, nodes, starts, present, select) in enumerate(self._bitset_levels):
+            if not nodes:
+                break
+            above = table_rows[lookup[offset : offset + nodes]].view(np.uint64)
+            children = np.empty((2, nodes, words), dtype=np.uint64)
+            right = np.bitwise_and(sets, above.reshape(nodes, words), out=children[1])
+            # A level's nodes partition each tree's rows: their OR is the level's turns.
+            turns[present, depth] = np.bitwise_or.reduceat(right, starts, axis=0)
+            np.bitwise_xor(sets, right, out=children[0])
+            flat = children.reshape(2 * nodes, words).view(table_rows.dtype).ravel()
+            sets = flat[select].view(np.uint64).reshape(len(select), words)
+        # Each row's turns, first level first, are the bits of its bottom node: per tree and
+        # byte of rows, transpose the 8 x 8 bit matrix (levels x rows) of each group of levels.
+        bottom = np.zeros((trees, m), dtype=np.intp)
+        for g in range(0, levels, 8):
+            block = turns[:, g : g + 8].view(np.uint8)[:, ::-1].transpose(0, 2, 1)
+            x = np.ascontiguousarray(block).view(np.uint64)
+            for shift, mask in _TRANSPOSE8:
+                t = (x ^ (x >> shift)) & mask
+                x ^= t ^ (t << shift)
+            byte = x.view(np.uint8).reshape(trees, -1)[:, :m]
+            if g:
+                bottom <<= 8
+                bottom |= byte
+            else:
+                bottom = byte.astype(np.intp)
+        if levels > height:
+            bottom >>= levels - height
+        bottom += (np.arange(trees) << height)[:, None]
+        return self._bottom_mean(bottom)
