@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import numpy as np
 
 from allele.observability.clock import ManualClock
@@ -43,6 +40,9 @@ def test_a_latency_spike_becomes_a_firing_alert_and_a_typed_result() -> None:
             gauge.set(100.0 + rng.normal(0, 2) + (80.0 if i == 350 else 0.0))
             clock.advance(10)
             engine.tick()
+            # The detector's gauges are set by a tick listener, after that tick's fold; the
+            # engine's next tick (a second later, well inside the rules' window) folds them.
+            engine.collector.fold()
             engine.alerts.evaluate()
             if i == 350:
                 firing = [a for a in engine.get_active_alerts() if a.state is AlertState.FIRING]
@@ -82,19 +82,6 @@ def test_severity_from_score() -> None:
     assert severity_level(0.91, 0.9) == 1
     assert severity_level(0.95, 0.9) == 2
     assert severity_level(0.99, 0.9) == 3
-
-
-def test_the_core_does_not_import_ml_analytics() -> None:
-    root = Path(__file__).resolve().parents[2] / "src" / "allele" / "observability"
-    core = [root / f"{m}.py" for m in ("engine", "collector", "alerts", "types", "config")]
-    core += list((root / "store").glob("*.py"))
-    for path in core:
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                assert "ml_analytics" not in node.module, path
-            if isinstance(node, ast.Import):
-                assert all("ml_analytics" not in a.name for a in node.names), path
 
 
 def test_setup_observability_monitoring_attaches_from_the_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -369,7 +369,12 @@ def test_alertmanager_alerts_are_routed_with_alertname_and_severity(clock: Manua
     manager.evaluate()
     [sent] = sinks["team"].got
     assert fps(sent) == ["a", "b"]
-    assert sent.common_labels == {"alertname": "slow", "severity": "warning"}
+    # Both series come from this writer, so its ``instance`` is common too.
+    assert sent.common_labels == {
+        "alertname": "slow",
+        "severity": "warning",
+        "instance": collector.instance,
+    }
 
 
 # --- receivers ----------------------------------------------------------------------------------

@@ -28,15 +28,17 @@ FIXED_POINTS = 5000
 
 def _engine(uri: str, flush_s: float) -> ObservabilityEngine:
     settings = ObservabilitySettings(
-        store_uri=uri, flush_interval=flush_s, collection_interval=3600.0
+        store_uri=uri,
+        flush_interval=flush_s,
+        collection_interval=3600.0,
+        # An explicit writer identity (several writers); else the default host:pid.
+        instance=os.environ.get("FAULT_INSTANCE") or None,
     )
     return ObservabilityEngine(settings)
 
 
 def _record(engine: ObservabilityEngine, mode: str, counter_file: str) -> None:
     labels = {"program": "fault"}
-    if os.environ.get("FAULT_INSTANCE"):  # an explicit writer identity (several writers)
-        labels["instance"] = os.environ["FAULT_INSTANCE"]
     progress = engine.collector.gauge("fault_progress", labels)
     ops = engine.collector.counter("fault_ops", labels)
     if mode == "fixed":

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from allele.observability.collector import INSTANCE_LABEL
 from allele.observability.ml_analytics.anomaly.classify import (
     classify_anomaly,
     recommendations_for,
@@ -170,13 +171,15 @@ class LiveAnomalyDetection:
                 series = (name, key.labels)
                 detector = self._detectors.get(series)
                 if detector is None:
-                    detector = self._detectors[series] = ResidualNoveltyDetector()
-                    self._recent[series] = deque(maxlen=_HISTORY)
+                    # The collector stamps its own ``instance`` on the gauges it makes.
                     labels = {"metric": name, **dict(series[1])}
+                    labels.pop(INSTANCE_LABEL, None)
                     self._gauges[series] = (
                         collector.gauge(SCORE_METRIC, labels),
                         collector.gauge(LEVEL_METRIC, labels),
                     )
+                    detector = self._detectors[series] = ResidualNoveltyDetector()
+                    self._recent[series] = deque(maxlen=_HISTORY)
                 score = detector.score_learn_one({"value": value, "timestamp": now})
                 recent = self._recent[series]
                 recent.append(value)
