@@ -176,20 +176,18 @@ class AlertCorrelator:
             [frozenset((a.get("labels") or {}).items()) for a in alerts],
             [int(a.get("count") or 1) for a in alerts],
         )
-        d = clustering.distance_matrix(f, self.topology, self.time_scale_s, self.lag_s)
+        pairs = clustering.distance_pairs(f, self.topology, self.time_scale_s, self.lag_s)
         labels = clustering.cluster(
-            d,
+            pairs,
             self.config.clustering_algorithm,
             self.config.clustering_eps,
             self.config.clustering_min_samples,
         )
-        labels = clustering.split_by_root(labels, f, d, self.topology, self.lag_s)
-        nearest = np.ones(len(alerts))
-        if len(alerts) > 1:
-            nearest = np.where(np.eye(len(alerts), dtype=bool), np.inf, d).min(axis=1)
-        groups: dict[int, list[int]] = {}
-        for i, label in enumerate(labels.tolist()):
-            groups.setdefault(int(label), []).append(i)
+        labels = clustering.split_by_root(labels, f, pairs, self.topology, self.lag_s)
+        confidence = _confidences(labels, pairs)
+        order = np.argsort(labels, kind="stable")
+        bounds = np.flatnonzero(np.diff(labels[order])) + 1
+        groups = sorted(np.split(order, bounds), key=lambda g: int(g[0]))  # by first alert
         old = self._clusters
         # A cluster keeps its id in the group that holds its founding (earliest) alert: when a
         # cluster splits, the incident it was notified for keeps its notification, and the
@@ -205,18 +203,13 @@ class AlertCorrelator:
             for cid, c in old.items()
         }
         new_clusters: dict[str, AlertCluster] = {}
-        for members in groups.values():
+        for group in groups:
+            members = group.tolist()
             ids = [alerts[i]["alert_id"] for i in members]
             founders = [founded[a] for a in ids if a in founded]
             cid = min(founders)[2] if founders else self._new_id()
             member_alerts = [alerts[i] for i in members]
-            if len(members) > 1:  # how tight: one minus the mean distance between members
-                idx = np.asarray(members)
-                within = float(d[idx[:, None], idx].sum())
-                confidence = 1.0 - within / (len(members) * (len(members) - 1))
-            else:  # how isolated: the distance to the nearest other alert
-                confidence = float(nearest[members[0]])
-            cluster = self._build(cid, member_alerts, confidence)
+            cluster = self._build(cid, member_alerts, float(confidence[members[0]]))
             previous = old.get(cid)
             if previous is not None:
                 for key in (
@@ -331,6 +324,26 @@ class AlertCorrelator:
                 self.history.learn_cluster(alerts)
                 used += 1
         return used
+
+
+def _confidences(labels: np.ndarray, pairs: clustering.Pairs) -> np.ndarray:
+    """Per alert, its cluster's confidence: for a cluster of several, how tight it is (one
+    minus the mean distance between its members); for one alone, how isolated (the distance to
+    the nearest other alert). Pairs not listed are at distance 1."""
+    n = pairs.n
+    size = np.bincount(labels, minlength=int(labels.max(initial=-1)) + 1)
+    same = labels[pairs.i] == labels[pairs.j]
+    # sum over member pairs of (1 - d), each pair counted in both directions
+    closeness = np.bincount(
+        labels[pairs.i[same]], weights=2.0 * (1.0 - pairs.d[same]), minlength=size.size
+    )
+    m = size.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tight = closeness / (m * (m - 1))
+    nearest = np.ones(n)
+    np.minimum.at(nearest, pairs.i, pairs.d)
+    np.minimum.at(nearest, pairs.j, pairs.d)
+    return np.where(size[labels] > 1, tight[labels], nearest)
 
 
 def _escalated(score: float) -> float:
