@@ -314,10 +314,14 @@ def split_by_root(
         return labels
     out = labels.copy()
     next_label = int(labels.max(initial=-1)) + 1
-    order = np.argsort(labels, kind="stable")
-    bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    for members in np.split(order, bounds):
-        label = labels[members[0]]
+    # Only groups with sustained alerts on two or more known components can have two roots.
+    at = np.array([topology.index.get(c, -1) for c in f.component])
+    candidate = (f.count > 1) & (at >= 0)
+    k = len(topology.names)
+    group = np.unique(labels[candidate] * k + at[candidate]) // k  # one per (group, component)
+    several = np.unique(group[1:][np.diff(group) == 0])
+    for label in several.tolist():
+        members = np.flatnonzero(labels == label)
         # Only components with a sustained alert (seen more than once) can be a root of their
         # own: a one-off anomaly upstream does not explain a sustained cascade.
         sustained = {f.component[i] for i in members if f.count[i] > 1}

@@ -252,7 +252,9 @@ class AlertCorrelator:
             cluster_id=cid,
             cluster_type=_cluster_type(first_seen, n),
             alerts=alerts,
-            common_attributes=_common(alerts, self.config.clustering_algorithm),
+            common_attributes=_common(
+                alerts, self.config.clustering_algorithm, first_seen, evidence
+            ),
             root_cause_candidates=[name for name, _ in ranked],
             confidence=max(0.0, min(1.0, confidence)),
             first_alert_time=first,
@@ -357,15 +359,21 @@ def _cluster_type(first_seen: Mapping[str, float], n: int) -> str:
     return "component" if n > 1 else "isolated"
 
 
-def _common(alerts: list[dict[str, Any]], algorithm: str) -> dict[str, Any]:
+def _common(
+    alerts: list[dict[str, Any]],
+    algorithm: str,
+    first_seen: Mapping[str, float],
+    evidence: Mapping[str, int],
+) -> dict[str, Any]:
     out: dict[str, Any] = {"algorithm": algorithm}
+    head, rest = alerts[0], alerts[1:]
     for key in ("component_id", "component_type", "metric_name", "anomaly_type", "severity"):
-        values = {str(a.get(key)) for a in alerts}
-        if len(values) == 1:
-            out[key] = values.pop()
-    out["components"] = sorted({str(a["component_id"]) for a in alerts})
+        value = str(head.get(key))
+        if all(str(a.get(key)) == value for a in rest):
+            out[key] = value
+    out["components"] = sorted(first_seen)
     out["max_severity"] = _SEVERITIES[max(_severity_rank(a.get("severity")) for a in alerts)]
-    out["anomaly_count"] = sum(int(a.get("count") or 1) for a in alerts)
+    out["anomaly_count"] = sum(evidence.values())
     return out
 
 
