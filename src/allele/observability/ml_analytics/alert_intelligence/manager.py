@@ -11,10 +11,11 @@ Clusters drive the routing: each alert goes to the ``Router`` with the labels ``
 the default router groups by ``cluster_id``, so one cluster is one group, hence one
 notification, updated (at most every ``group_interval``) as the cluster grows, with the root
 cause's alert first and the ranked candidates in the annotations. An alert that joins a cluster
-whose top root cause does not explain it (not on the root's component nor depending on it) may
-be the first of another incident whose root is not detected yet: the cluster's update then goes
-out ``group_wait`` after that alert started (``Router.hurry``) instead of a ``group_interval``
-after the last one. An alert that moves to another cluster leaves its old group silently.
+whose top root cause does not fully explain it (its component neither is the root's nor depends
+on it, or depends directly on a component outside the cluster) may be the first of another
+incident whose root is not detected yet: the cluster's update then goes out ``group_wait``
+after that alert started (``Router.hurry``) instead of a ``group_interval`` after the last one.
+An alert that moves to another cluster leaves its old group silently.
 Alerts resolve ``resolve_timeout_s`` after their latest anomaly (Alertmanager's
 ``resolve_timeout``). An escalated cluster adds a critical
 ``AlertClusterEscalated`` alert to its group.
@@ -205,7 +206,7 @@ class IntelligentAlertManager:
                 if before is not None and before.labels != routed.labels:
                     moved.append(before.labels)
                 joined = before is None or before.labels["cluster_id"] != cluster.cluster_id
-                if joined and self._unexplained(str(alert["component_id"]), root):
+                if joined and self._unexplained(str(alert["component_id"]), root, cluster):
                     unexplained.append(routed)
                 self._routed[alert["alert_id"]] = routed
                 fresh.append(routed)
@@ -219,12 +220,18 @@ class IntelligentAlertManager:
             self.router.hurry(unexplained)
         self._save_clusters(changed)
 
-    def _unexplained(self, component: str, root: str) -> bool:
-        """Whether a cluster whose top root cause is on ``root`` does not explain an alert on
-        ``component`` (neither the root's component nor one depending on it)."""
-        if not self.topology.known or component == root:
+    def _unexplained(self, component: str, root: str, cluster: AlertCluster) -> bool:
+        """Whether a cluster whose top root cause is on ``root`` does not fully explain an alert
+        on ``component``: the component neither is the root nor depends on it, or it depends
+        directly on a component outside the cluster (which may have failed too, undetected
+        yet)."""
+        if not self.topology.known or component == root or component not in self.topology:
             return False
-        return not self.topology.is_upstream(root, component)
+        if not self.topology.is_upstream(root, component):
+            return True
+        return not self.topology.depends_on[component] <= set(
+            cluster.common_attributes.get("components", ())
+        )
 
     def _save_clusters(self, clusters: list[AlertCluster]) -> None:
         if self._records is None or not clusters:

@@ -33,6 +33,8 @@ class Topology:
             deps[str(component)] = list(upstream)
         names = sorted(set(deps) | {u for ups in deps.values() for u in ups})
         self.known = bool(names)
+        #: component -> the components it depends on directly
+        self.depends_on = {name: frozenset(deps.get(name, ())) for name in names}
         self.index = {name: i for i, name in enumerate(names)}
         self.names = names
         n = len(names)
