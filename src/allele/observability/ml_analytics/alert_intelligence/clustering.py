@@ -320,27 +320,29 @@ def split_by_root(
     k = len(topology.names)
     group = np.unique(labels[candidate] * k + at[candidate]) // k  # one per (group, component)
     several = np.unique(group[1:][np.diff(group) == 0])
+    t, count = f.t.tolist(), f.count.tolist()  # plain floats: cheaper in the loops below
     for label in several.tolist():
-        members = np.flatnonzero(labels == label)
+        where = np.flatnonzero(labels == label)
+        members = where.tolist()
         # Only components with a sustained alert (seen more than once) can be a root of their
         # own: a one-off anomaly upstream does not explain a sustained cascade.
-        sustained = {f.component[i] for i in members if f.count[i] > 1}
+        sustained = {f.component[i] for i in members if count[i] > 1}
         known = [c for c in sustained if c in topology]
         roots = [c for c in known if not any(topology.is_upstream(o, c) for o in known if o != c)]
         if len(roots) < 2:
             continue
-        first = {r: min(f.t[i] for i in members if f.component[i] == r) for r in roots}
+        first = {r: min(t[i] for i in members if f.component[i] == r) for r in roots}
         roots.sort(key=lambda r: first[r])
         new_label = {r: (int(label) if k == 0 else next_label + k - 1) for k, r in enumerate(roots)}
         next_label += len(roots) - 1
         root_of: dict[int, str] = {}
-        indices = [int(i) for i in members]
-        d = pairs.within(members)
+        indices = members
+        d = pairs.within(where)
         local = {i: k for k, i in enumerate(indices)}
         for i in indices:
             if f.component[i] in new_label:
                 root_of[i] = f.component[i]
-        for i in sorted((i for i in indices if i not in root_of), key=lambda i: f.t[i]):
+        for i in sorted((i for i in indices if i not in root_of), key=lambda i: t[i]):
             c = f.component[i]
             if c not in topology:
                 root_of[i] = roots[0]
@@ -354,7 +356,7 @@ def split_by_root(
                 root_of[i] = root_of[min(above, key=lambda j: d[local[i], local[j]])]
                 continue
             over = [r for r in roots if topology.is_upstream(r, c)] or roots
-            started = [r for r in over if first[r] <= f.t[i] + lag_s] or over
+            started = [r for r in over if first[r] <= t[i] + lag_s] or over
             root_of[i] = max(started, key=lambda r: first[r])
         for i, r in root_of.items():
             out[i] = new_label[r]
