@@ -321,8 +321,8 @@ def stored_history(seed: int, config: AlertIntelligenceConfig) -> list[dict[str,
 
 def speed(config: AlertIntelligenceConfig, repeats: int) -> dict[str, float]:
     """Median wall and CPU seconds to cluster 500 alerts with ``await process_alert_batch``
-    (a fresh correlator each time: every
-    alert new), and to group the same alerts Alertmanager-style."""
+    (a fresh correlator each time: every alert new), and to group the same alerts
+    Alertmanager-style."""
     storm = generate_storm(99, incidents=150, noise=200)
     manager = IntelligentAlertManager(config, storm.topology)
     alerts = manager.ingest(storm.anomalies)[:500]
