@@ -23,6 +23,7 @@ beside Alertmanager-style grouping of the same alerts.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import statistics
 import sys
@@ -319,17 +320,20 @@ def stored_history(seed: int, config: AlertIntelligenceConfig) -> list[dict[str,
 
 
 def speed(config: AlertIntelligenceConfig, repeats: int) -> dict[str, float]:
-    """Median wall and CPU seconds to cluster 500 alerts (a fresh correlator each time: every
-    alert new), and to group the same alerts Alertmanager-style."""
+    """Median wall and CPU seconds to cluster 500 alerts with ``await process_alert_batch``
+    (a fresh correlator each time: every alert new), and to group the same alerts
+    Alertmanager-style."""
     storm = generate_storm(99, incidents=150, noise=200)
     manager = IntelligentAlertManager(config, storm.topology)
     alerts = manager.ingest(storm.anomalies)[:500]
     assert len(alerts) == 500, len(alerts)
     out: dict[str, list[float]] = defaultdict(list)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(asyncio.to_thread(int))  # the executor's thread, started once
     for _ in range(repeats):
         correlator = AlertCorrelator(config, storm.topology)
-        wall, cpu = time.perf_counter(), time.process_time()
-        correlator.correlate(alerts)
+        wall, cpu = time.perf_counter(), time.process_time()  # CPU time of every thread
+        loop.run_until_complete(correlator.process_alert_batch(alerts))
         out["ours_wall"].append(time.perf_counter() - wall)
         out["ours_cpu"].append(time.process_time() - cpu)
         router = Router(
@@ -354,6 +358,7 @@ def speed(config: AlertIntelligenceConfig, repeats: int) -> dict[str, float]:
         router.tick()
         out["anchor_wall"].append(time.perf_counter() - wall)
         out["anchor_cpu"].append(time.process_time() - cpu)
+    loop.close()
     return {k: statistics.median(v) for k, v in out.items()}
 
 
@@ -454,12 +459,14 @@ def main(argv: list[str] | None = None) -> int:
         sp = speed(base, 7 if args.quick else 21)
         load = os.getloadavg()[0]
         print(
-            f"RATIO cluster 500 alerts (dbscan, median of fresh correlators): "
+            f"RATIO cluster 500 alerts (dbscan, await process_alert_batch, median of fresh "
+            f"correlators): "
             f"ours_wall={sp['ours_wall'] * 1e3:.2f}ms ours_cpu={sp['ours_cpu'] * 1e3:.2f}ms "
             f"target=20ms (design documents ~200ms) "
             f"alertmanager_style_grouping_wall={sp['anchor_wall'] * 1e3:.2f}ms "
             f"alertmanager_style_grouping_cpu={sp['anchor_cpu'] * 1e3:.2f}ms "
-            f"ours/target={sp['ours_wall'] * 1e3 / 20:.2f} load_average={load:.1f} "
+            f"ours_cpu/target={sp['ours_cpu'] * 1e3 / 20:.2f} "
+            f"ours_wall/target={sp['ours_wall'] * 1e3 / 20:.2f} load_average={load:.1f} "
             f"cores={os.cpu_count()}"
         )
     return 0

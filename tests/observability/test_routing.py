@@ -120,6 +120,29 @@ def test_changes_wait_for_group_interval_and_unchanged_groups_repeat(clock: Manu
     assert len(sinks["team"].got) == 3
 
 
+def test_hurry_brings_a_notified_groups_update_to_group_wait_after_the_alert(
+    clock: ManualClock,
+) -> None:
+    router, _ = make_router(clock)
+    router.submit([alert(alertname="slow", component_id="a")])
+    clock.advance(30)
+    assert len(router.tick()) == 1
+    clock.advance(60)
+    new = RoutedAlert(
+        {"alertname": "slow", "component_id": "b"}, starts_at=utc_datetime(clock.time() - 10)
+    )
+    router.submit([new])
+    router.hurry([new])
+    clock.advance(19)
+    assert router.tick() == []  # 29 s after b started
+    clock.advance(1)
+    [update] = router.tick()  # group_wait after b started, not group_interval after the flush
+    assert fps(update) == ["a", "b"]
+    router.hurry([RoutedAlert({"alertname": "other"})])  # in no group: nothing happens
+    clock.advance(299)
+    assert router.tick() == []  # the group_interval counts again from this update
+
+
 def test_resolution_is_notified_then_the_group_ends(clock: ManualClock) -> None:
     router, sinks = make_router(clock)
     router.submit(

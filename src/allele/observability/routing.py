@@ -198,6 +198,10 @@ class _Group:
     serial: int = 0  # which group of this key (a key's group ends once empty; a new one begins)
 
 
+def _group_key(route: Route, labels: Mapping[str, str]) -> str:
+    return f"{route.path}:{{{','.join(f'{k}={v!r}' for k, v in sorted(labels.items()))}}}"
+
+
 def alert_to_routed(alert: Alert) -> RoutedAlert:
     """The router's view of an ``AlertManager`` alert (recovering still counts as firing)."""
     labels = {"alertname": alert.rule_name, "severity": alert.severity.value, **alert.labels}
@@ -282,30 +286,51 @@ class Router:
     def _insert(self, alert: RoutedAlert, now_mono: float) -> None:
         for route in self.config.route.match(alert.labels):
             labels = route.group_labels(alert.labels)
-            key = f"{route.path}:{{{','.join(f'{k}={v!r}' for k, v in sorted(labels.items()))}}}"
+            key = _group_key(route, labels)
             group = self._groups.get(key)
             if group is None:
                 if alert.resolved:
                     continue  # the resolution of an alert no group holds: nothing to tell
-                assert route.group_wait_s is not None
                 # group_wait counts from the alert's start: an alert that reaches the router
                 # late (it was correlated first, or is old) does not wait a full group_wait more.
-                wait = route.group_wait_s
-                if alert.starts_at is not None:
-                    age = self.clock.time() - alert.starts_at.timestamp()
-                    wait = min(wait, max(0.0, wait - age))
                 self._serial += 1
                 group = _Group(
-                    key, route, labels, next_flush_mono=now_mono + wait, serial=self._serial
+                    key,
+                    route,
+                    labels,
+                    next_flush_mono=self._due(route, alert, now_mono),
+                    serial=self._serial,
                 )
                 self._groups[key] = group
-            elif not group.flushed and alert.starts_at is not None:
+            elif not group.flushed:
                 # Before its first notification a group waits group_wait from its oldest alert.
-                assert route.group_wait_s is not None
-                age = self.clock.time() - alert.starts_at.timestamp()
-                due = now_mono + max(0.0, route.group_wait_s - age)
-                group.next_flush_mono = min(group.next_flush_mono, due)
+                group.next_flush_mono = min(
+                    group.next_flush_mono, self._due(route, alert, now_mono)
+                )
             group.alerts[alert.fingerprint] = alert
+
+    def _due(self, route: Route, alert: RoutedAlert, now_mono: float) -> float:
+        """When group_wait after the alert's start falls (now at the latest)."""
+        assert route.group_wait_s is not None
+        if alert.starts_at is None:
+            return now_mono + route.group_wait_s
+        age = self.clock.time() - alert.starts_at.timestamp()
+        return now_mono + min(route.group_wait_s, max(0.0, route.group_wait_s - age))
+
+    def hurry(self, alerts: Iterable[RoutedAlert]) -> None:
+        """Bring the next notification of the groups holding ``alerts`` forward to
+        ``group_wait`` after each alert started, even for a group already notified (which
+        would otherwise wait out its ``group_interval``): for an alert that may be the first
+        of another incident (see ``IntelligentAlertManager``)."""
+        now = self.clock.monotonic()
+        with self._lock:
+            for alert in alerts:
+                for route in self.config.route.match(alert.labels):
+                    group = self._groups.get(_group_key(route, route.group_labels(alert.labels)))
+                    if group is not None and alert.fingerprint in group.alerts:
+                        group.next_flush_mono = min(
+                            group.next_flush_mono, self._due(route, alert, now)
+                        )
 
     def withdraw(self, labels: Iterable[Mapping[str, str]]) -> None:
         """Take alerts out of their groups without telling anyone (an alert that moved to

@@ -331,6 +331,41 @@ async def test_one_notification_per_cluster_updated_as_it_grows_then_resolved() 
     assert len(sink.got[-1].alerts) == 4
 
 
+async def test_an_alert_its_clusters_root_does_not_explain_is_told_within_group_wait() -> None:
+    # agent depends on kraken (db's cascade) and on llm: agent's alert may come from llm too (not
+    # in the cluster), and an llm alert joins db's cluster through agent, but db does not
+    # explain it. Either may be another incident's first alert.
+    clock = ManualClock(start=BASE.timestamp())
+    sink = RecordingIntegration()
+    router = Router(
+        cluster_routing(Receiver("ops", [sink]), group_wait_s=30, group_interval_s=300),
+        clock=clock,
+    )
+    topology = {"kraken": ["db"], "agent": ["kraken", "llm"]}
+    manager = IntelligentAlertManager(
+        AlertIntelligenceConfig(), topology, router=router, clock=clock
+    )
+    steps = [*cascade()[:6], anomaly("llm", "error_rate", 100, AnomalyType.ERROR_RATE_SPIKE)]
+    for k in range(0, 140, 10):
+        await manager.handle([a for a in steps if a.timestamp == BASE + timedelta(seconds=k)])
+        clock.advance(10)
+    first, agent, llm = sink.got  # one cluster, updated early twice
+    assert {n.group_key for n in sink.got} == {first.group_key}
+    assert [n.sent_at for n in sink.got] == [BASE + timedelta(seconds=s) for s in (30, 90, 130)]
+    assert [a.labels["component_id"] for a in agent.alerts] == ["db", "kraken", "agent"]
+    assert "llm" in [a.labels["component_id"] for a in llm.alerts]
+
+
+async def test_alerts_their_root_explains_wait_for_group_interval() -> None:
+    clock = ManualClock(start=BASE.timestamp())
+    manager, sink = routed_manager(clock)
+    for k in range(0, 200, 10):
+        await manager.handle([a for a in cascade() if a.timestamp == BASE + timedelta(seconds=k)])
+        clock.advance(10)
+    [first] = sink.got  # agent and web (downstream of db) join without an early update
+    assert first.sent_at == BASE + timedelta(seconds=30)
+
+
 async def test_a_root_detected_late_comes_first_in_the_notification() -> None:
     clock = ManualClock(start=BASE.timestamp() + 200)
     manager, sink = routed_manager(clock)

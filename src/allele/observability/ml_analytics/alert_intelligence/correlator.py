@@ -176,20 +176,19 @@ class AlertCorrelator:
             [frozenset((a.get("labels") or {}).items()) for a in alerts],
             [int(a.get("count") or 1) for a in alerts],
         )
-        d = clustering.distance_matrix(f, self.topology, self.time_scale_s, self.lag_s)
+        pairs = clustering.distance_pairs(f, self.topology, self.time_scale_s, self.lag_s)
         labels = clustering.cluster(
-            d,
+            pairs,
             self.config.clustering_algorithm,
             self.config.clustering_eps,
             self.config.clustering_min_samples,
         )
-        labels = clustering.split_by_root(labels, f, d, self.topology, self.lag_s)
-        nearest = np.ones(len(alerts))
-        if len(alerts) > 1:
-            nearest = np.where(np.eye(len(alerts), dtype=bool), np.inf, d).min(axis=1)
-        groups: dict[int, list[int]] = {}
-        for i, label in enumerate(labels.tolist()):
-            groups.setdefault(int(label), []).append(i)
+        labels = clustering.split_by_root(labels, f, pairs, self.topology, self.lag_s)
+        confidence = _confidences(labels, pairs)
+        order = np.argsort(labels, kind="stable")
+        bounds = np.flatnonzero(np.diff(labels[order])) + 1
+        groups = np.split(order, bounds)
+        stats = _group_stats(alerts, order, bounds)
         old = self._clusters
         # A cluster keeps its id in the group that holds its founding (earliest) alert: when a
         # cluster splits, the incident it was notified for keeps its notification, and the
@@ -205,18 +204,13 @@ class AlertCorrelator:
             for cid, c in old.items()
         }
         new_clusters: dict[str, AlertCluster] = {}
-        for members in groups.values():
+        for g in sorted(range(len(groups)), key=lambda g: int(groups[g][0])):  # by first alert
+            members = groups[g].tolist()
             ids = [alerts[i]["alert_id"] for i in members]
             founders = [founded[a] for a in ids if a in founded]
             cid = min(founders)[2] if founders else self._new_id()
             member_alerts = [alerts[i] for i in members]
-            if len(members) > 1:  # how tight: one minus the mean distance between members
-                idx = np.asarray(members)
-                within = float(d[idx[:, None], idx].sum())
-                confidence = 1.0 - within / (len(members) * (len(members) - 1))
-            else:  # how isolated: the distance to the nearest other alert
-                confidence = float(nearest[members[0]])
-            cluster = self._build(cid, member_alerts, confidence)
+            cluster = self._build(cid, member_alerts, float(confidence[members[0]]), stats[g])
             previous = old.get(cid)
             if previous is not None:
                 for key in (
@@ -238,7 +232,15 @@ class AlertCorrelator:
                 self._cluster_of[alert["alert_id"]] = cid
         self._clusters = new_clusters
 
-    def _build(self, cid: str, alerts: list[dict[str, Any]], confidence: float) -> AlertCluster:
+    def _build(
+        self,
+        cid: str,
+        alerts: list[dict[str, Any]],
+        confidence: float,
+        stats: tuple[float, float, int, float, float],
+    ) -> AlertCluster:
+        """One cluster of ``alerts``; ``stats`` are its first and last alert times, worst
+        severity rank, highest anomaly score and mean confidence (``_group_stats``)."""
         alerts.sort(key=lambda a: a["_t"])
         first_seen: dict[str, float] = {}
         metric: dict[str, str] = {}
@@ -252,14 +254,15 @@ class AlertCorrelator:
         ranked = self.ranker.rank(
             first_seen, metric, self.config.max_root_cause_candidates, evidence
         )
-        first = utc_datetime(alerts[0]["_t"])
-        last = utc_datetime(max(a.get("_last_t", a["_t"]) for a in alerts))
+        first_t, last_t, severity, score, mean_confidence = stats
+        first, last = utc_datetime(first_t), utc_datetime(last_t)
         n = len(alerts)
+        common = _common(alerts, self.config.clustering_algorithm, first_seen, evidence, severity)
         cluster = AlertCluster(
             cluster_id=cid,
             cluster_type=_cluster_type(first_seen, n),
             alerts=alerts,
-            common_attributes=_common(alerts, self.config.clustering_algorithm),
+            common_attributes=common,
             root_cause_candidates=[name for name, _ in ranked],
             confidence=max(0.0, min(1.0, confidence)),
             first_alert_time=first,
@@ -267,7 +270,15 @@ class AlertCorrelator:
             duration_minutes=(last - first).total_seconds() / 60.0,
         )
         cluster.common_attributes["root_cause_scores"] = {k: round(v, 4) for k, v in ranked}
-        cluster.priority_score = priority(cluster, self._weights)
+        cluster.priority_score = _weighted(
+            self._weights,
+            severity,
+            score,
+            mean_confidence,
+            n,
+            len(first_seen),
+            cluster.duration_minutes,
+        )
         cluster.impact_assessment = _impact(cluster, first_seen)
         return cluster
 
@@ -333,6 +344,26 @@ class AlertCorrelator:
         return used
 
 
+def _confidences(labels: np.ndarray, pairs: clustering.Pairs) -> np.ndarray:
+    """Per alert, its cluster's confidence: for a cluster of several, how tight it is (one
+    minus the mean distance between its members); for one alone, how isolated (the distance to
+    the nearest other alert). Pairs not listed are at distance 1."""
+    n = pairs.n
+    size = np.bincount(labels, minlength=int(labels.max(initial=-1)) + 1)
+    same = labels[pairs.i] == labels[pairs.j]
+    # sum over member pairs of (1 - d), each pair counted in both directions
+    closeness = np.bincount(
+        labels[pairs.i[same]], weights=2.0 * (1.0 - pairs.d[same]), minlength=size.size
+    )
+    m = size.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tight = closeness / (m * (m - 1))
+    nearest = np.ones(n)
+    np.minimum.at(nearest, pairs.i, pairs.d)
+    np.minimum.at(nearest, pairs.j, pairs.d)
+    return np.where(size[labels] > 1, tight[labels], nearest)
+
+
 def _escalated(score: float) -> float:
     # Halfway to the top: still ordered among escalated clusters.
     return score + (1.0 - score) * 0.5
@@ -344,33 +375,86 @@ def _cluster_type(first_seen: Mapping[str, float], n: int) -> str:
     return "component" if n > 1 else "isolated"
 
 
-def _common(alerts: list[dict[str, Any]], algorithm: str) -> dict[str, Any]:
+def _common(
+    alerts: list[dict[str, Any]],
+    algorithm: str,
+    first_seen: Mapping[str, float],
+    evidence: Mapping[str, int],
+    severity: int,
+) -> dict[str, Any]:
     out: dict[str, Any] = {"algorithm": algorithm}
+    head, rest = alerts[0], alerts[1:]
     for key in ("component_id", "component_type", "metric_name", "anomaly_type", "severity"):
-        values = {str(a.get(key)) for a in alerts}
-        if len(values) == 1:
-            out[key] = values.pop()
-    out["components"] = sorted({str(a["component_id"]) for a in alerts})
-    out["max_severity"] = _SEVERITIES[max(_severity_rank(a.get("severity")) for a in alerts)]
-    out["anomaly_count"] = sum(int(a.get("count") or 1) for a in alerts)
+        value = str(head.get(key))
+        if not rest or all(str(a.get(key)) == value for a in rest):
+            out[key] = value
+    out["components"] = sorted(first_seen)
+    out["max_severity"] = _SEVERITIES[severity]
+    out["anomaly_count"] = sum(evidence.values())
     return out
 
 
 def priority(cluster: AlertCluster, weights: Mapping[str, float]) -> float:
     """The weighted mean of the cluster's priority factors, each in [0, 1]."""
     alerts = cluster.alerts
-    scores = [float(a.get("anomaly_score") or 0.0) for a in alerts]
     confidences = [float(a.get("confidence") or 0.0) for a in alerts]
+    return _weighted(
+        weights,
+        max(_severity_rank(a.get("severity")) for a in alerts),
+        max(float(a.get("anomaly_score") or 0.0) for a in alerts),
+        sum(confidences) / len(confidences),
+        len(alerts),
+        len(cluster.common_attributes["components"]),
+        cluster.duration_minutes,
+    )
+
+
+def _weighted(
+    weights: Mapping[str, float],
+    severity: int,
+    score: float,
+    mean_confidence: float,
+    alerts: int,
+    components: int,
+    duration_minutes: float,
+) -> float:
     factors = {
-        "severity": max(_severity_rank(a.get("severity")) for a in alerts) / 3.0,
-        "anomaly_score": min(1.0, max(0.0, max(scores))),
-        "confidence": min(1.0, max(0.0, sum(confidences) / len(confidences))),
-        "alert_count": 1.0 - math.exp(-len(alerts) / 10.0),
-        "component_count": 1.0 - math.exp(-len(cluster.common_attributes["components"]) / 3.0),
-        "duration": min(1.0, cluster.duration_minutes / 60.0),
+        "severity": severity / 3.0,
+        "anomaly_score": min(1.0, max(0.0, score)),
+        "confidence": min(1.0, max(0.0, mean_confidence)),
+        "alert_count": 1.0 - math.exp(-alerts / 10.0),
+        "component_count": 1.0 - math.exp(-components / 3.0),
+        "duration": min(1.0, duration_minutes / 60.0),
     }
     total = sum(weights.values())
     return sum(w * factors[name] for name, w in weights.items()) / total
+
+
+def _group_stats(
+    alerts: list[dict[str, Any]], order: np.ndarray, bounds: np.ndarray
+) -> list[tuple[float, float, int, float, float]]:
+    """Per group of ``order`` split at ``bounds`` (numpy group-by, not per-cluster loops): the
+    first and last alert times, worst severity rank, highest anomaly score, mean confidence."""
+    per = np.array(
+        [
+            (
+                a["_t"],
+                a.get("_last_t", a["_t"]),
+                _severity_rank(a.get("severity")),
+                float(a.get("anomaly_score") or 0.0),
+                float(a.get("confidence") or 0.0),
+            )
+            for a in alerts
+        ]
+    )[order]
+    starts = np.concatenate([[0], bounds])
+    size = np.diff(np.concatenate([starts, [len(alerts)]]))
+    first = np.minimum.reduceat(per[:, 0], starts).tolist()
+    last = np.maximum.reduceat(per[:, 1], starts).tolist()
+    severity = np.maximum.reduceat(per[:, 2], starts).astype(np.int64).tolist()
+    score = np.maximum.reduceat(per[:, 3], starts).tolist()
+    confidence = (np.add.reduceat(per[:, 4], starts) / size).tolist()
+    return list(zip(first, last, severity, score, confidence, strict=True))
 
 
 def _impact(cluster: AlertCluster, first_seen: Mapping[str, float]) -> str:

@@ -10,9 +10,14 @@ Clusters drive the routing: each alert goes to the ``Router`` with the labels ``
 (its metric), ``component_id``, ``anomaly_type``, ``severity``, ``alert_id`` and ``cluster_id``;
 the default router groups by ``cluster_id``, so one cluster is one group, hence one
 notification, updated (at most every ``group_interval``) as the cluster grows, with the root
-cause's alert first and the ranked candidates in the annotations. An alert that moves to another
-cluster leaves its old group silently. Alerts resolve ``resolve_timeout_s`` after their latest
-anomaly (Alertmanager's ``resolve_timeout``). An escalated cluster adds a critical
+cause's alert first and the ranked candidates in the annotations. An alert that joins a cluster
+whose top root cause does not fully explain it (its component neither is the root's nor depends
+on it, or depends directly on a component outside the cluster) may be the first of another
+incident whose root is not detected yet: the cluster's update then goes out ``group_wait``
+after that alert started (``Router.hurry``) instead of a ``group_interval`` after the last one.
+An alert that moves to another cluster leaves its old group silently.
+Alerts resolve ``resolve_timeout_s`` after their latest anomaly (Alertmanager's
+``resolve_timeout``). An escalated cluster adds a critical
 ``AlertClusterEscalated`` alert to its group.
 
 With a ``store``: alerts (and each duplicate, acknowledged by ``alert-intelligence`` when
@@ -191,19 +196,42 @@ class IntelligentAlertManager:
     def _on_clusters(self, changed: list[AlertCluster], removed: list[str]) -> None:
         moved: list[dict[str, str]] = []
         fresh: list[RoutedAlert] = []
+        unexplained: list[RoutedAlert] = []
         for cluster in changed:
             top = cluster.root_cause_candidates[0] if cluster.root_cause_candidates else ""
+            root = top.rpartition(":")[0]
             for alert in cluster.alerts:
                 routed = _routed_alert(alert, cluster, top)
                 before = self._routed.get(alert["alert_id"])
                 if before is not None and before.labels != routed.labels:
                     moved.append(before.labels)
+                joined = before is None or before.labels["cluster_id"] != cluster.cluster_id
+                if joined and self._unexplained(str(alert["component_id"]), root, cluster):
+                    unexplained.append(routed)
                 self._routed[alert["alert_id"]] = routed
                 fresh.append(routed)
         if moved:
             self.router.withdraw(moved)
         self.router.submit(fresh)
+        # An alert its cluster's root does not explain may be the first of another incident
+        # (its own root not detected yet): it is told within group_wait, not a group_interval
+        # later with the cluster's next update.
+        if unexplained:
+            self.router.hurry(unexplained)
         self._save_clusters(changed)
+
+    def _unexplained(self, component: str, root: str, cluster: AlertCluster) -> bool:
+        """Whether a cluster whose top root cause is on ``root`` does not fully explain an alert
+        on ``component``: the component neither is the root nor depends on it, or it depends
+        directly on a component outside the cluster (which may have failed too, undetected
+        yet)."""
+        if not self.topology.known or component == root or component not in self.topology:
+            return False
+        if not self.topology.is_upstream(root, component):
+            return True
+        return not self.topology.depends_on[component] <= set(
+            cluster.common_attributes.get("components", ())
+        )
 
     def _save_clusters(self, clusters: list[AlertCluster]) -> None:
         if self._records is None or not clusters:

@@ -62,14 +62,21 @@ class CoOccurrence:
         self.learn(first)
 
     def precedence(self, a: str, others: Sequence[str]) -> float:
-        """How much history says ``a`` leads ``others`` (0.5: no evidence)."""
+        """How much history says ``a`` leads ``others`` (0.5: no evidence; ``a`` itself among
+        them is skipped)."""
         if not others:
             return 0.5
+        if not self.before:  # nothing learned yet
+            return 0.5
         total = 0.0
+        n = 0
         for b in others:
+            if b == a:
+                continue
+            n += 1
             ab, ba = self.before.get((a, b), 0), self.before.get((b, a), 0)
             total += (ab + 1) / (ab + ba + 2)
-        return total / len(others)
+        return total / n if n else 0.5
 
 
 def _epoch(alert: Mapping[str, Any]) -> float | None:
@@ -112,15 +119,18 @@ class RootCauseRanker:
         sustained = [first_seen[c] for c in comps if evidence.get(c, 1) > 1]
         t0 = min(sustained or first_seen.values())
         size = len(comps)
+        # plain lists: a cluster has a handful of components, too few for numpy to pay off
+        up = self.topology.upstream_rows
+        at = [self.topology.index.get(c) for c in comps]
+        known = [a for a in at if a is not None]
         scored = []
-        for c in comps:
-            others = [o for o in comps if o != c]
+        for c, a in zip(comps, at, strict=True):
             delay = max(0.0, first_seen[c] - t0 - self.lag_s)
             time_score = math.exp(-delay / max(self.lag_s, 1e-9))
-            hist = self.history.precedence(c, others)
+            hist = self.history.precedence(c, comps)
             if self.topology.known:
-                ups = sum(self.topology.is_upstream(c, o) for o in others)
-                downs = sum(self.topology.is_upstream(o, c) for o in others)
+                ups = sum(up[a][b] for b in known) if a is not None else 0
+                downs = sum(up[b][a] for b in known) if a is not None else 0
                 topo = min(1.0, max(0.0, (1 + ups - downs) / size))
                 score = 0.55 * topo + 0.25 * time_score + 0.2 * hist
             else:

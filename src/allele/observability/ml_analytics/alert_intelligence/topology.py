@@ -33,6 +33,8 @@ class Topology:
             deps[str(component)] = list(upstream)
         names = sorted(set(deps) | {u for ups in deps.values() for u in ups})
         self.known = bool(names)
+        #: component -> the components it depends on directly
+        self.depends_on = {name: frozenset(deps.get(name, ())) for name in names}
         self.index = {name: i for i, name in enumerate(names)}
         self.names = names
         n = len(names)
@@ -53,6 +55,7 @@ class Topology:
                         self.hops[a, y] = self.hops[a, x] + 1
                         queue.append(y)
         self.upstream = self.hops > 0  # upstream[a, b]: b depends on a (transitively)
+        self.upstream_rows: list[list[bool]] = self.upstream.tolist()  # for per-pair lookups
         # related[a, b]: one depends on the other; their distance in dependency steps
         down_or_up = np.where(self.hops >= 0, self.hops, self.hops.T)
         self.chain_hops = np.where((self.hops >= 0) | (self.hops.T >= 0), down_or_up, -1)
@@ -63,4 +66,4 @@ class Topology:
     def is_upstream(self, a: str, b: str) -> bool:
         """Whether ``b`` depends on ``a`` (directly or through others)."""
         ia, ib = self.index.get(a), self.index.get(b)
-        return ia is not None and ib is not None and bool(self.upstream[ia, ib])
+        return ia is not None and ib is not None and self.upstream_rows[ia][ib]
