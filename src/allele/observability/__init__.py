@@ -13,8 +13,7 @@ The main entry points load lazily (``import allele.observability`` stays cheap):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from allele._lazy import lazy_namespace
 
 _LAZY = {
     "ObservabilityEngine": "allele.observability.engine",
@@ -58,17 +57,4 @@ _LAZY = {
     "observe_cmr": "allele.observability.integration.cmr",
 }
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'allele.observability' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, globals(), _LAZY)

@@ -8,8 +8,7 @@ uvicorn, the ``dashboard`` extra), over a live engine or a store.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from allele._lazy import lazy_namespace
 
 _LAZY = {
     "create_app": "allele.observability.dashboard.app",
@@ -19,13 +18,4 @@ _LAZY = {
     "EngineSource": "allele.observability.dashboard.source",
 }
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, globals(), _LAZY)

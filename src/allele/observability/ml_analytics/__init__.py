@@ -7,8 +7,7 @@ extra. Each section below is owned by one module.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from allele._lazy import lazy_namespace
 
 _LAZY: dict[str, str] = {
     # the shared vocabulary
@@ -60,19 +59,4 @@ _LAZY: dict[str, str] = {
     "SuiteOptimizer": "allele.observability.ml_analytics.optimization.search",
 }
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(
-            f"module 'allele.observability.ml_analytics' has no attribute {name!r}"
-        )
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, globals(), _LAZY)

@@ -10,8 +10,7 @@ and alerts in real time), ``genome_registry.py`` and ``model_registry.py`` (regi
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from allele._lazy import lazy_namespace
 
 _LAZY: dict[str, str] = {
     "mlflow_config": "allele.observability.mlflow_integration.config",
@@ -21,19 +20,4 @@ _LAZY: dict[str, str] = {
     "Spool": "allele.observability.mlflow_integration.spool",
 }
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(
-            f"module 'allele.observability.mlflow_integration' has no attribute {name!r}"
-        )
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, globals(), _LAZY)

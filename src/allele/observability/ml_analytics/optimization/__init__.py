@@ -10,8 +10,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from allele._lazy import lazy_namespace
 
 _LAZY = {
     "SuiteOptimizer": "allele.observability.ml_analytics.optimization.search",
@@ -25,13 +24,4 @@ _LAZY = {
     "OptimizationEngineConfig": "allele.observability.ml_analytics.optimization.config",
 }
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__, __all__ = lazy_namespace(__name__, globals(), _LAZY)
