@@ -39,7 +39,7 @@ def test_cmr_reports_tokens_per_second_and_memory_quality() -> None:
 def test_cmr_parameters_are_checked() -> None:
     with pytest.raises(ConfigurationError, match="at least 2"):
         prepare("cmr", {"layers": 1})
-    with pytest.raises(ConfigurationError, match="has no parameters"):
+    with pytest.raises(ConfigurationError, match="has no parameter 'heads'"):
         prepare("cmr", {"heads": 3})
 
 

@@ -61,6 +61,7 @@ def test_observable_model_records_into_the_engine_and_alerts_through_it(engine) 
     with torch.no_grad():
         for _ in range(3):
             model(_ids())
+    engine.tick()  # reads show what the engine's last tick folded
     snapshot = engine.get_component_metrics("cmr-test")
     assert snapshot.component_type is ComponentType.CMR_MODEL
     assert snapshot.performance.operation_count == 3
@@ -88,6 +89,7 @@ def test_resolution_reaches_the_engine() -> None:
     )
     with torch.no_grad():
         model(_ids())
+    engine.tick()
     engine.alerts.evaluate()
     assert engine.get_active_alerts(component_id="cmr-resolve")
     clock.advance(3.0)

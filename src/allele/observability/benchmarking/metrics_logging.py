@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from allele.observability.benchmarking.experiment_logger import ExperimentLogger, now_ms
+from allele.observability.collector import INSTANCE_LABEL
 from allele.observability.mlflow_integration.spool import Operation
 from allele.observability.types import Alert, MetricType, SeriesKey
 
@@ -42,8 +43,9 @@ _DISTRIBUTIONS = (MetricType.HISTOGRAM, MetricType.TIMER, MetricType.DISTRIBUTIO
 
 
 def metric_key(key: SeriesKey) -> str:
-    """The MLflow metric name of a series: ``name`` or ``name/label_value/...``."""
-    parts = [key.name, *(f"{k}_{v}" for k, v in key.labels)]
+    """The MLflow metric name of a series: ``name`` or ``name/label_value/...``; the writer's
+    ``instance`` label is left out (a run is logged by one writer)."""
+    parts = [key.name, *(f"{k}_{v}" for k, v in key.labels if k != INSTANCE_LABEL)]
     return _UNSAFE.sub("_", "/".join(parts))[:250]
 
 
