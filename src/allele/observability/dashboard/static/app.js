@@ -374,15 +374,22 @@ async function loadBenchmarks() {
   await showSuite();
 }
 
+// A refresh and a user's pick can both be rendering the suite view; only the newest call may
+// draw, or two comparison tables end up on the page.
+let suiteRender = 0;
+
 async function showSuite() {
   const id = $("suite-pick").value; if (!id) return;
+  const token = ++suiteRender;
+  const base = $("suite-base").value;
   const run = await api("/suites/" + encodeURIComponent(id));
+  const c = base && base !== id
+    ? await api(`/suites/compare?baseline=${encodeURIComponent(base)}&current=${encodeURIComponent(id)}`) : null;
+  if (token !== suiteRender) return;
   const box = $("suite-detail"); box.replaceChildren(el("h3", {}, `${run.name} (${run.suite_id.slice(0, 8)}) — ${run.metric} per operation`));
   box.append(heatmap(run), boxplots(run));
-  const base = $("suite-base").value;
   const cmp = $("suite-compare"); cmp.replaceChildren();
-  if (base && base !== id) {
-    const c = await api(`/suites/compare?baseline=${encodeURIComponent(base)}&current=${encodeURIComponent(id)}`);
+  if (c) {
     const table = el("table", { class: "table", id: "verdicts" }, el("thead", {}, el("tr", {}, ...["cell", "baseline", "current", "change", "verdict"].map((h) => el("th", {}, h)))));
     const body = el("tbody");
     for (const cell of c.cells) {
