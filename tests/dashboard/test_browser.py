@@ -129,6 +129,35 @@ def test_benchmarks_heatmap_boxplots_and_comparison(
     page.screenshot(path=str(artifacts / "benchmarks.png"), full_page=True)
 
 
+def test_analytics_draws_the_forecast_band_of_a_live_series(
+    page: Any, live_dashboard: LiveDashboard, artifacts: Path
+) -> None:
+    import time
+
+    import httpx
+
+    api = live_dashboard.url.rstrip("/") + "/api/v1"
+    ids = [s["id"] for s in httpx.get(api + "/series", timeout=30).json()]
+    target = next(i for i in ids if i.startswith("allele_system_cpu_percent"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # a forecast needs ten points of history
+        points = httpx.get(api + "/series/query", params={"id": target, "range": "1h"}, timeout=30)
+        if len(points.json()["t"]) >= 12:
+            break
+        time.sleep(0.5)
+    page.goto(live_dashboard.url + "#analytics")
+    page.locator(f"#analytics-series option[value='{target}']").wait_for(
+        state="attached", timeout=20_000
+    )
+    page.select_option("#analytics-series", target)
+    chart = page.locator(f"#analytics-chart .chart[data-series='{target}']")
+    chart.locator("polygon.band").wait_for(timeout=20_000)
+    assert chart.locator("polyline.forecast").count() == 1
+    assert page.locator("#analytics-chart .chart").count() == 1
+    assert page.locator("#analytics-message").inner_text() == ""
+    page.screenshot(path=str(artifacts / "analytics.png"), full_page=True)
+
+
 def test_readable_on_a_phone_and_in_dark_mode(
     browser: Any, live_dashboard: LiveDashboard, artifacts: Path
 ) -> None:

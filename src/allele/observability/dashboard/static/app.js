@@ -103,7 +103,7 @@ function renderComponents(components) {
         el("dt", {}, "p50 / p95"), el("dd", {}, fmt(p.latency_p50_s, "s") + " / " + fmt(p.latency_p95_s, "s")),
         el("dt", {}, "throughput"), el("dd", {}, fmt(p.throughput_per_s) + " /s"),
         el("dt", {}, "errors"), el("dd", {}, fmt(100 * (p.error_rate || 0)) + " %"),
-        el("dt", {}, "heartbeat"), el("dd", {}, c.heartbeat_age_s == null ? "–" : fmt(c.heartbeat_age_s) + " s ago"))));
+        el("dt", {}, "heartbeat"), el("dd", {}, c.heartbeat_age_s == null ? "–" : fmt(c.heartbeat_age_s, "s") + " ago"))));
   }
 }
 
@@ -172,14 +172,21 @@ function chart(id, data, win, extra = {}) {
   const bandLo = extra.lower || [], bandHi = extra.upper || [];
   const all = values.concat(bandLo, bandHi, extra.mean || []);
   let lo = Math.min(...all), hi = Math.max(...all);
-  if (!all.length) { lo = 0; hi = 1; } if (hi === lo) { hi += 1; lo -= 1; }
+  if (!all.length) { lo = 0; hi = 1; }
+  // A near-constant series (100 % CPU with float noise) gets a readable span around its level.
+  const span = Math.max(1e-4 * Math.max(Math.abs(lo), Math.abs(hi)), 1e-9);
+  if (hi - lo < span) { const mid = (hi + lo) / 2; lo = mid - span / 2; hi = mid + span / 2; }
+  if (hi === lo) { hi += 1; lo -= 1; }
   const t0 = extra.t0 ?? win.start, t1 = extra.t1 ?? win.end;
   const x = (t) => L + (W - L - R) * (t - t0) / Math.max(t1 - t0, 1e-9);
   const y = (v) => T + (H - T - B) * (1 - (v - lo) / (hi - lo));
   const add = (tag, attrs) => { const n = document.createElementNS(svg.namespaceURI, tag);
     for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v); svg.append(n); return n; };
   add("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B });
-  for (const v of [lo, (lo + hi) / 2, hi]) { const tx = add("text", { x: 4, y: y(v) + 4 }); tx.textContent = fmt(v); }
+  // Enough decimals that the three axis labels differ, however narrow the range (99.9-100.0).
+  const decimals = Math.min(6, Math.max(0, 1 - Math.floor(Math.log10(hi - lo))));
+  const tick = (v) => Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3 && hi - lo < 1e-3) ? v.toExponential(2) : v.toFixed(decimals);
+  for (const v of [lo, (lo + hi) / 2, hi]) { const tx = add("text", { x: 4, y: y(v) + 4 }); tx.textContent = tick(v); }
   [t0, (t0 + t1) / 2, t1].forEach((t, i) => {
     const tx = add("text", { x: x(t), y: H - 6, "text-anchor": ["start", "middle", "end"][i] });
     tx.textContent = new Date(t * 1000).toLocaleTimeString(); });
@@ -460,21 +467,26 @@ async function loadAnalytics() {
   await showAnalytics();
 }
 
+let analyticsRender = 0;  // as for suites: only the newest call draws
+
 async function showAnalytics() {
   const id = $("analytics-series").value; if (!id) { $("analytics-message").textContent = "No series stored yet."; return; }
-  $("analytics-message").textContent = "";
-  const box = $("analytics-chart"); box.replaceChildren();
+  const token = ++analyticsRender;
   const horizon = $("analytics-horizon").value;
   const history = await api(`/series/query?id=${encodeURIComponent(id)}&range=24h`);
+  const problems = [];
   let extra = { static: true };
   try {
     const f = await api(`/analytics/forecast?id=${encodeURIComponent(id)}&horizon=${horizon}`);
     extra = { ...extra, ft: f.t, mean: f.mean, lower: f.lower, upper: f.upper };
-  } catch (error) { $("analytics-message").textContent = error.message; }
+  } catch (error) { problems.push(error.message); }
   try {
     const a = await api(`/analytics/anomalies?id=${encodeURIComponent(id)}`);
     extra.detections = a.detections;
-  } catch (error) { $("analytics-message").textContent += " " + error.message; }
+  } catch (error) { problems.push(error.message); }
+  if (token !== analyticsRender) return;
+  $("analytics-message").textContent = problems.join(" ");
+  const box = $("analytics-chart"); box.replaceChildren();
   const t0 = history.t.length ? history.t[0] : Date.now() / 1000 - 3600;
   const t1 = extra.ft && extra.ft.length ? extra.ft[extra.ft.length - 1] : (history.t.length ? history.t[history.t.length - 1] : Date.now() / 1000);
   box.append(chart(id, history, { start: t0, end: t1 }, { ...extra, t0, t1 }));
