@@ -53,3 +53,46 @@ def postgres_url() -> Iterator[str]:
         with engine.begin() as conn:
             conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+#: Headless Chromium as the browser tests launch it (no sandbox: CI runs as root).
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium, installed when missing under CI (we run as root there)."""
+    import subprocess
+
+    path = _chromium()
+    if path is None and IN_CI:
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+            check=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        path = _chromium()
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); CI=true installs it")
+    pytest.importorskip("playwright.sync_api")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium_args() -> list[str]:
+    """The command-line flags of a headless Chromium launch (``CHROMIUM_ARGS``)."""
+    return list(CHROMIUM_ARGS)

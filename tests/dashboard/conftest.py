@@ -96,32 +96,6 @@ def live_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDas
         engine.stop()
 
 
-def _chromium() -> str | None:
-    import shutil
-
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="session")
-def chromium_path() -> str:
-    """Debian's Chromium, installed when missing under CI (we run as root there)."""
-    import os
-    import subprocess
-
-    path = _chromium()
-    if path is None and os.environ.get("CI", "").lower() == "true":
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            check=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        path = _chromium()
-    if path is None:
-        pytest.skip("chromium is not installed (apt-get install chromium); CI=true installs it")
-    pytest.importorskip("playwright.sync_api")
-    return path
-
-
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Where browser tests write their screenshots (ALLELE_TEST_ARTIFACTS, else .artifacts/)."""

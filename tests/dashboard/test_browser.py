@@ -13,23 +13,13 @@ import pytest
 
 from .conftest import TOKEN, LiveDashboard
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
 
 @pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
+def browser(chromium_path: str, chromium_args: list[str]) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=chromium_path, args=ARGS)
+        launched = p.chromium.launch(executable_path=chromium_path, args=chromium_args)
         yield launched
         launched.close()
 

@@ -9,14 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from allele.cli import app
-from allele.evolution import EvolutionConfig
-from allele.fitness import TargetPersonality
 from allele.observability.collector import LATENCY_METRIC
-from allele.observability.config import ObservabilitySettings
-from allele.observability.engine import ObservabilityEngine
-from allele.observability.integration import ObservableEvolutionEngine, ObservableKrakenLNN
 from allele.observability.store import open_store
 from allele.observability.types import AlertRule
+
+from .conftest import GENERATION_SEEN, record_workloads
 
 runner = CliRunner()
 
@@ -25,48 +22,24 @@ runner = CliRunner()
 def store_uri(tmp_path):
     """A SQLite store holding two components, their series, one firing and one pending alert."""
     uri = f"sqlite:///{tmp_path / 'monitor.db'}"
-    settings = ObservabilitySettings(store_uri=uri, collection_interval=3600, flush_interval=3600)
-    obs = ObservabilityEngine(settings, notifiers=[])
-    obs.alerts.add_rule(
-        AlertRule(
-            name="evolution_generation_seen",
-            metric=LATENCY_METRIC,
-            operator="gt",
-            threshold=0.0,
-            aggregation="max",
-            window_s=600,
-            labels={"component_type": "evolution_engine", "operation": "generation"},
-            severity="warning",
-        )
+    record_workloads(
+        uri,
+        "cli",
+        rules=(
+            GENERATION_SEEN,
+            AlertRule(
+                name="kraken_sequences_slow_for_an_hour",
+                metric=LATENCY_METRIC,
+                operator="gt",
+                threshold=0.0,
+                aggregation="max",
+                window_s=600,
+                for_s=3600,
+                labels={"component_type": "kraken_lnn"},
+                severity="error",
+            ),
+        ),
     )
-    obs.alerts.add_rule(
-        AlertRule(
-            name="kraken_sequences_slow_for_an_hour",
-            metric=LATENCY_METRIC,
-            operator="gt",
-            threshold=0.0,
-            aggregation="max",
-            window_s=600,
-            for_s=3600,
-            labels={"component_type": "kraken_lnn"},
-            severity="error",
-        )
-    )
-    obs.start()
-    try:
-        evo = ObservableEvolutionEngine(
-            EvolutionConfig(population_size=10, generations=3, seed=1),
-            engine=obs,
-            component_id="evo-cli",
-        )
-        evo.run(TargetPersonality({"empathy": 0.5}))
-        kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-cli")
-        kraken.process_sequence([0.1, 0.2, 0.3])
-        obs.tick()  # fold what was recorded, then judge it
-        obs.alerts.evaluate()
-    finally:
-        obs.stop()  # flushes points, alert changes and component snapshots
-        obs.close()
     return uri
 
 

@@ -12,10 +12,7 @@ from typer.testing import CliRunner
 
 from allele.cli import app
 from allele.errors import ValidationError
-from allele.evolution import EvolutionConfig
-from allele.fitness import TargetPersonality
 from allele.observability.clock import utc_datetime
-from allele.observability.collector import LATENCY_METRIC
 from allele.observability.config import ObservabilitySettings
 from allele.observability.dashboard.source import StoreSource
 from allele.observability.dashboard.terminal import (
@@ -29,7 +26,7 @@ from allele.observability.dashboard.terminal import (
     take_snapshot,
 )
 from allele.observability.engine import ObservabilityEngine
-from allele.observability.integration import ObservableEvolutionEngine, ObservableKrakenLNN
+from allele.observability.integration import ObservableKrakenLNN
 from allele.observability.store import open_store
 from allele.observability.types import (
     Alert,
@@ -41,6 +38,8 @@ from allele.observability.types import (
     SeriesKey,
 )
 
+from .conftest import record_workloads
+
 CPU = [10.0, 20.0, 35.0, 80.0, 95.0, 60.0, 40.0, 37.5]
 
 
@@ -49,35 +48,7 @@ def store_uri(tmp_path):
     """Components and alerts from a real engine, plus system series, anomaly gauges, an
     anomaly alert and a component whose engine stopped an hour ago."""
     uri = f"sqlite:///{tmp_path / 'terminal.db'}"
-    settings = ObservabilitySettings(store_uri=uri, collection_interval=3600, flush_interval=3600)
-    obs = ObservabilityEngine(settings, notifiers=[])
-    obs.alerts.add_rule(
-        AlertRule(
-            name="evolution_generation_seen",
-            metric=LATENCY_METRIC,
-            operator="gt",
-            threshold=0.0,
-            aggregation="max",
-            window_s=600,
-            labels={"component_type": "evolution_engine", "operation": "generation"},
-            severity="warning",
-        )
-    )
-    obs.start()
-    try:
-        evo = ObservableEvolutionEngine(
-            EvolutionConfig(population_size=10, generations=3, seed=1),
-            engine=obs,
-            component_id="evo-term",
-        )
-        evo.run(TargetPersonality({"empathy": 0.5}))
-        kraken = ObservableKrakenLNN(reservoir_size=10, seed=1, engine=obs, component_id="kr-term")
-        kraken.process_sequence([0.1, 0.2, 0.3])
-        obs.tick()  # fold what was recorded, then judge it
-        obs.alerts.evaluate()
-    finally:
-        obs.stop()
-        obs.close()
+    record_workloads(uri, "term")
     now = time.time()
     # After the engine's own system samples (it wrote some while it ran), so these are newest.
     ts = now + 1.0 + np.arange(len(CPU))

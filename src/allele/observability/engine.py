@@ -50,13 +50,13 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, overload
+from collections.abc import Callable
+from typing import Any
 
-from allele.errors import ValidationError
 from allele.observability.alerts import AlertManager
 from allele.observability.clock import Clock, SystemClock, utc_datetime
 from allele.observability.collector import ComponentMetricsCollector, MetricsCollector
+from allele.observability.component_registry import ComponentRegistry
 from allele.observability.config import (
     ObservabilitySettings,
     SettingsWatcher,
@@ -82,7 +82,9 @@ from allele.observability.metric_names import (
     SYSTEM_NET_SENT,
 )
 from allele.observability.notify import ConsoleNotifier, LogNotifier, Notifier, WebhookNotifier
-from allele.observability.redact import mask_secrets as safe_uri
+from allele.observability.persistence import NOTIFY_STOP_S as NOTIFY_STOP_S  # re-exported
+from allele.observability.persistence import STORE_BUSY_TIMEOUT_MS as STORE_BUSY_TIMEOUT_MS
+from allele.observability.persistence import EnginePersistence
 from allele.observability.system import SystemSampler
 from allele.observability.types import (
     Alert,
@@ -90,7 +92,6 @@ from allele.observability.types import (
     ComponentMetrics,
     ComponentType,
     HealthStatus,
-    SeriesBatch,
     SystemMetrics,
 )
 
@@ -100,13 +101,9 @@ CLEANUP_INTERVAL_S = 60.0
 #: How long ``stop()`` waits for the engine's thread; the flusher bounds its own final write
 #: (``Flusher(shutdown_timeout_s=...)``), and notifications get ``NOTIFY_STOP_S``.
 STOP_JOIN_S = 1.0
-NOTIFY_STOP_S = 0.5
-#: SQLite busy timeout of the engine's store: a write waits this long for another process's
-#: lock, then the flusher keeps the points pending and retries in the background.
-STORE_BUSY_TIMEOUT_MS = 250
 
 
-class ObservabilityEngine:
+class ObservabilityEngine(ComponentRegistry, EnginePersistence):
     """Watches the process and its registered components; owns the collector and the alerts.
 
     Construct with ``settings`` (default: ``get_settings()``), or use the process-wide
@@ -450,121 +447,6 @@ class ObservabilityEngine:
             sample = self._sample_system()
         return sample
 
-    # components --------------------------------------------------------------------------------
-
-    def register_component(
-        self,
-        component_id: str,
-        component_type: ComponentType | str,
-        *,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> ComponentMetricsCollector:
-        """Register a component and return its recorder (the existing one if ``component_id``
-        is already registered with the same type). The type's default alert rules are added.
-
-        The recorder's ``record_latency``, ``record_success``, ``record_error``,
-        ``record_resource_usage``, ``record_custom_metric``, ``heartbeat`` and ``timer`` write
-        series labelled with the component's id and type.
-        """
-        try:
-            kind = ComponentType(component_type)
-        except ValueError:
-            allowed = ", ".join(t.value for t in ComponentType)
-            raise ValidationError(
-                f"unknown component type {component_type!r}; allowed: {allowed}"
-            ) from None
-        with self._lock:
-            existing = self._components.get(component_id)
-            if existing is not None:
-                if existing.component_type is not kind:
-                    raise ValidationError(
-                        f"component {component_id!r} is registered as "
-                        f"{existing.component_type.value}, not {kind.value}"
-                    )
-                return existing
-            config = self.settings.monitoring_config()
-            component = ComponentMetricsCollector(
-                self.collector,
-                component_id,
-                kind,
-                metadata=metadata,
-                heartbeat_timeout_s=config.heartbeat_timeout_s,
-                degraded_error_rate=config.degraded_error_rate,
-                unhealthy_error_rate=config.unhealthy_error_rate,
-                health_window_s=config.health_window_s,
-            )
-            self._components[component_id] = component
-        self.alerts.add_rules(default_alert_rules(kind, self.settings))
-        return component
-
-    def unregister_component(self, component_id: str) -> None:
-        """Forget a component: its health is no longer judged or published (no
-        heartbeat-stale alert fires for it); its recorded series stay in the collector,
-        marked stale until they get a new point."""
-        with self._lock:
-            component = self.get_component(component_id)
-            del self._components[component_id]
-            self._snapshots.pop(component_id, None)
-        self.collector.mark_stale(component.labels)
-
-    def get_component(self, component_id: str) -> ComponentMetricsCollector:
-        """Return the recorder of a registered component."""
-        component = self._components.get(component_id)
-        if component is None:
-            raise ValidationError(
-                f"unknown component {component_id!r}; registered: {sorted(self._components)}"
-            )
-        return component
-
-    def _component_list(self) -> list[ComponentMetricsCollector]:
-        with self._lock:
-            return list(self._components.values())
-
-    @overload
-    def get_component_metrics(self, component_id: str) -> ComponentMetrics: ...
-
-    @overload
-    def get_component_metrics(self, component_id: None = None) -> dict[str, ComponentMetrics]: ...
-
-    def get_component_metrics(
-        self, component_id: str | None = None
-    ) -> ComponentMetrics | dict[str, ComponentMetrics]:
-        """Return one component's snapshot (health, heartbeat, performance), or with no id
-        every registered component's snapshot by id."""
-        if component_id is None:
-            return self.get_all_component_metrics()
-        return self.get_component(component_id).get_metrics()
-
-    def get_all_component_metrics(self) -> dict[str, ComponentMetrics]:
-        """Return every registered component's snapshot, by id."""
-        return {c.component_id: c.get_metrics() for c in self._component_list()}
-
-    def component_snapshots(self) -> list[ComponentMetrics]:
-        """Return every component's snapshot as of the latest collection (what the store's
-        flusher persists); a component not collected yet is judged now.
-
-        Health is published once per collection interval; the flusher, which runs more often,
-        gets the same snapshot objects until the next collection (and writes only the ones it
-        has not written), instead of recomputing every component's latency percentiles at
-        each flush. ``stop()`` takes fresh snapshots before the final flush.
-        """
-        snapshots = self._snapshots
-        taken = []
-        for component in self._component_list():
-            snapshot = snapshots.get(component.component_id)
-            if snapshot is None:  # registered since the latest collection: judged once, now
-                snapshot = snapshots[component.component_id] = component.get_metrics()
-            taken.append(snapshot)
-        return taken
-
-    def _refresh_snapshots(self) -> None:
-        for component in self._component_list():
-            try:
-                self._snapshots[component.component_id] = component.get_metrics()
-            except Exception:
-                self._errors += 1
-                logger.exception("health of component %s failed", component.component_id)
-
     # alerts ------------------------------------------------------------------------------------
 
     def get_active_alerts(
@@ -628,156 +510,6 @@ class ObservabilityEngine:
             "background_errors": self._errors,
         }
 
-    def _webhook_stats(self) -> dict[str, int] | None:
-        """Delivery counts summed over the webhook notifiers (None without a webhook)."""
-        totals: dict[str, int] | None = None
-        for notifier in self.alerts.notifiers:
-            if isinstance(notifier, WebhookNotifier):
-                totals = totals or {}
-                for name, count in notifier.stats().items():
-                    totals[name] = totals.get(name, 0) + count
-        return totals
-
-    # persistence -------------------------------------------------------------------------------
-
-    def _start_persistence(self) -> None:
-        uri = self.settings.store_uri
-        if self._flusher is not None:  # kept open by stop(keep_store=True)
-            if uri == self._store_uri:
-                self._flusher.start()
-                self._persistence = f"active: {safe_uri(uri)}"
-                self._resume_notifications()
-                return
-            self._stop_persistence()  # the store URI changed meanwhile: open the new one
-        if not uri:
-            self._persistence = "disabled"
-            return
-        try:
-            from allele.observability.store import open_store
-            from allele.observability.store.faults import TransientStoreError
-            from allele.observability.store.flusher import Flusher
-            from allele.observability.store.spool import spool_dir_for
-        except ImportError as exc:
-            self._persistence = f"unavailable: {exc}"
-            logger.warning("persistence unavailable (%s); keeping metrics in memory", exc)
-            return
-        shown = safe_uri(uri)
-
-        def opener() -> Any:
-            return open_store(uri, busy_timeout_ms=STORE_BUSY_TIMEOUT_MS)
-
-        try:
-            target: Any = opener()
-            self._store = target
-        except TransientStoreError as exc:
-            # Not reachable yet (a database still starting, an outage): the flusher opens it
-            # in the background with backoff while points wait.
-            target = opener
-            logger.warning(
-                "the store %s cannot be reached yet (%s); retrying", shown, safe_uri(str(exc))
-            )
-        except Exception as exc:
-            self._persistence = f"unavailable: {safe_uri(str(exc))}"
-            logger.warning(
-                "cannot persist to %s (%s); keeping metrics in memory", shown, safe_uri(str(exc))
-            )
-            return
-        try:
-            self._flusher = Flusher(
-                target,
-                _PushedPoints(self),
-                alert_manager=self.alerts,
-                components=self.component_snapshots,
-                interval_s=self.settings.flush_interval,
-                spool_dir=spool_dir_for(uri),
-            )
-            self._flusher.start()
-            self._store_uri = uri
-            for notifier in self.alerts.notifiers:  # the router keeps silences and its log there
-                attach = getattr(notifier, "attach_store", None)
-                if callable(attach):
-                    attach(self._store)
-        except Exception as exc:
-            self._flusher = None
-            self._close_store()
-            self._persistence = f"unavailable: {safe_uri(str(exc))}"
-            logger.warning(
-                "cannot persist to %s (%s); keeping metrics in memory", shown, safe_uri(str(exc))
-            )
-            return
-        self._persistence = f"active: {shown}"
-        self._resume_notifications()
-
-    def _webhooks(self) -> list[WebhookNotifier]:
-        return [n for n in self.alerts.notifiers if isinstance(n, WebhookNotifier)]
-
-    def _resume_notifications(self) -> None:
-        """Give the webhooks the store as their outbox and queue what a previous stop left."""
-        store = self._current_store()
-        if store is None:
-            return
-        for notifier in self._webhooks():
-            notifier.outbox = store
-            notifier.resume()
-
-    def _current_store(self) -> Any:
-        flusher = self._flusher
-        store = getattr(flusher, "store", None) if flusher is not None else None
-        return store if store is not None else self._store
-
-    def _stop_notifiers(self) -> None:
-        """Deliver queued webhook events for a moment, then leave the rest in the store."""
-        store = self._current_store()
-        for notifier in self.alerts.notifiers:
-            if isinstance(notifier, WebhookNotifier):
-                if store is not None and notifier.outbox is None:
-                    notifier.outbox = store
-                notifier.suspend(NOTIFY_STOP_S)
-            else:
-                flush = getattr(notifier, "flush", None)
-                if callable(flush):
-                    flush(NOTIFY_STOP_S)
-
-    def flush(self) -> Any:
-        """Write everything recorded so far to the store now, what the recorders hold
-        included (as every write of the flusher does); returns the flusher's ``FlushStats``,
-        or None without persistence."""
-        flusher = self._flusher
-        return None if flusher is None else flusher.flush()
-
-    def _pause_persistence(self) -> None:
-        if self._flusher is None:
-            return
-        try:
-            # Ends its thread after writing everything recorded so far.
-            self._last_flush_stats = self._flusher.stop()
-        except Exception:
-            logger.exception("stopping the flusher failed")
-        if self._persistence.startswith("active"):
-            self._persistence = f"paused: {safe_uri(self._store_uri or '')}"
-
-    def _stop_persistence(self) -> None:
-        if self._flusher is not None:
-            try:
-                self._last_flush_stats = self._flusher.stop()
-            except Exception:
-                logger.exception("stopping the flusher failed")
-            if self._store is None:
-                self._store = self._flusher.store  # opened by the flusher in the background
-            self._flusher = None
-        self._close_store()
-        if self._persistence.startswith(("active", "paused")):
-            self._persistence = "stopped"
-
-    def _close_store(self) -> None:
-        if self._store is not None:
-            try:
-                self._store.close()
-            except Exception:
-                logger.exception("closing the store failed")
-            self._store = None
-            self._store_uri = None
-
     # settings ----------------------------------------------------------------------------------
 
     def _build_notifiers(self) -> list[Notifier]:
@@ -828,25 +560,6 @@ class ObservabilityEngine:
         ]
         if restart:
             logger.warning("settings %s change on the next engine restart", ", ".join(restart))
-
-
-class _PushedPoints:
-    """What the engine's flusher drains: the recorders push first, so that every write -- the
-    periodic one, and the last one on stop, SIGTERM, SIGINT or exit -- holds everything
-    recorded up to it, what monitors keep on the workload's thread included."""
-
-    def __init__(self, engine: ObservabilityEngine) -> None:
-        self._engine = weakref.ref(engine)
-        self._collector = engine.collector
-
-    def enable_drain(self) -> None:
-        self._collector.enable_drain()
-
-    def drain(self) -> list[SeriesBatch]:
-        engine = self._engine()
-        if engine is not None:
-            engine._push_recorders()
-        return self._collector.drain()
 
 
 # --- the process-wide engine --------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,24 +10,10 @@ from allele.observability.benchmarking.experiment_logger import ExperimentLogger
 from allele.observability.benchmarking.experiment_tracking import log_suite_run
 from allele.observability.mlflow_integration.client import open_client
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-def test_the_experiment_page_lists_the_suite_run(config: Any, suite_run: Any) -> None:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (make installs it: apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+def test_the_experiment_page_lists_the_suite_run(
+    config: Any, suite_run: Any, chromium_path: str, chromium_args: list[str]
+) -> None:
     sync_api = pytest.importorskip("playwright.sync_api")
     run = suite_run(name="ui", cells=3)
     log_suite_run(run, experiment_logger=ExperimentLogger(config))
@@ -37,7 +21,7 @@ def test_the_experiment_page_lists_the_suite_run(config: Any, suite_run: Any) ->
     parent_name = f"ui-{run.suite_id[:8]}"
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        browser = p.chromium.launch(executable_path=chromium_path, args=chromium_args)
         try:
             page = browser.new_page()
             page.goto(f"{config.tracking_uri}/#/experiments/{experiment.experiment_id}/runs")

@@ -1,68 +1,24 @@
-"""KrakenLNN: a liquid neural network -- a leaky echo-state reservoir with a ridge readout.
-
-State update, for input ``u(t)`` (length ``input_size``) and state ``x(t)`` (``reservoir_size``):
-
-    x(t) = (1 - a) x(t-1) + a tanh( (W x(t-1) + W_in u(t) + b + noise * xi(t)) / T )
-
-* ``W`` is a sparse random recurrent matrix (``connectivity`` = fraction of non-zero weights,
-  normal entries) rescaled so its spectral radius equals ``spectral_radius`` exactly (largest
-  eigenvalue modulus computed with LAPACK for small reservoirs, ARPACK otherwise);
-* ``W_in`` has uniform entries in ``[-input_scaling, input_scaling]``, ``b`` uniform entries in
-  ``[-bias_scaling, bias_scaling]`` (0 by default);
-* ``a`` is ``leak_rate`` (1 = no leak, small = slow, smooth "liquid" dynamics);
-* ``xi(t)`` is standard normal noise drawn from the network's seeded generator;
-* ``T`` is ``temperature``: it divides the pre-activation before ``tanh``. ``T > 1`` keeps the
-  units in tanh's near-linear range (softer, more linear dynamics, longer linear memory but
-  also an effective spectral radius of ``spectral_radius / T``); ``T < 1`` sharpens the units
-  towards saturation (more nonlinear, shorter memory). ``T = 1`` is the classic echo-state net.
-
-The recurrent product ``W x`` dominates a step (about 80% of it at 1000 units), so each network
-uses whichever of a dense gemv and a CSR matvec its size and connectivity make cheaper; see
-:func:`prefers_sparse` for the cost model and the measurements behind it. The choice is a fixed
-function of the parameters, never timed at run time, so equal seeds still give bit-identical
-states.
-
-Every processed sequence leaves a trace (its final state) in a temporal memory buffer of
-``memory_capacity`` entries; see :class:`TemporalMemory` for the consolidation policy.
-"""
+"""``KrakenLNN``: the reservoir itself (weights, state updates, single and batched sequences,
+the readout's fit and predict) and what processing returns."""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
 from allele.errors import ConfigurationError, ValidationError, check_int, check_real
-
-# Cost model of one recurrent product on one core, in microseconds (see prefers_sparse).
-_CSR_CALL_US, _CSR_PER_NNZ_US = 2.5, 0.0005
-_DENSE_CALL_US, _DENSE_IN_CACHE_US, _DENSE_OUT_OF_CACHE_US = 1.0, 0.0001, 0.00028
-_DENSE_CACHE_BYTES = 2 * 1024 * 1024
-#: Reservoirs up to this size get their spectral radius from dense LAPACK eigenvalues; larger
-#: ones from ARPACK (dense eig costs 0.5 s at 1000 units on one idle core, far more when busy).
-DENSE_EIG_UP_TO = 400
-#: ``aprocess_sequence`` runs inline below this many unit-steps (thread hand-off costs more).
-INLINE_WORK = 20_000
-
-
-def prefers_sparse(n: int, nnz: int) -> bool:
-    """True when a CSR matvec of an ``n x n`` matrix with ``nnz`` non-zeros beats dense gemv.
-
-    Measured on one core (``np.dot(x, W.T, out=)`` vs ``csr @ x``, then adding the drive): CSR
-    costs about 2.5 us of call overhead plus 0.5 ns per non-zero whatever the size; dense gemv
-    costs about 1 us plus 0.1 ns per entry while the matrix fits in cache (n <= 512) and
-    0.28 ns beyond. So at connectivity 0.1, 100 units stay dense (2.0 vs 3.0 us) and 400 and
-    1000 units go sparse (10 vs 19 us, 44 vs 280 us); at connectivity 0.3, 400 units stay dense
-    (11 vs 22 us), and a fully connected 1000-unit reservoir is dense (282 vs 549 us).
-    """
-    per_entry = _DENSE_IN_CACHE_US if n * n * 8 <= _DENSE_CACHE_BYTES else _DENSE_OUT_OF_CACHE_US
-    dense = _DENSE_CALL_US + per_entry * n * n
-    return _CSR_CALL_US + _CSR_PER_NNZ_US * nnz < dense
+from allele.kraken.memory import TemporalMemory
+from allele.kraken.numerics import (
+    INLINE_WORK,
+    _float_array,
+    _ridge,
+    _spectral_radius,
+    prefers_sparse,
+)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -89,120 +45,6 @@ class BatchResult:
     states: np.ndarray
     final_states: np.ndarray
     outputs: np.ndarray | None
-
-
-# -- temporal memory -------------------------------------------------------------------------
-@dataclass
-class MemoryTrace:
-    """One entry of the temporal memory: the (count-weighted mean) final state of the
-    sequences it stands for, the range of their sequence numbers and when it was written."""
-
-    vector: np.ndarray
-    count: int
-    first_sequence: int
-    last_sequence: int
-    created_at: datetime
-    updated_at: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the trace."""
-        return {
-            "vector": self.vector.tolist(),
-            "count": self.count,
-            "first_sequence": self.first_sequence,
-            "last_sequence": self.last_sequence,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    squared = float(a @ a) * float(b @ b)
-    if squared == 0.0:
-        # Two silent states are identical; a silent and an active one are unrelated.
-        return 1.0 if not a.any() and not b.any() else 0.0
-    return float(a @ b) / math.sqrt(squared)
-
-
-class TemporalMemory:
-    """A time-ordered buffer of at most ``capacity`` memory traces.
-
-    Consolidation policy: a new trace is appended at the end; when that makes the buffer
-    exceed ``capacity``, the two *adjacent* traces with the highest cosine similarity are
-    merged into one (vector = count-weighted mean, count = sum, sequence range = union; the
-    earliest ``created_at`` is kept). Time order is preserved, redundant stretches are
-    compressed and distinct episodes survive. Ties go to the oldest pair. Adjacent
-    similarities are cached and only the neighbours of a merge are recomputed, so a write costs
-    O(capacity + reservoir_size). ``capacity = 0`` disables the buffer.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = check_int("memory_capacity", capacity, 0, 1_000_000)
-        self._traces: list[MemoryTrace] = []
-        # _similarity[i] = cos(trace i, trace i + 1) for the first len - 1 slots; a fixed
-        # array so that finding the best pair is one argmax, not a list conversion.
-        self._similarity = np.empty(self.capacity + 1)
-        self.consolidations = 0
-
-    def __len__(self) -> int:
-        return len(self._traces)
-
-    def add(self, vector: np.ndarray, sequence: int) -> None:
-        """Record the trace of sequence number ``sequence``; consolidate when over capacity."""
-        if self.capacity == 0:
-            return
-        now = datetime.now(UTC)
-        trace = MemoryTrace(np.array(vector, dtype=float), 1, sequence, sequence, now, now)
-        if self._traces:
-            self._similarity[len(self._traces) - 1] = _cosine(self._traces[-1].vector, trace.vector)
-        self._traces.append(trace)
-        if len(self._traces) > self.capacity:
-            self._merge(int(np.argmax(self._similarity[: len(self._traces) - 1])))
-
-    def _merge(self, i: int) -> None:
-        a, b = self._traces[i], self._traces[i + 1]
-        total = a.count + b.count
-        a.vector = (a.vector * a.count + b.vector * b.count) / total
-        a.count = total
-        a.last_sequence = b.last_sequence
-        a.updated_at = max(a.updated_at, b.updated_at)
-        pairs = len(self._traces) - 1  # similarities before the merge
-        del self._traces[i + 1]
-        sim = self._similarity
-        sim[i : pairs - 1] = sim[i + 1 : pairs]  # drop slot i (the merged pair)
-        if i > 0:
-            sim[i - 1] = _cosine(self._traces[i - 1].vector, a.vector)
-        if i < pairs - 1:
-            sim[i] = _cosine(a.vector, self._traces[i + 1].vector)
-        self.consolidations += 1
-
-    def traces(self) -> list[MemoryTrace]:
-        """Copies of the traces, oldest first."""
-        return [
-            MemoryTrace(
-                t.vector.copy(),
-                t.count,
-                t.first_sequence,
-                t.last_sequence,
-                t.created_at,
-                t.updated_at,
-            )
-            for t in self._traces
-        ]
-
-    def recall(self, state: np.ndarray, k: int = 1) -> list[MemoryTrace]:
-        """Copies of the ``k`` traces most similar (cosine) to ``state``, best first."""
-        check_int("k", k, 1, 1_000_000)
-        query = np.asarray(state, dtype=float)
-        ranked = sorted(
-            range(len(self._traces)), key=lambda i: -_cosine(self._traces[i].vector, query)
-        )
-        copies = self.traces()
-        return [copies[i] for i in ranked[:k]]
-
-    def clear(self) -> None:
-        """Forget every trace."""
-        self._traces.clear()
 
 
 # -- the network -----------------------------------------------------------------------------
@@ -533,109 +375,3 @@ class KrakenLNN:
             f"spectral_radius={self.spectral_radius}, leak_rate={self.leak_rate}, "
             f"temperature={self.temperature}, seed={self.seed})"
         )
-
-
-# -- numerics --------------------------------------------------------------------------------
-def _float_array(value: object, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"{name} must be an array of numbers, got {value!r:.80}") from exc
-    if not np.isfinite(arr).all():
-        raise ValidationError(f"{name} contains NaN or infinite values")
-    return arr
-
-
-def _spectral_radius(rows: np.ndarray, cols: np.ndarray, data: np.ndarray, n: int) -> float:
-    """Largest eigenvalue modulus of the sparse matrix given by (rows, cols, data)."""
-    if n <= DENSE_EIG_UP_TO:
-        dense = np.zeros((n, n))
-        dense[rows, cols] = data
-        return float(np.abs(np.linalg.eigvals(dense)).max())
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.linalg import ArpackNoConvergence, eigs
-
-    matrix = csr_matrix((data, (rows, cols)), shape=(n, n))
-    # Several eigenvalues, not one, and a fixed start vector so the result is reproducible.
-    # A wide Krylov space (ncv=80) matters: the spectrum of a random matrix fills a disc, so
-    # many eigenvalues share nearly the largest modulus and a narrow one can miss the top.
-    start = np.random.default_rng(n).standard_normal(n)
-    try:
-        values = eigs(
-            matrix, k=8, ncv=min(n - 1, 80), which="LM", tol=1e-14, maxiter=50 * n, v0=start,
-            return_eigenvectors=False,
-        )  # fmt: skip
-    except ArpackNoConvergence:  # rare; the dense route is slow but exact
-        return float(np.abs(np.linalg.eigvals(matrix.toarray())).max())
-    return float(np.abs(values).max())
-
-
-def _ridge(states: np.ndarray, targets: np.ndarray, lam: float) -> np.ndarray:
-    """Readout ``(1 + n) x k``: row 0 the bias, then the weights; the bias is not penalised."""
-    features = np.hstack([np.ones((len(states), 1)), states])
-    gram = features.T @ features
-    penalty = np.full(len(gram), lam)
-    penalty[0] = 0.0
-    gram[np.diag_indices_from(gram)] += penalty
-    from scipy.linalg import solve
-
-    return np.asarray(solve(gram, features.T @ targets, assume_a="pos"))
-
-
-# -- quality ---------------------------------------------------------------------------------
-def memory_capacity_profile(
-    kraken: KrakenLNN,
-    *,
-    max_delay: int | None = None,
-    n_train: int = 2000,
-    n_test: int = 1000,
-    washout: int | None = None,
-    ridge: float = 1e-5,
-    seed: int = 0,
-) -> np.ndarray:
-    """Jaeger's linear memory capacity per delay: for k = 1..max_delay, the squared
-    correlation between ``u(t-k)`` and a ridge readout trained to recall it.
-
-    Input ``u`` is i.i.d. uniform in [-0.5, 0.5] on input channel 0 (other channels zero).
-    Readouts for all delays are trained together on ``n_train`` steps and scored on the next
-    ``n_test``. The network's weights are used as they are; its readout, memory buffer and
-    counters are left untouched. ``max_delay`` defaults to ``2 * reservoir_size`` (capacity
-    cannot exceed the reservoir size, so later delays only add estimation noise).
-    ``ridge`` is added to the diagonal of the raw Gram matrix: 1e-5 keeps the score rising with
-    reservoir size both for saturated (default) and near-linear reservoirs, where 1e-8 let a
-    500-unit default reservoir overfit its 2000 training steps and score below a 100-unit one.
-    """
-    n = kraken.reservoir_size
-    k_max = 2 * n if max_delay is None else check_int("max_delay", max_delay, 1, 100_000)
-    skip = max(100, k_max) if washout is None else check_int("washout", washout, 0, 10**7)
-    skip = max(skip, k_max)  # every target u(t - k) must exist
-    check_int("n_train", n_train, n + 2, 10**7)
-    check_int("n_test", n_test, 10, 10**7)
-    rng = np.random.default_rng(seed)
-    length = skip + n_train + n_test
-    u = rng.uniform(-0.5, 0.5, length)
-    inputs = np.zeros((length, kraken.input_size))
-    inputs[:, 0] = u
-    states = kraken._drive(inputs, np.zeros(n), rng)
-    delays = np.arange(1, k_max + 1)
-    t_idx = np.arange(skip, length)
-    targets = u[t_idx[:, None] - delays[None, :]]  # (steps, k_max)
-    train, test = slice(0, n_train), slice(n_train, None)
-    readout = _ridge(states[t_idx][train], targets[train], check_real("ridge", ridge, 0.0, 1e6))
-    predicted = states[t_idx][test] @ readout[1:] + readout[0]
-    return _squared_correlation(predicted, targets[test])
-
-
-def memory_capacity_score(kraken: KrakenLNN, **options: Any) -> float:
-    """Jaeger's linear memory capacity (sum over delays of the squared recall correlation);
-    options as in :func:`memory_capacity_profile`. Bounded by ``reservoir_size``."""
-    return float(memory_capacity_profile(kraken, **options).sum())
-
-
-def _squared_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    denom = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(denom > 0, (a * b).sum(axis=0) / denom, 0.0)
-    return np.asarray(r * r)
