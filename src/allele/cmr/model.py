@@ -310,20 +310,19 @@ class FullCMRModel(nn.Module):
         c = self.config
         states = hidden if p.keep_graph else hidden.detach()
         # Each state is stored with its successor (what followed it); the last position's
-        # successor is not known yet: it is scored out.
-        successors = torch.cat([states[:, 1:], states[:, -1:]], dim=1)
+        # successor is not known yet: it is scored out. Every position is written (a small
+        # projection), then the kept ones are picked: cheaper than picking the wide states.
+        written = self.writers[str(layer)].segment(states)  # [B, T, 2, r]
+        if not p.keep_graph:
+            written = written.detach()
         scores = relevance_scores(hidden, c.scoring_method, c.hybrid_weight)
         scores[:, -1] = -1.0
         if hidden.shape[1] > c.max_entries_per_capture:
             top = scores.topk(c.max_entries_per_capture, dim=1)
             scores = top.values
-            index = top.indices.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
-            states = states.gather(1, index)
-            successors = successors.gather(1, index)
+            index = top.indices.view(*top.indices.shape, 1, 1).expand(-1, -1, *written.shape[2:])
+            written = written.gather(1, index)
         selected = scores >= c.relevance_threshold
-        written = self.writers[str(layer)](states, successors)  # [B, n, 2, r]
-        if not p.keep_graph:
-            written = written.detach()
         # A non-finite state writes a non-finite key or value (LayerNorm spreads it): checked
         # on the small projections rather than on the states.
         finite = torch.isfinite(written.detach()).flatten(2).all(dim=-1)

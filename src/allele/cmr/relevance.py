@@ -31,7 +31,8 @@ def _scaled(scores: Tensor) -> Tensor:
 def attention_relevance(hidden: Tensor) -> Tensor:
     """Attention of the segment's mean state over its positions, max-scaled to [0, 1]."""
     query = hidden.mean(dim=1, keepdim=True)  # [B, 1, d]
-    logits = (hidden * query).sum(-1) / math.sqrt(hidden.shape[-1])
+    # A matrix product, not an elementwise product and a sum: no [B, T, d] temporary.
+    logits = (hidden @ query.transpose(1, 2)).squeeze(-1) / math.sqrt(hidden.shape[-1])
     return _scaled(torch.softmax(logits, dim=1))
 
 

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from allele.cmr.retrieval import Retrieved, retrieval_scores, retrieve
 
@@ -39,6 +38,17 @@ class ReweaveOutcome:
     quality_sum: Tensor  # sum over positions of cos(h', h)
     gate_sum: Tensor
     retrieval_s: float  # ranking the memory and picking the k best
+
+
+def _cosine_rows(a: Tensor, b: Tensor) -> Tensor:
+    """Cosine similarity of ``a`` and ``b`` along the last axis ``[B, T]``, in [-1, 1].
+
+    Dot products and norms as batched matrix products: no ``[B, T, d]`` temporaries (which
+    ``F.cosine_similarity`` makes several of).
+    """
+    dot = torch.einsum("btd,btd->bt", a, b)
+    norms = torch.linalg.vector_norm(a, dim=-1) * torch.linalg.vector_norm(b, dim=-1)
+    return (dot / norms.clamp_min(1e-8)).clamp(-1.0, 1.0)
 
 
 class MemoryWriter(nn.Module):
@@ -60,6 +70,19 @@ class MemoryWriter(nn.Module):
 
     def forward(self, states: Tensor, successors: Tensor) -> Tensor:
         return torch.stack([self.key(self.norm(states)), self.value(self.norm(successors))], 2)
+
+    def segment(self, states: Tensor) -> Tensor:
+        """``forward(states, successors)`` where each position's successor is the next
+        position of the segment (the last position's is its own state: not known yet).
+
+        The successors' values are the states' values shifted by one position, so the
+        segment is normalised and projected once rather than twice, and the successors are
+        never copied out of the states.
+        """
+        normed = self.norm(states)
+        values = self.value(normed)
+        successors = torch.cat([values[:, 1:], values[:, -1:]], dim=1)
+        return torch.stack([self.key(normed), successors], 2)
 
 
 class Reweaver(nn.Module):
@@ -109,28 +132,31 @@ class Reweaver(nn.Module):
         )
         found = retrieve(scores.detach(), k)
         retrieval_s = time.perf_counter() - start
-        b = hidden.shape[0]
-        rows = torch.arange(b, device=hidden.device).view(b, 1, 1)
-        picked = memory[rows, found.indices]  # [B, T, k, 2, r]: keys and values in one copy
+        b, n = memory.shape[:2]
+        # The k entries of every position in one row gather of the flattened [B * N] store
+        # (keys and values together): much cheaper than advanced indexing with a broadcast
+        # row index, which copies element by element.
+        flat = found.indices + (torch.arange(b, device=hidden.device) * n).view(b, 1, 1)
+        picked = memory.reshape(b * n, 2, self.memory_dim).index_select(0, flat.reshape(-1))
+        picked = picked.view(*found.indices.shape, 2, self.memory_dim)  # [B, T, k, 2, r]
         sel_keys, sel_values = picked[..., 0, :], picked[..., 1, :]
-        logits = (queries.unsqueeze(2) * sel_keys).sum(-1) / math.sqrt(self.memory_dim)
+        logits = torch.einsum("btkr,btr->btk", sel_keys, queries) / math.sqrt(self.memory_dim)
         logits = logits.masked_fill(~torch.isfinite(found.scores), float("-inf"))
         null = logits.new_zeros((*logits.shape[:-1], 1))
         weights_ = torch.softmax(torch.cat([logits, null], dim=-1), dim=-1)[..., :-1]
-        read = (weights_.unsqueeze(-1) * sel_values).sum(2)  # [B, T, r]
+        read = torch.einsum("btk,btkr->btr", weights_, sel_values)  # [B, T, r]
         gate = torch.sigmoid(self.gate(normed))  # [B, T, 1]
-        new = hidden + gate * self.out(read)
+        new = torch.addcmul(hidden, gate, self.out(read))
         with torch.no_grad():
             best = found.scores[..., 0]
             finite = torch.isfinite(best)
-            quality = F.cosine_similarity(new.detach(), hidden.detach(), dim=-1)
             outcome = ReweaveOutcome(
                 hidden=new,
                 retrieved=found,
                 hits=(finite & (best >= threshold)).sum(),
                 best_score_sum=torch.where(finite, best, torch.zeros_like(best)).sum(),
                 scored=finite.sum(),
-                quality_sum=quality.sum(),
+                quality_sum=_cosine_rows(new.detach(), hidden.detach()).sum(),
                 gate_sum=gate.detach().sum(),
                 retrieval_s=retrieval_s,
             )
