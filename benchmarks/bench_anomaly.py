@@ -30,6 +30,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import csv  # noqa: E402
+import gc  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -61,10 +62,17 @@ def _values() -> list[float]:
 
 
 def _timed(fn: Any) -> tuple[float, float]:
-    """(cpu seconds, wall seconds) of ``fn()``."""
-    cpu, wall = time.process_time(), time.perf_counter()
-    fn()
-    return time.process_time() - cpu, time.perf_counter() - wall
+    """(cpu seconds, wall seconds) of ``fn()``, with the garbage collector collected before and
+    paused during the call, as ``timeit`` does: a collection of garbage a previous run (either
+    side's) left would otherwise land on whichever call happens to trigger it."""
+    gc.collect()
+    gc.disable()
+    try:
+        cpu, wall = time.process_time(), time.perf_counter()
+        fn()
+        return time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        gc.enable()
 
 
 def streaming(points: int, repeats: int) -> dict[str, float]:
