@@ -1,7 +1,7 @@
 """MLflow tracking and registry speed, beside MLflow's fluent API used the plain way.
 
-A local ``mlflow server`` (SQLite backend, proxied artifacts, one worker, 127.0.0.1) is started
-for the run. Four measurements, each printed as ``RATIO`` lines of medians:
+A local ``mlflow server`` (SQLite backend, proxied artifacts, ``--server-workers`` workers: 2 by
+default, one per core of the machine, 127.0.0.1) is started for the run. Four measurements, each printed as ``RATIO`` lines of medians:
 
 1. **A finished suite**: ours, ``log_suite_run`` (a run, a child run per cell with its
    parameters, statistics, figures and tags in one ``log_batch``, reports and raw samples as
@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 warnings.filterwarnings("ignore")
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -70,7 +70,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
     log = open(folder / "server.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
@@ -277,21 +277,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument(
+        "--server-workers", type=int, default=2, help="mlflow server --workers (2 cores: 2)"
+    )
+    parser.add_argument(
         "--parts", default="suite,tracking,registry", help="Which measurements to run."
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
     spool = str(folder / "spool")
-    process, uri = start_server(folder)
+    process, uri = start_server(folder, args.server_workers)
     try:
-        print(f"mlflow server {uri} (SQLite {folder / 'mlflow.db'}), cells={args.cells}")
+        print(
+            f"mlflow server {uri} --workers {args.server_workers} (SQLite "
+            f"{folder / 'mlflow.db'}), cells={args.cells}, load average {os.getloadavg()}"
+        )
         parts = set(args.parts.split(","))
-        if "suite" in parts:
-            suite_ratios(uri, args, spool)
-        if "tracking" in parts:
-            tracking_ratio(uri, args, spool)
-        if "registry" in parts:
-            registry_ratios(uri, args, spool)
+        for part, measure in (
+            ("suite", suite_ratios),
+            ("tracking", tracking_ratio),
+            ("registry", registry_ratios),
+        ):
+            if part in parts:
+                measure(uri, args, spool)
+                print(f"  ({part}: load average {os.getloadavg()})", flush=True)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
