@@ -1,7 +1,8 @@
 """MLflow tracking and registry speed, beside MLflow's fluent API used the plain way.
 
-A local ``mlflow server`` (SQLite backend, proxied artifacts, one worker, 127.0.0.1) is started
-for the run. Four measurements, each printed as ``RATIO`` lines of medians:
+A local ``mlflow server`` (SQLite backend, proxied artifacts, ``--server-workers`` workers: 2 by
+default, one per core of the machine, 127.0.0.1) is started for the run. Four measurements,
+each printed as ``RATIO`` lines of medians:
 
 1. **A finished suite**: ours, ``log_suite_run`` (a run, a child run per cell with its
    parameters, statistics, figures and tags in one ``log_batch``, reports and raw samples as
@@ -10,9 +11,12 @@ for the run. Four measurements, each printed as ``RATIO`` lines of medians:
    ``log_params``, one ``log_metric`` per figure and ``set_tags``, then ``log_artifacts``.
    The anchor takes minutes for 1000 cells, so it is measured on ``--subset`` cells and
    extrapolated linearly per cell (said so in its line); ours is measured on the same subset
-   too, for a like-for-like ratio.
+   too, for a like-for-like ratio. Beside it, where the time goes: the REST requests sent, the
+   server's CPU per request (its worker processes; MLflow's idle job consumers left out) and
+   ours, and the floor they make (server CPU x requests / workers).
 2. **Tracking during a suite**: a real suite (the built-in ``python`` component) run with and
-   without a ``SuiteTracker``; the cost to the benchmark is the time the runner's thread spends
+   without a ``SuiteTracker`` in interleaved pairs (alternating which runs first); the cost to
+   the benchmark is the time the runner's thread spends
    inside the tracker's calls (the sending happens on the logger's thread, the measuring in
    worker processes), as a share of the suite's wall time; the end-to-end wall-time ratio of
    tracked and untracked pairs is printed beside it (noisy on a loaded machine).
@@ -35,6 +39,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -45,6 +50,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 import warnings  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -54,7 +60,7 @@ import numpy as np  # noqa: E402
 warnings.filterwarnings("ignore")
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(folder: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -70,7 +76,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--port",
         str(port),
         "--workers",
-        "1",
+        str(workers),
     ]
     log = open(folder / "server.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
@@ -85,6 +91,43 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.HTTPError:
             time.sleep(0.5)
     raise RuntimeError("mlflow server did not start")
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the server's process tree, without MLflow's job consumers (huey), which
+    poll their queues whether or not anything is logged."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            if any("huey" in part or "_job_runner" in part for part in process.cmdline()):
+                continue
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+@contextlib.contextmanager
+def count_requests() -> Iterator[list[int]]:
+    """Counts the REST requests made through MLflow's ``http_request`` meanwhile."""
+    from mlflow.utils import rest_utils
+
+    count = [0]
+    original = rest_utils.http_request
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    rest_utils.http_request = counted  # type: ignore[assignment]
+    try:
+        yield count
+    finally:
+        rest_utils.http_request = original  # type: ignore[assignment]
 
 
 def make_run(cells: int, samples: int = 20) -> Any:
@@ -206,10 +249,13 @@ def tracking_overhead(uri: str, pairs: int, spool: str) -> tuple[list[float], ..
             self._call("suite_finished", run)
 
     shares, tracked, plain, after = [], [], [], []
-    for _ in range(pairs):
+
+    def untracked() -> None:
         t = time.perf_counter()
         run_suite(suite)
         plain.append(time.perf_counter() - t)
+
+    def with_tracker() -> None:
         timed = Timed(SuiteTracker(config=config))
         t = time.perf_counter()
         run_suite(suite, observers=[timed])
@@ -219,6 +265,12 @@ def tracking_overhead(uri: str, pairs: int, spool: str) -> tuple[list[float], ..
         t = time.perf_counter()
         timed.inner.close()  # reports and uploads finish after the suite
         after.append(time.perf_counter() - t)
+
+    for i in range(pairs):
+        # Interleaved, alternating which goes first (ABBA), so a drift in the machine's load
+        # falls on both sides alike.
+        for measure in (untracked, with_tracker) if i % 2 == 0 else (with_tracker, untracked):
+            measure()
     return shares, tracked, plain, after
 
 
@@ -275,23 +327,32 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--subset", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=4)
+    parser.add_argument(
+        "--server-workers", type=int, default=2, help="mlflow server --workers (2 cores: 2)"
+    )
     parser.add_argument(
         "--parts", default="suite,tracking,registry", help="Which measurements to run."
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-mlflow-"))
     spool = str(folder / "spool")
-    process, uri = start_server(folder)
+    process, uri = start_server(folder, args.server_workers)
+    args.server_pid = process.pid
     try:
-        print(f"mlflow server {uri} (SQLite {folder / 'mlflow.db'}), cells={args.cells}")
+        print(
+            f"mlflow server {uri} --workers {args.server_workers} (SQLite "
+            f"{folder / 'mlflow.db'}), cells={args.cells}, load average {os.getloadavg()}"
+        )
         parts = set(args.parts.split(","))
-        if "suite" in parts:
-            suite_ratios(uri, args, spool)
-        if "tracking" in parts:
-            tracking_ratio(uri, args, spool)
-        if "registry" in parts:
-            registry_ratios(uri, args, spool)
+        for part, measure in (
+            ("suite", suite_ratios),
+            ("tracking", tracking_ratio),
+            ("registry", registry_ratios),
+        ):
+            if part in parts:
+                measure(uri, args, spool)
+                print(f"  ({part}: load average {os.getloadavg()})", flush=True)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -303,7 +364,12 @@ def suite_ratios(uri: str, args: Any, spool: str) -> None:
         sub = make_run(args.subset)
         ours_small.append(ours_suite(uri, sub, f"o{i}_", spool))
         anchor_small.append(anchor_suite(uri, make_run(args.subset), f"a{i}_"))
-    ours_full = ours_suite(uri, make_run(args.cells), "full_", spool)
+    full = make_run(args.cells)
+    server_before, client_before = server_cpu(args.server_pid), time.process_time()
+    with count_requests() as requests:
+        ours_full = ours_suite(uri, full, "full_", spool)
+    server_s = server_cpu(args.server_pid) - server_before
+    client_s = time.process_time() - client_before
     per_cell_ours = statistics.median(ours_small) / args.subset
     per_cell_anchor = statistics.median(anchor_small) / args.subset
     print(
@@ -318,6 +384,14 @@ def suite_ratios(uri: str, args: Any, spool: str) -> None:
         f"{args.subset} cells: {per_cell_anchor * args.cells:.0f} s; anchor/ours "
         f"{per_cell_anchor * args.cells / ours_full:.1f}x"
     )
+    n = max(1, requests[0])
+    print(
+        f"RATIO suite_{args.cells}_cells breakdown: {requests[0]} REST requests "
+        f"({requests[0] / args.cells:.2f} per cell), server CPU {server_s / n * 1000:.1f} ms "
+        f"per request ({server_s:.1f} s), ours {client_s / n * 1000:.1f} ms per request "
+        f"({client_s:.1f} s); floor with {args.server_workers} workers "
+        f"{server_s / args.server_workers:.1f} s"
+    )
 
 
 def tracking_ratio(uri: str, args: Any, spool: str) -> None:
@@ -325,7 +399,8 @@ def tracking_ratio(uri: str, args: Any, spool: str) -> None:
     print(
         "RATIO tracking_during_suite runner-thread share "
         f"{statistics.median(shares) * 100:.3f}% of the suite's wall (target <= 1%); "
-        f"tracked/untracked wall {statistics.median(tracked) / statistics.median(plain):.3f} "
+        "tracked/untracked wall (median of the pairs' ratios) "
+        f"{statistics.median(t / p for t, p in zip(tracked, plain, strict=True)):.3f} "
         f"(medians of {args.pairs}: {statistics.median(tracked):.1f} s vs "
         f"{statistics.median(plain):.1f} s); reports+uploads after the suite "
         f"{statistics.median(after):.1f} s"

@@ -21,8 +21,12 @@ was forced on the version (``allele.promotion.<alias>``).
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
+import shutil
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +40,8 @@ from allele.observability.benchmarking.model import PRIMARY_METRIC
 from allele.observability.mlflow_integration.client import load_mlflow, open_client
 from allele.observability.mlflow_integration.config import artifact_location, mlflow_config
 from allele.observability.types import MLflowConfig
+
+logger = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
 SUITE_TAG = "allele.suite_id"
@@ -134,6 +140,7 @@ class ModelRegistry:
         self.client = client if client is not None else open_client(self.config)
         self._models: set[str] = set()
         self._storage_runs: dict[str, str] = {}
+        self._artifact_uris: dict[str, str] = {}
 
     # registering -------------------------------------------------------------------------------
 
@@ -190,27 +197,39 @@ class ModelRegistry:
         description: str | None,
         run_id: str | None,
     ) -> Any:
-        mlflow = load_mlflow()
         _check_name(name)
         self._ensure_model(name)
         run_id = run_id or self._storage_run(name)
         with tempfile.TemporaryDirectory(prefix="allele-model-") as tmp:
-            state_path = Path(tmp) / f"{artifact}.json"
-            state_path.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
-            model_dir = Path(tmp) / "model"
-            mlflow.pyfunc.save_model(
-                str(model_dir),
-                python_model=code_file,
-                artifacts={artifact: str(state_path)},
-                # Pinned explicitly: MLflow would otherwise infer requirements by importing.
-                pip_requirements=[f"allele=={_allele_version()}", f"mlflow=={mlflow.__version__}"],
-            )
+            model_dir = _model_dir(Path(tmp), code_file, artifact, state)
             folder = f"models/{name}/{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}"
             self._upload(run_id, model_dir, folder)
-        source = f"{self.client.get_run(run_id).info.artifact_uri}/{folder}"
-        return self.client.create_model_version(
-            name, source, run_id=run_id, tags=tags, description=description
+        source = f"{self._artifact_uri(run_id)}/{folder}"
+        # The SQL registry creates a version READY at once; MLflow's default would ask again
+        # to check (one more request per version).
+        version = self.client.create_model_version(
+            name, source, run_id=run_id, tags=tags, description=description, await_creation_for=0
         )
+        if getattr(version, "status", "READY") == "PENDING_REGISTRATION":
+            version = self._await_ready(name, str(version.version))
+        return version
+
+    def _await_ready(self, name: str, number: str, timeout: float = 300.0) -> Any:
+        """Wait for a registry that creates versions asynchronously (as MLflow would)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self.client.get_model_version(name, number)
+            if version.status != "PENDING_REGISTRATION" or time.monotonic() > deadline:
+                return version
+            time.sleep(0.5)
+
+    def _artifact_uri(self, run_id: str) -> str:
+        found = self._artifact_uris.get(run_id)
+        if found is None:
+            found = self._artifact_uris[run_id] = str(self.client.get_run(run_id).info.artifact_uri)
+        return found
 
     def _upload(self, run_id: str, model_dir: Path, folder: str) -> None:
         """Upload the model's files side by side (a handful of small files)."""
@@ -331,23 +350,30 @@ class ModelRegistry:
     def _move_alias(
         self, name: str, number: str, alias: str, reason: str, forced: bool, previous: str | None
     ) -> None:
-        try:
-            self.client.set_registered_model_alias(name, alias, number)
-        except Exception as exc:
-            if getattr(exc, "error_code", None) in _MISSING:
-                raise ValidationError(
-                    f"registered model {name!r} has no version {number!r}"
-                ) from None
-            raise
         record = {
             "at": datetime.now(UTC).isoformat(),
             "forced": forced,
             "previous": previous,
             "reason": reason,
         }
-        self.client.set_model_version_tag(
-            name, number, f"allele.promotion.{alias}", json.dumps(record)[:8000]
-        )
+        tag = f"allele.promotion.{alias}"
+        # The alias and the record of why are two independent requests: sent at once, one
+        # round trip instead of two. The record is taken back when the alias did not move.
+        with ThreadPoolExecutor(1) as pool:
+            recorded = pool.submit(
+                self.client.set_model_version_tag, name, number, tag, json.dumps(record)[:8000]
+            )
+            try:
+                self.client.set_registered_model_alias(name, alias, number)
+            except Exception as exc:
+                if recorded.exception() is None:
+                    _quietly(self.client.delete_model_version_tag, name, number, tag)
+                if getattr(exc, "error_code", None) in _MISSING:
+                    raise ValidationError(
+                        f"registered model {name!r} has no version {number!r}"
+                    ) from None
+                raise
+            recorded.result()
 
     def _judge(
         self,
@@ -449,6 +475,62 @@ def _better_text(comparison: Any, champion: str, candidate: str) -> str:
         f"{comparison.metric}: {counts['improvement']} of {len(comparison.cells)} cells improved, "
         "none regressed"
     )
+
+
+# One pyfunc model directory per models-from-code file, saved once per process: saving runs the
+# code file and writes the environment files, tens of milliseconds that are the same for every
+# version. A version is a copy of it with its own state file and its own MLmodel identity.
+_TEMPLATES: dict[tuple[str, str], Path] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def _template(code_file: str, artifact: str) -> Path:
+    with _TEMPLATES_LOCK:
+        found = _TEMPLATES.get((code_file, artifact))
+        if found is not None and (found / "MLmodel").is_file():
+            return found
+        mlflow = load_mlflow()
+        root = Path(tempfile.mkdtemp(prefix="allele-model-template-"))
+        atexit.register(shutil.rmtree, root, True)
+        placeholder = root / f"{artifact}.json"
+        placeholder.write_text("{}", encoding="utf-8")
+        mlflow.pyfunc.save_model(
+            str(root / "model"),
+            python_model=code_file,
+            artifacts={artifact: str(placeholder)},
+            # Pinned explicitly: MLflow would otherwise infer requirements by importing.
+            pip_requirements=[f"allele=={_allele_version()}", f"mlflow=={mlflow.__version__}"],
+        )
+        _TEMPLATES[(code_file, artifact)] = root / "model"
+        return root / "model"
+
+
+def _model_dir(folder: Path, code_file: str, artifact: str, state: Any) -> Path:
+    """A pyfunc model directory in ``folder`` for ``code_file`` holding ``state`` as JSON."""
+    import uuid
+
+    from mlflow.models import Model
+
+    template = _template(code_file, artifact)
+    target = folder / "model"
+    shutil.copytree(template, target)
+    model = Model.load(str(target / "MLmodel"))
+    info = model.flavors["python_function"]["artifacts"][artifact]
+    state_path = target / info["path"]
+    state_path.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
+    info["uri"] = str(state_path)
+    model.model_uuid = uuid.uuid4().hex
+    model.utc_time_created = str(datetime.now(UTC).replace(tzinfo=None))
+    model.model_size_bytes = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+    model.save(str(target / "MLmodel"))
+    return target
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    try:
+        call(*args)
+    except Exception:  # the error being raised is the one that matters
+        logger.warning("MLflow registry: could not undo %s%s", call.__name__, args)
 
 
 def _check_name(name: str) -> None:

@@ -285,6 +285,8 @@ def _start_run(
     run = SuiteRun(
         name=suite.name,
         component=suite.component,
+        # Observers key what they record by the id, so a run without a store needs one too.
+        suite_id=storage.new_suite_id(),
         config=config,
         machine=machine_info(),
         commit=code_commit_info(),

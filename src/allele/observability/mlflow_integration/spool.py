@@ -175,6 +175,7 @@ class Spool:
 
     def _reject(self, op: Operation, error: str) -> None:
         logger.error("MLflow refused %s for %s: %s", op.get("op"), op.get("key"), error)
+        self.directory.mkdir(parents=True, exist_ok=True)  # a refusal can come before any spooling
         with open(self.directory / "rejected.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps({"error": error, "operation": op}, allow_nan=True) + "\n")
 
