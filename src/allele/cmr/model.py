@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -312,7 +312,8 @@ class FullCMRModel(nn.Module):
         # Each state is stored with its successor (what followed it); the last position's
         # successor is not known yet: it is scored out. Every position is written (a small
         # projection), then the kept ones are picked: cheaper than picking the wide states.
-        written = self.writers[str(layer)].segment(states)  # [B, T, 2, r]
+        writer = cast(MemoryWriter, self.writers[str(layer)])
+        written = writer.segment(states)  # [B, T, 2, r]
         if not p.keep_graph:
             written = written.detach()
         scores = relevance_scores(hidden, c.scoring_method, c.hybrid_weight)

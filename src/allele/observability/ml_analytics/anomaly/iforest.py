@@ -79,10 +79,10 @@ def _subsamples(rng: np.random.Generator, trees: int, n: int, psi: int) -> IntAr
         # (numpy's vectorised partition of uint32, several times faster than argpartition)
         # selects rows; a tie of the random parts (20 bits or more) is rare and only matters
         # at the boundary, where the index breaks it.
-        keys = rng.bit_generator.random_raw((trees * n + 1) // 2).view(np.uint32)[: trees * n]
-        keys = keys.reshape(trees, n) & np.uint32((0xFFFFFFFF >> bits) << bits)
-        keys |= np.arange(n, dtype=np.uint32)
-        least = np.partition(keys, psi - 1, axis=1)[:, :psi]
+        packed = rng.bit_generator.random_raw((trees * n + 1) // 2).view(np.uint32)[: trees * n]
+        packed = packed.reshape(trees, n) & np.uint32((0xFFFFFFFF >> bits) << bits)
+        packed |= np.arange(n, dtype=np.uint32)
+        least = np.partition(packed, psi - 1, axis=1)[:, :psi]
         return (least & np.uint32((1 << bits) - 1)).astype(np.intp)
     keys = rng.bit_generator.random_raw(trees * n).reshape(trees, n)
     return np.argpartition(keys, psi - 1, axis=1)[:, :psi]
