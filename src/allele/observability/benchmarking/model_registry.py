@@ -112,10 +112,13 @@ def kraken_from_state(state: dict[str, Any]) -> Any:
 
 def component_state(component: Any) -> dict[str, Any]:
     """``{"class": "module:QualName", "state": ...}``: what a component model stores."""
+    from allele.kraken import KrakenLNN
+
     cls = type(component)
+    if cls is KrakenLNN:
+        # The public path, not the defining module's: stored versions outlive module moves.
+        return {"class": "allele.kraken:KrakenLNN", "state": kraken_state(component)}
     path = f"{cls.__module__}:{cls.__qualname__}"
-    if path == "allele.kraken:KrakenLNN":
-        return {"class": path, "state": kraken_state(component)}
     to_dict = getattr(component, "to_dict", None)
     if not callable(to_dict) or not callable(getattr(cls, "from_dict", None)):
         raise ValidationError(
