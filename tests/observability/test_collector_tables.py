@@ -80,6 +80,29 @@ def test_a_table_with_bad_values_or_disorder_goes_point_by_point(clock: ManualCl
     assert batches["b"].stats == BatchStats(9.0, 4.0, 5.0)  # checked and sorted by the fold
 
 
+def test_tables_of_the_same_series_are_joined_by_one_fold(clock: ManualClock) -> None:
+    """Many runs' tables (one a run) folded at once: every point lands once, in time order; a
+    table out of order with the others still sorts."""
+    collector = MetricsCollector(clock=clock, instance="t")
+    collector.enable_drain()
+    a, b = collector.gauge("a"), collector.timer("b")
+    other = collector.gauge("c")
+    runs = [T0 + 10 * i + np.arange(3.0) for i in range(5)]
+    for i, times in enumerate(runs):
+        collector.record_table([a, b], times, np.array([[i, i, i], [0.5, 0.5, 0.5 + i]]))
+    collector.record_table([other], [T0], [[7.0]])  # another monitor's table between runs
+    collector.record_table([a, b], [T0 - 5.0], [[-1.0], [0.1]])  # earlier than every run
+    collector.fold()
+    ts, values = collector.points("a")
+    assert ts.tolist() == [T0 - 5.0, *np.concatenate(runs).tolist()]
+    assert values.tolist() == [-1.0, *[float(i) for i in range(5) for _ in range(3)]]
+    assert collector.points("c")[1].tolist() == [7.0]
+    assert collector.summary("b", window_s=5000).count == 16
+    batches = {batch.key.name: batch for batch in collector.drain()}
+    assert sum(batch.values.size for batch in collector.drain()) == 0
+    assert sorted(batches["a"].values.tolist()) == sorted(values.tolist())  # each point once
+
+
 def test_record_table_refuses_what_it_cannot_record(clock: ManualClock) -> None:
     collector, other = _pair(clock)
     gauge = collector.gauge("g")

@@ -226,7 +226,7 @@ def fold_tables(
     n = len(tables)
     taken = tables[:n]
     del tables[:n]  # tables recorded meanwhile land after index n: kept for the next fold
-    for members, ts, table in taken:
+    for members, ts, table in _joined(taken):
         # A handful of numpy calls over the whole table: the row sums are needed anyway and
         # are finite only if every value of their row is (a sum that overflows sends the
         # table down the per-series path, which is exact either way).
@@ -249,6 +249,42 @@ def fold_tables(
             series.count += size
             series.sum += total
             take_in(series, ts, row, stats, now, drops, queue, max_pending)
+
+
+def _joined(
+    tables: list[tuple[tuple[Series, ...], np.ndarray, np.ndarray]],
+) -> list[tuple[tuple[Series, ...], np.ndarray, np.ndarray]]:
+    """``tables`` with each run of consecutive tables of the same series joined into one.
+
+    A monitor records a table per run (evolution: one per ~10 ms run, some 100 a second); each
+    table costs the fold a few numpy calls per series, and any numpy call that lets go of the
+    GIL hands it to the workload's thread and costs that thread a wait to get it back (see the
+    GIL note in docs/architecture.md). Joined, a second of runs costs those calls once. The
+    joined timestamps are checked for order like any table's, so tables out of order still go
+    the per-series way."""
+    joined: list[tuple[tuple[Series, ...], np.ndarray, np.ndarray]] = []
+    start = 0
+    for i in range(1, len(tables) + 1):
+        if i < len(tables) and _same(tables[i][0], tables[start][0]):
+            continue
+        if i - start == 1:
+            joined.append(tables[start])
+        else:
+            run = tables[start:i]
+            joined.append(
+                (
+                    run[0][0],
+                    np.concatenate([ts for _, ts, _ in run]),
+                    np.concatenate([table for _, _, table in run], axis=1),
+                )
+            )
+        start = i
+    return joined
+
+
+def _same(a: tuple[Series, ...], b: tuple[Series, ...]) -> bool:
+    """The same series in the same order (by identity: a series compares by more than that)."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
 
 
 def take_in(
