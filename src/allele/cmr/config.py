@@ -1,4 +1,5 @@
-"""The settings of a CMR model: its backbone (``GPTConfig``) and its memory (``CMRConfig``).
+"""The settings of a CMR model: its backbone (``GPTConfig``), its memory (``CMRConfig``) and
+its monitor (``monitoring_config``).
 
 Both are plain frozen dataclasses validated when built; ``CMRConfig.from_mapping`` accepts the
 dict form the design documents use (``{'target_layers': [1], 'buffer_size': 256, ...}``).
@@ -11,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from allele.cmr.alerting import CHECKS
 from allele.errors import ValidationError, check_int, check_real
 
 SCORERS = ("attention", "variance", "hybrid")
@@ -168,3 +170,47 @@ class CMRConfig:
         for key in ("target_layers", "intervention_layers", "multi_criteria_weights"):
             data[key] = list(data[key])
         return data
+
+
+#: The monitor's configuration of the design documents, as its defaults.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "enable_real_time": True,
+    "enable_profiling": False,
+    "metric_collection_interval": 1.0,
+    "health_check_interval": 5.0,
+    "max_history": 1000,
+    "alert_thresholds": {"high_latency": 0.1, "low_efficiency": 0.7, "high_error_rate": 0.05},
+}
+
+
+def monitoring_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A ``CMRPerformanceMonitor``'s ``monitoring_config``: the defaults overlaid with
+    ``config``, every key and threshold checked."""
+    merged = {**DEFAULT_CONFIG, **dict(config or {})}
+    unknown = sorted(set(merged) - set(DEFAULT_CONFIG) - {"health_window"})
+    if unknown:
+        raise ValidationError(
+            f"unknown monitoring_config keys {unknown}; allowed: {sorted(DEFAULT_CONFIG)}"
+        )
+    thresholds = {**DEFAULT_CONFIG["alert_thresholds"], **dict(merged["alert_thresholds"])}
+    extra = sorted(set(thresholds) - set(CHECKS))
+    if extra:
+        raise ValidationError(f"unknown alert_thresholds {extra}; allowed: {list(CHECKS)}")
+    merged["alert_thresholds"] = {
+        "high_latency": check_real(
+            "high_latency", thresholds["high_latency"], 0.0, 1e9, low_open=True
+        ),
+        "low_efficiency": check_real(
+            "low_efficiency", thresholds["low_efficiency"], 0.0, 1.0, low_open=True
+        ),
+        "high_error_rate": check_real(
+            "high_error_rate", thresholds["high_error_rate"], 0.0, 1.0, low_open=True
+        ),
+    }
+    for key in ("metric_collection_interval", "health_check_interval"):
+        merged[key] = check_real(key, merged[key], 0.0, 1e9)
+    merged["max_history"] = check_int("max_history", merged["max_history"], 1, 10_000_000)
+    merged["health_window"] = check_int(
+        "health_window", merged.get("health_window", merged["max_history"]), 1, 10_000_000
+    )
+    return merged

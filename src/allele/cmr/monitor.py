@@ -33,14 +33,12 @@ logged.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,112 +52,14 @@ from allele.cmr.alerting import (
     as_sink,
     channel_sinks,
 )
+from allele.cmr.config import monitoring_config
+from allele.cmr.exports import export_csv
+from allele.cmr.health import STATUS_WORDS, CheckResult, HealthReport, ratio_status, worst
 from allele.cmr.model import FullCMRModel
 from allele.cmr.stats import ForwardRecord
-from allele.errors import ValidationError, check_int, check_real
+from allele.errors import ValidationError
 
 logger = logging.getLogger("allele.cmr.monitor")
-
-STATUS_WORDS = {"green": "healthy", "yellow": "warning", "red": "critical", "unknown": "unknown"}
-
-DEFAULT_CONFIG: dict[str, Any] = {
-    "enable_real_time": True,
-    "enable_profiling": False,
-    "metric_collection_interval": 1.0,
-    "health_check_interval": 5.0,
-    "max_history": 1000,
-    "alert_thresholds": {"high_latency": 0.1, "low_efficiency": 0.7, "high_error_rate": 0.05},
-}
-
-
-@dataclass
-class CheckResult:
-    """One health check: its measured value (None: nothing measured), threshold and ratio."""
-
-    name: str
-    value: float | None
-    threshold: float
-    ratio: float | None
-    status: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "value": self.value,
-            "threshold": self.threshold,
-            "ratio": self.ratio,
-            "status": self.status,
-        }
-
-
-@dataclass
-class HealthReport:
-    """The health of the model now: status (green / yellow / red / unknown), score, checks."""
-
-    status: str
-    score: float | None
-    checks: dict[str, CheckResult]
-    components: dict[str, str]
-    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    @property
-    def system_health(self) -> str:
-        """The status as the report's word (healthy / warning / critical / unknown)."""
-        return STATUS_WORDS[self.status]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "system_health": self.system_health,
-            "score": self.score,
-            "checks": {name: c.to_dict() for name, c in self.checks.items()},
-            "component_status": dict(self.components),
-            "timestamp": self.timestamp.isoformat(),
-        }
-
-
-def _monitoring_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    merged = {**DEFAULT_CONFIG, **dict(config or {})}
-    unknown = sorted(set(merged) - set(DEFAULT_CONFIG) - {"health_window"})
-    if unknown:
-        raise ValidationError(
-            f"unknown monitoring_config keys {unknown}; allowed: {sorted(DEFAULT_CONFIG)}"
-        )
-    thresholds = {**DEFAULT_CONFIG["alert_thresholds"], **dict(merged["alert_thresholds"])}
-    extra = sorted(set(thresholds) - set(CHECKS))
-    if extra:
-        raise ValidationError(f"unknown alert_thresholds {extra}; allowed: {list(CHECKS)}")
-    merged["alert_thresholds"] = {
-        "high_latency": check_real(
-            "high_latency", thresholds["high_latency"], 0.0, 1e9, low_open=True
-        ),
-        "low_efficiency": check_real(
-            "low_efficiency", thresholds["low_efficiency"], 0.0, 1.0, low_open=True
-        ),
-        "high_error_rate": check_real(
-            "high_error_rate", thresholds["high_error_rate"], 0.0, 1.0, low_open=True
-        ),
-    }
-    for key in ("metric_collection_interval", "health_check_interval"):
-        merged[key] = check_real(key, merged[key], 0.0, 1e9)
-    merged["max_history"] = check_int("max_history", merged["max_history"], 1, 10_000_000)
-    merged["health_window"] = check_int(
-        "health_window", merged.get("health_window", merged["max_history"]), 1, 10_000_000
-    )
-    return merged
-
-
-def _ratio_status(ratio: float | None, error_factor: float) -> str:
-    if ratio is None:
-        return "unknown"
-    if ratio <= 1.0:
-        return "green"
-    return "yellow" if ratio < error_factor else "red"
-
-
-def _worst(statuses: Sequence[str]) -> str:
-    order = ("unknown", "green", "yellow", "red")
-    known = [s for s in statuses if s != "unknown"]
-    return max(known, key=order.index) if known else "unknown"
 
 
 class CMRPerformanceMonitor:
@@ -184,7 +84,7 @@ class CMRPerformanceMonitor:
         if not isinstance(model, FullCMRModel):
             raise ValidationError(f"model must be a FullCMRModel, got {type(model).__name__}")
         self.model = model
-        self.config = _monitoring_config(config)
+        self.config = monitoring_config(config)
         self.thresholds: dict[str, float] = self.config["alert_thresholds"]
         self.policy = AlertPolicy(alert_config)
         self.sinks: list[AlertSink] = [*channel_sinks(self.policy.channels)]
@@ -352,14 +252,14 @@ class CMRPerformanceMonitor:
         }
         checks = {
             name: CheckResult(
-                name, values[name], t[name], ratios[name], _ratio_status(ratios[name], factor)
+                name, values[name], t[name], ratios[name], ratio_status(ratios[name], factor)
             )
             for name in CHECKS
         }
         known = [r for r in ratios.values() if r is not None]
         score = min(min(1.0, 1.0 / r) if r > 0 else 1.0 for r in known) if known else None
         return HealthReport(
-            status=_worst([c.status for c in checks.values()]),
+            status=worst([c.status for c in checks.values()]),
             score=score,
             checks=checks,
             components=self._component_status(f, factor),
@@ -370,7 +270,7 @@ class CMRPerformanceMonitor:
 
         def below(value: float | None) -> str:
             ratio = None if value is None else low / max(value, 1e-12)
-            return STATUS_WORDS[_ratio_status(ratio, factor)]
+            return STATUS_WORDS[ratio_status(ratio, factor)]
 
         return {
             "memory_buffer": below(f["storage_efficiency"]),
@@ -661,95 +561,10 @@ class CMRPerformanceMonitor:
         return target
 
     def export_csv(self, directory: str | Path) -> dict[str, Path]:
-        """Write the CSV exports into ``directory``: ``performance.csv`` (one row per forward
-        pass), ``health.csv`` (one per health check), ``errors.csv``, ``resources.csv``."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {
-            name: out / f"{name}.csv" for name in ("performance", "health", "errors", "resources")
-        }
-        _write_csv(
-            paths["performance"],
-            [
-                "timestamp",
-                "duration_s",
-                "batch",
-                "positions",
-                "captured",
-                "stored",
-                "reconstructions",
-                "retrieval_hits",
-                "retrieval_queries",
-                "memory_entries",
-                "error",
-            ],
-            (
-                [
-                    _iso(t),
-                    r.duration_s,
-                    r.batch,
-                    r.positions,
-                    r.total_captured,
-                    r.total_stored,
-                    r.total_reconstructions,
-                    r.retrieval_hits,
-                    r.retrieval_queries,
-                    r.memory_entries,
-                    r.error or "",
-                ]
-                for t, r in self.history
-            ),
+        """Write the CSV exports into ``directory`` (see ``allele.cmr.exports``)."""
+        return export_csv(
+            directory, self.history, self.health_history, self.error_log, self.resource_history
         )
-        _write_csv(
-            paths["health"],
-            [
-                "timestamp",
-                "status",
-                "system_health",
-                "score",
-                "memory_buffer",
-                "retrieval_system",
-                "reconstruction",
-                "hooks",
-            ],
-            (
-                [
-                    h.timestamp.isoformat(),
-                    h.status,
-                    h.system_health,
-                    h.score,
-                    h.components["memory_buffer"],
-                    h.components["retrieval_system"],
-                    h.components["reconstruction"],
-                    h.components["hooks"],
-                ]
-                for h in self.health_history
-            ),
-        )
-        _write_csv(
-            paths["errors"], ["timestamp", "error"], ([_iso(t), e] for t, e in self.error_log)
-        )
-        _write_csv(
-            paths["resources"],
-            [
-                "timestamp",
-                "process_rss_bytes",
-                "process_cpu_seconds",
-                "memory_buffer_mb",
-                "memory_entries",
-            ],
-            (
-                [
-                    _iso(r["timestamp"]),
-                    r["process_rss_bytes"],
-                    r["process_cpu_seconds"],
-                    r["memory_buffer_mb"],
-                    r["memory_entries"],
-                ]
-                for r in self.resource_history
-            ),
-        )
-        return paths
 
     def close(self) -> None:
         """Stop recording and hand the last measurements to the sinks."""
@@ -772,14 +587,3 @@ def _quantile(ordered: Sequence[float], q: float) -> float | None:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat()
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Any) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)

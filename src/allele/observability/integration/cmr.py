@@ -34,8 +34,9 @@ from typing import Any
 
 from allele.cmr.alerting import CHECKS, SEVERITIES, CMRAlert
 from allele.cmr.config import CMRConfig, GPTConfig
+from allele.cmr.health import HealthReport
 from allele.cmr.model import FullCMRModel
-from allele.cmr.monitor import CMRPerformanceMonitor, HealthReport
+from allele.cmr.monitor import CMRPerformanceMonitor
 from allele.cmr.stats import ForwardRecord
 from allele.errors import ValidationError
 from allele.observability.engine import ObservabilityEngine, get_observability_engine
