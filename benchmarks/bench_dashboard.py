@@ -6,8 +6,10 @@
   one core, over 20 s (the clients run in another process).
 * The overview's first render in headless Chromium (navigation to the components, the system
   panel and the alerts drawn), with a day of data in the store; median of 5 loads.
-* The monitored workload's overhead with the dashboard in-process and 100 clients following
-  it, against the same workload with plain monitoring, in interleaved pairs of 2 s blocks.
+* The monitored workload's overhead with its dashboard (``serve_dashboard(engine)``, served from
+  a child process) and 100 clients following it, against the same workload with plain
+  monitoring, in interleaved pairs of 2 s blocks; then the same with the server on a thread of
+  the workload's process (``isolated=False``) beside it.
 
     .venv/bin/python benchmarks/bench_dashboard.py           # about 2 minutes
     .venv/bin/python benchmarks/bench_dashboard.py --only api
@@ -239,8 +241,12 @@ def _workload_block(kraken: object, seconds: float) -> float:
     return (time.perf_counter() - t) / done
 
 
-def workload_overhead(pairs: int = 8, clients: int = 100) -> None:
-    """Monitored Kraken with the dashboard and 100 clients vs the same monitored Kraken alone."""
+def workload_overhead(pairs: int = 8, clients: int = 100, isolated: bool = True) -> None:
+    """Monitored Kraken with the dashboard and 100 clients vs the same monitored Kraken alone.
+
+    ``isolated``: the dashboard as ``serve_dashboard`` serves it, from a child process reading
+    the engine over a connection; ``False``: uvicorn on a thread of the workload's process (the
+    ``isolated=False`` option, and what an engine with an in-memory store gets)."""
     from allele.observability.config import ObservabilitySettings
     from allele.observability.dashboard import serve_dashboard
     from allele.observability.engine import ObservabilityEngine
@@ -249,7 +255,7 @@ def workload_overhead(pairs: int = 8, clients: int = 100) -> None:
     engine = ObservabilityEngine(ObservabilitySettings(store_uri=""), notifiers=[])
     engine.start()
     kraken = create_observable_kraken_lnn(reservoir_size=100, seed=0, engine=engine)
-    server = serve_dashboard(engine, host="127.0.0.1", port=0)
+    server = serve_dashboard(engine, host="127.0.0.1", port=0, isolated=isolated)
     series = next(k for k in engine.collector.series_keys() if "kraken" in k.name)
     sid = series.name + "{" + ",".join(f'{k}="{v}"' for k, v in series.labels) + "}"
     with_dash, without = [], []
@@ -275,8 +281,9 @@ def workload_overhead(pairs: int = 8, clients: int = 100) -> None:
         server.stop()
         engine.stop()
     overhead = statistics.median(with_dash) / statistics.median(without) - 1
+    where = "served from a child process" if isolated else "server on a thread in the process"
     print(
-        f"RATIO workload overhead of the dashboard with {clients} clients (in-process server, "
+        f"RATIO workload overhead of the dashboard with {clients} clients ({where}, "
         f"monitored Kraken both ways): {overhead:+.2%} over {pairs} pairs of 2 s blocks "
         "(target < 1%)"
     )
@@ -298,6 +305,7 @@ def main() -> None:
             first_render(uri)
         if args.only in (None, "overhead"):
             workload_overhead()
+            workload_overhead(isolated=False)  # the in-thread server beside it
 
 
 if __name__ == "__main__":

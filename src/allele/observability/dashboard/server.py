@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from allele.errors import ValidationError, require
+from allele.observability.dashboard.child import ChildDashboard
 from allele.observability.dashboard.source import EngineSource, StoreSource
 
 logger = logging.getLogger("allele.dashboard")
@@ -149,13 +150,45 @@ def serve_dashboard(
     host: str | None = None,
     port: int | None = None,
     token: str | None = None,
-) -> DashboardServer:
-    """Serve the live dashboard of ``engine`` (default: the process-wide one) in the background."""
+    isolated: bool | None = None,
+) -> DashboardServer | ChildDashboard:
+    """Serve the live dashboard of ``engine`` (default: the process-wide one) in the background.
+
+    The server runs in a child process that reads the engine through one connection
+    (``allele.observability.dashboard.child``), so that browsers, however many, never compete
+    with the program for its GIL. ``isolated=False`` serves it on a thread of this process
+    instead; that is also what an engine whose store lives in memory gets (a child process
+    cannot open that store), with a warning.
+    """
     if engine is None:
         from allele.observability.engine import get_observability_engine
 
         engine = get_observability_engine()
     host, port, token = settings_defaults(host, port, token)
-    server = DashboardServer(build_app(EngineSource(engine), host, token), host, port).start()
+    source = EngineSource(engine)
+    store_uri = shareable_uri(source.store)
+    if isolated is None:
+        isolated = source.store is None or store_uri is not None
+        if not isolated:
+            logger.warning(
+                "the engine's store is in memory, which another process cannot open: the "
+                "dashboard is served on a thread of this process (its clients cost the "
+                "program some of its speed; use a file or server store to avoid that)"
+            )
+    server: DashboardServer | ChildDashboard
+    if isolated:
+        server = ChildDashboard(source, host, port, token, store_uri, mlflow_link()).start()
+    else:
+        server = DashboardServer(build_app(source, host, token), host, port).start()
     logger.warning(startup_notice(host, server.port, token))
     return server
+
+
+def shareable_uri(store: Any) -> str | None:
+    """The URI another process can open ``store`` at, or None (no store, or one in memory)."""
+    if store is None:
+        return None
+    from allele.observability.store.database import is_memory, parse_uri
+
+    uri = str(store.uri)
+    return None if is_memory(parse_uri(uri)) else uri

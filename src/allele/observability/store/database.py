@@ -55,7 +55,8 @@ def parse_uri(uri: str) -> URL:
     return url
 
 
-def _is_memory(url: URL) -> bool:
+def is_memory(url: URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (one process sees it, no other)."""
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url)
 
 
@@ -64,7 +65,7 @@ def create_store_engine(url: URL, busy_timeout_ms: int = 5000) -> Engine:
     kwargs: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"check_same_thread": False}
-        if _is_memory(url):
+        if is_memory(url):
             # Every connection to ":memory:" is a new empty database: share one connection.
             kwargs["poolclass"] = StaticPool
     else:
