@@ -39,7 +39,6 @@ import numpy as np
 from allele.errors import ValidationError, require
 from allele.observability.dashboard.source import SeriesRef, StoreSource
 
-
 #: The source methods the child may call in the parent (nothing else is answered).
 CALLS = frozenset(
     {"series", "points", "components", "system", "alerts", "active_alerts", "acknowledge",
