@@ -8,8 +8,9 @@
   panel and the alerts drawn), with a day of data in the store; median of 5 loads.
 * The monitored workload's overhead with its dashboard (``serve_dashboard(engine)``, served from
   a child process) and 100 clients following it, against the same workload with plain
-  monitoring, in interleaved pairs of 2 s blocks; then the same with the server on a thread of
-  the workload's process (``isolated=False``) beside it.
+  monitoring, and with the server on a thread of the workload's process (``isolated=False``),
+  the three interleaved in rounds of 2 s blocks: wall time, the workload thread's own CPU and
+  its GIL waits per second.
 
     .venv/bin/python benchmarks/bench_dashboard.py           # about 2 minutes
     .venv/bin/python benchmarks/bench_dashboard.py --only api
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -231,22 +233,44 @@ def first_render(uri: str) -> None:
     )
 
 
-def _workload_block(kraken: object, seconds: float) -> float:
+def _thread_figures() -> tuple[float, float]:
+    """The calling thread's CPU seconds and voluntary context switches so far (Linux /proc).
+
+    A CPU-bound workload thread sleeps only to wait for the GIL: its voluntary switches count
+    how often a background thread took the GIL from it, the mechanism by which a server in the
+    same process slows it (see "Sharing the GIL" in docs/architecture.md)."""
+    tid = threading.get_native_id()
+    with open(f"/proc/self/task/{tid}/schedstat") as stat:
+        on_cpu = int(stat.read().split()[0]) / 1e9
+    with open(f"/proc/self/task/{tid}/status") as status:
+        switches = next(
+            float(line.split(":")[1]) for line in status if line.startswith("voluntary_ctxt")
+        )
+    return on_cpu, switches
+
+
+def _workload_block(kraken: object, seconds: float) -> tuple[float, float, float]:
+    """Wall and own CPU seconds per sequence, and GIL waits per second, over ``seconds``."""
     signal = np.sin(np.linspace(0, 6, 50))
     done = 0
+    cpu0, waits0 = _thread_figures()
     t = time.perf_counter()
     while time.perf_counter() - t < seconds:
         kraken.process_sequence(signal)  # type: ignore[attr-defined]
         done += 1
-    return (time.perf_counter() - t) / done
+    wall = time.perf_counter() - t
+    cpu1, waits1 = _thread_figures()
+    return wall / done, (cpu1 - cpu0) / done, (waits1 - waits0) / wall
 
 
-def workload_overhead(pairs: int = 8, clients: int = 100, isolated: bool = True) -> None:
-    """Monitored Kraken with the dashboard and 100 clients vs the same monitored Kraken alone.
+def workload_overhead(pairs: int = 10, clients: int = 100) -> None:
+    """Monitored Kraken with its dashboard and 100 clients vs the same monitored Kraken alone.
 
-    ``isolated``: the dashboard as ``serve_dashboard`` serves it, from a child process reading
-    the engine over a connection; ``False``: uvicorn on a thread of the workload's process (the
-    ``isolated=False`` option, and what an engine with an in-memory store gets)."""
+    Three variants in every round, in rotating order: ``none`` (plain monitoring, no server),
+    ``child`` (``serve_dashboard(engine)`` as it serves: from a child process reading the
+    engine over a connection) and ``thread`` (``isolated=False``: uvicorn on a thread of the
+    workload's process, what an engine with an in-memory store gets). A server is started
+    before its block and stopped after; the clients connect 1.5 s before the block."""
     from allele.observability.config import ObservabilitySettings
     from allele.observability.dashboard import serve_dashboard
     from allele.observability.engine import ObservabilityEngine
@@ -255,38 +279,44 @@ def workload_overhead(pairs: int = 8, clients: int = 100, isolated: bool = True)
     engine = ObservabilityEngine(ObservabilitySettings(store_uri=""), notifiers=[])
     engine.start()
     kraken = create_observable_kraken_lnn(reservoir_size=100, seed=0, engine=engine)
-    server = serve_dashboard(engine, host="127.0.0.1", port=0, isolated=isolated)
     series = next(k for k in engine.collector.series_keys() if "kraken" in k.name)
     sid = series.name + "{" + ",".join(f'{k}="{v}"' for k, v in series.labels) + "}"
-    with_dash, without = [], []
+    variants = ("none", "child", "thread")
+    figures: dict[str, list[tuple[float, float, float]]] = {v: [] for v in variants}
     try:
         for i in range(pairs):
-            # Blocks alternate order so that drift spreads over both.
-            order = [True, False] if i % 2 == 0 else [False, True]
-            for followed in order:
-                if followed:
-                    out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-                    proc = multiprocessing.Process(
-                        target=_run_clients,
-                        args=(server.url + f"api/v1/events?series={sid}", clients, 4.0, out),
-                    )
-                    proc.start()
+            for variant in variants[i % 3 :] + variants[: i % 3]:
+                if variant == "none":
                     time.sleep(1.5)
-                    with_dash.append(_workload_block(kraken, 2.0))
-                    proc.join(10)
-                else:
-                    without.append(_workload_block(kraken, 2.0))
-                    time.sleep(1.5)
+                    figures[variant].append(_workload_block(kraken, 2.0))
+                    continue
+                server = serve_dashboard(
+                    engine, host="127.0.0.1", port=0, isolated=variant == "child"
+                )
+                out: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+                proc = multiprocessing.Process(
+                    target=_run_clients,
+                    args=(server.url + f"api/v1/events?series={sid}", clients, 4.0, out),
+                )
+                proc.start()
+                time.sleep(1.5)
+                figures[variant].append(_workload_block(kraken, 2.0))
+                proc.join(10)
+                server.stop()
     finally:
-        server.stop()
         engine.stop()
-    overhead = statistics.median(with_dash) / statistics.median(without) - 1
-    where = "served from a child process" if isolated else "server on a thread in the process"
-    print(
-        f"RATIO workload overhead of the dashboard with {clients} clients ({where}, "
-        f"monitored Kraken both ways): {overhead:+.2%} over {pairs} pairs of 2 s blocks "
-        "(target < 1%)"
-    )
+    base = [statistics.median(f[j] for f in figures["none"]) for j in range(3)]
+    for variant, where in (
+        ("child", "served from a child process"),
+        ("thread", "server on a thread in the process"),
+    ):
+        wall, cpu, waits = (statistics.median(f[j] for f in figures[variant]) for j in range(3))
+        print(
+            f"RATIO workload overhead of the dashboard with {clients} clients ({where}, "
+            f"monitored Kraken both ways): wall {wall / base[0] - 1:+.2%}, workload thread's "
+            f"own CPU {cpu / base[1] - 1:+.2%}, GIL waits {waits:.1f}/s vs {base[2]:.1f}/s "
+            f"without, over {pairs} rounds of 2 s blocks (target < 1%)"
+        )
 
 
 def main() -> None:
@@ -305,7 +335,6 @@ def main() -> None:
             first_render(uri)
         if args.only in (None, "overhead"):
             workload_overhead()
-            workload_overhead(isolated=False)  # the in-thread server beside it
 
 
 if __name__ == "__main__":
