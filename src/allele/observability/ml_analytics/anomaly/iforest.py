@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-from typing import Any
 
 from allele.errors import ValidationError, check_int
 
