@@ -58,7 +58,8 @@ def _forget_watchdogs() -> None:
     _WATCHDOGS.clear()
 
 
-os.register_at_fork(after_in_child=_forget_watchdogs)
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere there is no fork to guard against
+    os.register_at_fork(after_in_child=_forget_watchdogs)
 
 
 class SourceAnswerer:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import threading
 import time
@@ -168,12 +169,18 @@ def serve_dashboard(
     source = EngineSource(engine)
     store_uri = shareable_uri(source.store)
     if isolated is None:
-        isolated = source.store is None or store_uri is not None
+        # The child gets its connection and watchdog as inherited descriptors: POSIX only.
+        isolated = os.name == "posix" and (source.store is None or store_uri is not None)
         if not isolated:
+            why = (
+                "the engine's store is in memory, which another process cannot open"
+                if os.name == "posix"
+                else "a child process is only used on POSIX systems"
+            )
             logger.warning(
-                "the engine's store is in memory, which another process cannot open: the "
-                "dashboard is served on a thread of this process (its clients cost the "
-                "program some of its speed; use a file or server store to avoid that)"
+                "%s: the dashboard is served on a thread of this process (its clients cost "
+                "the program some of its speed)",
+                why,
             )
     server: DashboardServer | ChildDashboard
     if isolated:
