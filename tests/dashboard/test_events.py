@@ -36,9 +36,11 @@ def test_new_points_arrive_in_order(live_dashboard: LiveDashboard) -> None:
 
 def test_a_client_that_falls_behind_is_dropped_without_slowing_others() -> None:
     from allele.observability.dashboard.events import QUEUE_SIZE, EventHub
+    from allele.observability.dashboard.source import StoreSource
 
-    class FakeSource:  # a test double: a source whose only series grows by one point a tick
+    class FakeSource(StoreSource):  # a test double: its only series grows by a point a tick
         def __init__(self) -> None:
+            super().__init__(None)
             self.n = 0
 
         def points(self, name, labels, start, end):  # type: ignore[no-untyped-def]
@@ -53,7 +55,7 @@ def test_a_client_that_falls_behind_is_dropped_without_slowing_others() -> None:
             return []
 
     async def scenario() -> tuple[int, int, bool]:
-        hub = EventHub(FakeSource(), interval=0.01)  # type: ignore[arg-type]
+        hub = EventHub(FakeSource(), interval=0.01)
         stuck = hub.subscribe(frozenset({"s"}))
         reader = hub.subscribe(frozenset({"s"}))
         got = 0

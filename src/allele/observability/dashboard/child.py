@@ -6,10 +6,11 @@ back. With 100 event-stream clients at one update a second that is ~100 hand-ove
 ~1.5% of the workload's time (see "The GIL" in docs/architecture.md). So
 ``serve_dashboard(engine)`` runs the server (uvicorn, the event stream, JSON encoding, the
 analytics views) in a child Python process, and the child reads the live engine through one
-connection: each call of the source (``points``, ``components``, ``acknowledge``...) is a
-request that a thread of the program answers from ``EngineSource``. Those are a few requests a
-second however many browsers are watching. Benchmark suites, silences and alert clusters are
-read by the child from the store itself, opened at the engine's store URI.
+connection: each call of the source (``live_reads``, ``points``, ``acknowledge``...) is a
+request that a thread of the program answers from ``EngineSource``. The event stream makes one
+request a second (``live_reads``) however many browsers are watching. Benchmark suites,
+silences and alert clusters are read by the child from the store itself, opened at the
+engine's store URI.
 
 The child ends with its parent: its main thread blocks on a watchdog pipe whose write end only
 the parent holds, and it exits once that closes (the parent stopped the dashboard, exited or
@@ -30,7 +31,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -42,7 +43,7 @@ from allele.observability.dashboard.source import SeriesRef, StoreSource
 #: The source methods the child may call in the parent (nothing else is answered).
 CALLS = frozenset(
     {"series", "points", "components", "system", "alerts", "active_alerts", "acknowledge",
-     "resolve"}
+     "resolve", "live_reads"}
 )  # fmt: skip
 
 
@@ -142,6 +143,13 @@ class RemoteSource(StoreSource):
 
     def active_alerts(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._call("active_alerts")
+        return result
+
+    def live_reads(
+        self, series: Sequence[tuple[str, Mapping[str, str], float | None]]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict[str, Any]], list[dict[str, Any]]]:
+        asked = [(name, dict(labels), since) for name, labels, since in series]
+        result: tuple[Any, Any, Any] = self._call("live_reads", asked)
         return result
 
     def acknowledge(self, alert_id: str, by: str, comment: str | None) -> dict[str, Any]:

@@ -107,11 +107,11 @@ class EventHub:
 
     def _snapshot(self, wanted: frozenset[str], initial: bool) -> dict[str, Any]:
         now = time.time()
+        order = sorted(wanted)
+        requests = [(*parse_series_id(sid), self._cursor.get(sid)) for sid in order]
+        found, components, active_alerts = self.source.live_reads(requests)
         points: dict[str, dict[str, Any]] = {}
-        for sid in wanted:
-            name, labels = parse_series_id(sid)
-            since = self._cursor.get(sid)
-            ts, values = self.source.points(name, labels, since, None)
+        for sid, (_, _, since), (ts, values) in zip(order, requests, found, strict=True):
             if since is not None and len(ts):
                 keep = ts > since
                 ts, values = ts[keep], values[keep]
@@ -123,13 +123,13 @@ class EventHub:
                 self._cursor[sid] = float(ts[-1])
                 points[sid] = {"t": ts, "v": values}
         health_changes: dict[str, str] = {}
-        for component in self.source.components():
+        for component in components:
             cid, health = str(component.get("component_id")), str(component.get("health"))
             if self._health.get(cid) != health:
                 health_changes[cid] = health
                 self._health[cid] = health
         alert_changes: list[dict[str, Any]] = []
-        active = {a["alert_id"]: a for a in self.source.active_alerts()}
+        active = {a["alert_id"]: a for a in active_alerts}
         for alert_id, alert in active.items():
             state = (alert.get("state"), alert.get("acknowledged_at"), alert.get("value"))
             if self._alerts.get(alert_id) != state:

@@ -170,6 +170,15 @@ class StoreSource:
     def resolve(self, alert_id: str, by: str, comment: str | None) -> dict[str, Any]:
         return plain(self.store.resolve_alert(alert_id, by, comment))
 
+    def live_reads(
+        self, series: Sequence[tuple[str, Mapping[str, str], float | None]]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[dict[str, Any]], list[dict[str, Any]]]:
+        """What the event stream reads every second, in one call (one request from the
+        dashboard's child process): the points of each ``(name, labels, since)`` from
+        ``since`` on, the components and the active alerts."""
+        points = [self.points(name, labels, since, None) for name, labels, since in series]
+        return points, self.components(), self.active_alerts()
+
     def close(self) -> None:
         """Nothing to release: the store belongs to whoever opened it."""
 
