@@ -322,6 +322,7 @@ def workload_overhead(pairs: int = 10, clients: int = 100) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["api", "stream", "render", "overhead"], default=None)
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the overhead blocks")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with threadpool_limits(1), tempfile.TemporaryDirectory() as folder:
@@ -334,7 +335,7 @@ def main() -> None:
         if args.only in (None, "render"):
             first_render(uri)
         if args.only in (None, "overhead"):
-            workload_overhead()
+            workload_overhead(pairs=args.rounds)
 
 
 if __name__ == "__main__":
