@@ -158,6 +158,9 @@ class _FakeConn:
         self.calls = list(calls)
         self.sent: list[tuple[str, object]] = []
 
+    def close(self) -> None:
+        self.closed = True
+
     def recv(self) -> tuple[str, tuple[object, ...]]:
         if not self.calls:
             raise EOFError

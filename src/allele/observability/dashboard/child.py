@@ -81,6 +81,12 @@ class SourceAnswerer:
         self._thread.join(timeout)
 
     def _serve(self) -> None:
+        try:
+            self._answer()
+        finally:
+            self.conn.close()
+
+    def _answer(self) -> None:
         while True:
             try:
                 name, args = self.conn.recv()
