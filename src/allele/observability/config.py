@@ -69,6 +69,7 @@ ENV_PREFIX = "ALLELE_"
 _BOOL = "a boolean (true/false, 1/0, yes/no, on/off)"
 # The tracking stores MLflow 3 opens from a URI (databricks and plugins are not used here).
 _MLFLOW_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql", "http", "https", "file"})
+_DATABASE_SCHEMES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 _MLFLOW_URI = "an MLflow tracking URI: sqlite:///path.db, postgresql://..., http(s)://host:port or file:///dir"
 
 
@@ -156,6 +157,21 @@ class ObservabilitySettings(BaseSettings):
     mlflow_spool_dir: Path = _f(
         Path("./mlflow_spool"), "a directory for what could not be sent to MLflow yet"
     )
+    # The tracking server's own database (its --backend-store-uri), when this machine can reach
+    # it: finished runs are then written there in bulk (mlflow_integration/database.py) instead
+    # of three requests each. Empty: everything goes through the server.
+    mlflow_backend_store_uri: str = _f(
+        "", "a database URI (sqlite:///path.db, postgresql://..., mysql://...) or empty"
+    )
+
+    @field_validator("mlflow_backend_store_uri")
+    @classmethod
+    def _database_uri(cls, value: str) -> str:
+        value = value.strip()
+        scheme = value.split(":", 1)[0].lower() if ":" in value else ""
+        if value and scheme.split("+", 1)[0] not in _DATABASE_SCHEMES:
+            raise ValueError("not a database URI")
+        return value
 
     @field_validator("mlflow_tracking_uri", "mlflow_model_registry_uri")
     @classmethod
@@ -244,6 +260,7 @@ class ObservabilitySettings(BaseSettings):
             metrics_batch_size=self.mlflow_metrics_batch_size,
             artifact_retention_days=self.mlflow_artifact_retention_days,
             spool_dir=str(self.mlflow_spool_dir),
+            backend_store_uri=self.mlflow_backend_store_uri,
         )
 
 

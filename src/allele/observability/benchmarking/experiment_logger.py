@@ -15,6 +15,9 @@ Every operation also carries ``experiment``, ``group`` (the suite id: runs of a 
 with one search) and ``parent`` (the parent's key, or None), so a spooled operation can be
 replayed by any process. ``send`` runs the operations of different child runs in parallel lanes
 (their order within a run is kept; a parent's operations wait for the children before them).
+When the tracking database can be reached (``database_uri``), the child runs of a block that are
+whole finished runs (run, logs, end) are first written into it in one transaction
+(``mlflow_integration/database.py``); the lanes only carry what is left.
 
 When MLflow cannot be reached, the operation that failed and everything after it go to the
 ``Spool`` (``ALLELE_MLFLOW_SPOOL_DIR``), in order; the logger retries with back-off and, once
@@ -45,6 +48,11 @@ from typing import Any
 
 from allele.observability.mlflow_integration.client import is_transient, open_client
 from allele.observability.mlflow_integration.config import artifact_location, mlflow_config
+from allele.observability.mlflow_integration.database import (
+    DatabaseRunWriter,
+    RunRecord,
+    finished_runs,
+)
 from allele.observability.mlflow_integration.runs import run_writer
 from allele.observability.mlflow_integration.spool import (
     Operation,
@@ -53,6 +61,7 @@ from allele.observability.mlflow_integration.spool import (
     SendFailed,
     Spool,
 )
+from allele.observability.redact import mask_secrets
 from allele.observability.types import MLflowConfig
 
 logger = logging.getLogger(__name__)
@@ -64,6 +73,7 @@ MAX_PARAMS = 100  # per log_batch, MLflow's limit
 MAX_TAGS = 100
 MAX_METRICS = 1000
 _BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+DATABASE_RETRY_S = 60.0
 
 
 def now_ms() -> int:
@@ -103,6 +113,10 @@ class ExperimentLogger:
         self.config = config or mlflow_config()
         self.client = client if client is not None else open_client(self.config)
         self.runs = run_writer(self.config.tracking_uri, self.client, injected=client is not None)
+        # Where finished child runs can be written in bulk (None: request by request).
+        self._database_uri = None if client is not None else database_uri(self.config)
+        self._database: DatabaseRunWriter | None = None
+        self._database_retry = 0.0  # monotonic time before which it is not opened again
         self.spool = spool or Spool(self.config.spool_dir)
         self.lanes = lanes
         self.batch_size = min(MAX_METRICS, self.config.metrics_batch_size)
@@ -246,6 +260,18 @@ class ExperimentLogger:
         lanes: dict[str, list[tuple[int, Operation]]] = defaultdict(list)
         for i, op in enumerate(ops):
             lanes[op["key"]].append((i, op))
+        try:
+            for key in self._write_finished(lanes):
+                result.sent += len(lanes.pop(key))
+        except Exception as exc:
+            if not _transient(exc):
+                raise
+            # One transaction: none of the block was written, all of it is sent again later.
+            self._forget_searches()
+            result.errors.append(f"bulk write of {len(lanes)} runs: {exc}")
+            return ops
+        if not lanes:
+            return []
         stop = threading.Event()
 
         def run(lane: list[tuple[int, Operation]]) -> list[tuple[int, Operation]]:
@@ -261,6 +287,61 @@ class ExperimentLogger:
             with ThreadPoolExecutor(min(self.lanes, len(lanes))) as pool:
                 left = [item for part in pool.map(run, lanes.values()) for item in part]
         return [op for _, op in sorted(left, key=lambda item: item[0])]
+
+    def _write_finished(self, lanes: dict[str, list[tuple[int, Operation]]]) -> list[str]:
+        """Write the lanes that are whole finished runs into the database in one transaction;
+        returns their keys (the other lanes are sent request by request)."""
+        writer = self._database_writer()
+        if writer is None:
+            return []
+        records = finished_runs({k: [op for _, op in lane] for k, lane in lanes.items()})
+        blocks: dict[tuple[str, str, str], list[RunRecord]] = defaultdict(list)
+        for key, record in records.items():
+            op = lanes[key][0][1]
+            blocks[(op["experiment"], op["group"], op["parent"])].append(record)
+        written: list[str] = []
+        for (experiment, group, parent), block in blocks.items():
+            experiment_id = self._experiment_id(experiment)
+            self._search_group(experiment_id, group)
+            parent_id = self._find_run({"key": parent, "experiment": experiment, "group": group})
+            checked = []
+            for record in block:
+                if record.key in self._runs:  # created before (a replay): finish it by requests
+                    continue
+                record.tags.update(
+                    {RUN_KEY_TAG: record.key, GROUP_TAG: group, PARENT_TAG: parent_id}
+                )
+                try:
+                    checked.append(writer.check(record))
+                except Exception:  # refused: the request path records why
+                    continue
+            ids = writer.write_runs(experiment_id, checked)
+            with self._ids_lock:
+                self._runs.update(ids)
+            written.extend(ids)
+        return written
+
+    def _database_writer(self) -> DatabaseRunWriter | None:
+        now = time.monotonic()
+        if (
+            self._database is None
+            and self._database_uri is not None
+            and now >= self._database_retry
+        ):
+            try:
+                self._database = DatabaseRunWriter(
+                    self._database_uri, artifact_location(self.config) or "./mlruns"
+                )
+            except Exception as exc:  # unreachable, locked or another schema: by requests
+                self._database_retry = now + DATABASE_RETRY_S
+                logger.warning(
+                    "MLflow tracking database %s not usable for bulk writes (%s); "
+                    "sending runs request by request, trying it again in %.0f s",
+                    mask_secrets(self._database_uri),
+                    mask_secrets(str(exc).splitlines()[0]),
+                    DATABASE_RETRY_S,
+                )
+        return self._database
 
     def _send_guarded(self, op: Operation, result: SendResult) -> bool:
         """Send one operation; True when it failed for a reason that may pass (spool it)."""
@@ -454,6 +535,15 @@ class ExperimentLogger:
     def _recovered(self) -> None:
         self._failures = 0
         self._retry_at = 0.0
+
+
+def database_uri(config: MLflowConfig) -> str | None:
+    """The tracking database finished runs can be written to in bulk, if any: the tracking URI
+    itself when it is one, else ``ALLELE_MLFLOW_BACKEND_STORE_URI`` (a server's database)."""
+    scheme = config.tracking_uri.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme in ("sqlite", "postgresql", "mysql", "mssql"):
+        return config.tracking_uri
+    return config.backend_store_uri or None
 
 
 def _yield_cpu() -> None:

@@ -19,7 +19,9 @@ The variables are declared and validated with every other setting in
 - ``ALLELE_MLFLOW_METRICS_BATCH_SIZE``: metrics per ``log_batch`` call (MLflow allows 1000);
 - ``ALLELE_MLFLOW_ARTIFACT_RETENTION_DAYS``: ``allele mlflow prune`` deletes Allele's runs
   older than this (MLflow's ``gc`` then frees their artifacts);
-- ``ALLELE_MLFLOW_SPOOL_DIR``: where what could not be sent waits for the server.
+- ``ALLELE_MLFLOW_SPOOL_DIR``: where what could not be sent waits for the server;
+- ``ALLELE_MLFLOW_BACKEND_STORE_URI``: the tracking server's own database, when it can be reached
+  from here: finished runs are written into it in bulk (``database.py``).
 """
 
 from __future__ import annotations

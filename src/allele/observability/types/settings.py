@@ -69,3 +69,4 @@ class MLflowConfig(Persisted):
     metrics_batch_size: int = 100
     artifact_retention_days: int = 30
     spool_dir: str = "./mlflow_spool"
+    backend_store_uri: str = ""
