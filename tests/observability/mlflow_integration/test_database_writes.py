@@ -200,3 +200,23 @@ def test_the_backend_store_setting_takes_database_uris_only(
     http = replace(config, tracking_uri="http://127.0.0.1:5000")
     assert database_uri(http) == "postgresql://u:p@127.0.0.1/mlflow"
     assert database_uri(replace(http, backend_store_uri="")) is None
+
+
+def test_a_postgresql_tracking_database_takes_the_bulk_write_too(
+    postgres_url: str, tmp_path: Path, suite_run: Any
+) -> None:
+    config = mlflow_config(
+        tracking_uri=postgres_url,
+        spool_dir=str(tmp_path / "spool"),
+        artifact_location=str(tmp_path / "artifacts"),
+    )
+    run = suite_run(name="postgres", cells=10)
+    log = ExperimentLogger(config)
+    result = log_suite_run(run, experiment_logger=log)
+    assert result.spooled == 0 and result.rejected == 0 and not result.errors
+    assert log._database is not None  # the cells went through the bulk path
+    cells = _cells(open_client(config), config, run)
+    assert sorted(cells) == sorted(c.key for c in run.cells)
+    first = cells[run.cells[0].key]
+    assert first.data.params["size"] == "10"
+    assert first.data.metrics["best_fitness"] == pytest.approx(0.5)
