@@ -55,6 +55,15 @@ def _cells(client: Any, config: Any, run: Any) -> dict[str, Any]:
     return out
 
 
+def _sqlite_config(folder: Path) -> Any:
+    """Settings for a plain ``sqlite:///`` tracking database in ``folder/runs.db``."""
+    return mlflow_config(
+        tracking_uri=f"sqlite:///{folder / 'runs.db'}",
+        spool_dir=str(folder / "spool"),
+        artifact_location=str(folder / "artifacts"),
+    )
+
+
 def _comparable(run: Any) -> tuple[Any, ...]:
     """What a logged cell says, without what differs by nature (ids, artifact paths)."""
     tags = {k: v for k, v in run.data.tags.items() if k not in ("mlflow.parentRunId",)}
@@ -109,11 +118,7 @@ def test_the_server_with_its_database_reachable_gets_every_cell_without_a_reques
 def test_a_plain_sqlite_uri_writes_in_bulk_and_logging_again_duplicates_nothing(
     tmp_path: Path, suite_run: Any
 ) -> None:
-    config = mlflow_config(
-        tracking_uri=f"sqlite:///{tmp_path / 'runs.db'}",
-        spool_dir=str(tmp_path / "spool"),
-        artifact_location=str(tmp_path / "artifacts"),
-    )
+    config = _sqlite_config(tmp_path)
     assert database_uri(config) == config.tracking_uri
     run = suite_run(name="again", cells=12)
     first = log_suite_run(run, experiment_logger=ExperimentLogger(config))
@@ -127,11 +132,7 @@ def test_a_plain_sqlite_uri_writes_in_bulk_and_logging_again_duplicates_nothing(
 def test_a_cell_mlflow_refuses_is_refused_alone_and_the_others_are_written(
     tmp_path: Path, suite_run: Any
 ) -> None:
-    config = mlflow_config(
-        tracking_uri=f"sqlite:///{tmp_path / 'runs.db'}",
-        spool_dir=str(tmp_path / "spool"),
-        artifact_location=str(tmp_path / "artifacts"),
-    )
+    config = _sqlite_config(tmp_path)
     run = suite_run(name="refused", cells=5)
     run.cells[2].params["bad*name"] = 1  # MLflow refuses '*' in a parameter name
     result = log_suite_run(run, experiment_logger=ExperimentLogger(config))
@@ -147,11 +148,7 @@ def test_a_locked_database_spools_the_whole_block_and_it_is_sent_once(
     tmp_path: Path, suite_run: Any
 ) -> None:
     db = tmp_path / "runs.db"
-    config = mlflow_config(
-        tracking_uri=f"sqlite:///{db}",
-        spool_dir=str(tmp_path / "spool"),
-        artifact_location=str(tmp_path / "artifacts"),
-    )
+    config = _sqlite_config(tmp_path)
     run = suite_run(name="locked", cells=6)
     log = ExperimentLogger(config)
     assert log.send(suite_start_ops(run, config)).sent == 2
